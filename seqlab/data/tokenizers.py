@@ -1,0 +1,136 @@
+"""Tokenizers: text -> list of string tokens, the first step of every pipeline.
+
+Every tokenizer is a small deterministic object with the same interface:
+`tokenize(text) -> list[str]` (also available as `tokenizer(text)`),
+`decode(tokens) -> str`, and `to_config()` so that a `Vocabulary` can save the
+tokenizer it was built with (`tokenizer_from_config` rebuilds it). Korean
+jamo and morpheme tokenizers live in `seqlab.data.korean`.
+"""
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from types import MappingProxyType
+from typing import Any, Protocol, runtime_checkable
+
+from seqlab.data.korean import JamoTokenizer, KiwiTokenizer
+
+# `\w` is Unicode-aware (Hangul, accented Latin, digits of any script) but also
+# matches "_", which is punctuation, not part of a word.
+WORD_PATTERN = r"[^\W_]+"
+WORD_OR_PUNCTUATION_PATTERN = r"[^\W_]+|[^\w\s]|_"
+
+
+@runtime_checkable
+class Tokenizer(Protocol):
+    """What the rest of seqlab expects from a tokenizer."""
+
+    def __call__(self, text: str) -> list[str]: ...
+
+    def decode(self, tokens: Sequence[str]) -> str: ...
+
+    def to_config(self) -> dict[str, Any]: ...
+
+
+class WordTokenizer:
+    """Words: runs of letters and digits in any script; everything else splits.
+
+    `"Don't stop—café 2 já 한국어!"` gives `Don t stop café 2 já 한국어`. With
+    `keep_punctuation=True` every punctuation or symbol character becomes its
+    own token (`Don ' t stop — café ... !`). A custom `pattern` (a regular
+    expression) replaces both rules: its matches are the tokens. Text is first
+    NFC-normalized so that `é` typed as `e` + combining accent stays one word.
+    Word tokenization loses spacing, so `decode` joins tokens with spaces.
+
+    Example:
+        tokenizer = WordTokenizer(lowercase=True)
+        tokenizer("The film's <br />ending!")  # ['the', 'film', 's', 'br', 'ending']
+        WordTokenizer(keep_punctuation=True)("Hi!")  # ['Hi', '!']
+    """
+
+    def __init__(
+        self,
+        lowercase: bool = False,
+        keep_punctuation: bool = False,
+        pattern: str | None = None,
+        normalize: str | None = "NFC",
+    ) -> None:
+        if pattern is not None and keep_punctuation:
+            raise ValueError(
+                "WordTokenizer got both pattern= and keep_punctuation=True; a custom "
+                "pattern decides on its own which characters are tokens, so pass only one."
+            )
+        self.lowercase = lowercase
+        self.keep_punctuation = keep_punctuation
+        self.pattern = pattern
+        self.normalize = normalize
+        default = WORD_OR_PUNCTUATION_PATTERN if keep_punctuation else WORD_PATTERN
+        self._regex = re.compile(pattern if pattern is not None else default)
+
+    def tokenize(self, text: str) -> list[str]:
+        if self.normalize:
+            text = unicodedata.normalize(self.normalize, text)
+        if self.lowercase:
+            text = text.lower()
+        if self._regex.groups:  # findall would return the groups, not the matches
+            return [match.group(0) for match in self._regex.finditer(text)]
+        return self._regex.findall(text)
+
+    __call__ = tokenize
+
+    def decode(self, tokens: Sequence[str]) -> str:
+        return " ".join(tokens)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": "WordTokenizer", "lowercase": self.lowercase,
+                "keep_punctuation": self.keep_punctuation, "pattern": self.pattern,
+                "normalize": self.normalize}
+
+    def __repr__(self) -> str:
+        options = ", ".join(f"{k}={v!r}" for k, v in self.to_config().items() if k != "type")
+        return f"WordTokenizer({options})"
+
+
+class CharTokenizer:
+    """One token per Unicode character (code point): the character LM's input.
+
+    Nothing is normalized or dropped, so `decode(tokenize(text)) == text` for
+    every string. For Korean this is syllable-level tokenization, since each
+    precomposed Hangul syllable is one character.
+
+    Example:
+        tokenizer = CharTokenizer()
+        tokenizer("Hi 한국")                  # ['H', 'i', ' ', '한', '국']
+        tokenizer.decode(tokenizer("Hi 한국"))  # 'Hi 한국'
+    """
+
+    def tokenize(self, text: str) -> list[str]:
+        return list(text)
+
+    __call__ = tokenize
+
+    def decode(self, tokens: Iterable[str]) -> str:
+        return "".join(tokens)
+
+    def to_config(self) -> dict[str, Any]:
+        return {"type": "CharTokenizer"}
+
+    def __repr__(self) -> str:
+        return "CharTokenizer()"
+
+
+_TOKENIZER_TYPES = MappingProxyType({cls.__name__: cls for cls in
+                                     (WordTokenizer, CharTokenizer, JamoTokenizer, KiwiTokenizer)})
+
+
+def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
+    """Rebuild a tokenizer from its `to_config()` dictionary."""
+    options = dict(config)
+    type_name = options.pop("type", None)
+    if type_name not in _TOKENIZER_TYPES:
+        raise ValueError(
+            f"unknown tokenizer type {type_name!r} in config {config!r}; expected one of "
+            f"{sorted(_TOKENIZER_TYPES)}"
+        )
+    return _TOKENIZER_TYPES[type_name](**options)

@@ -1,0 +1,22 @@
+"""seqlab's layers: Keras' names, arguments and weight layouts, as `torch.nn.Module`s.
+
+    >>> from seqlab import layers
+    >>> rnn = layers.SimpleRNN(3)
+    >>> rnn(torch.randn(2, 10, 5)).shape
+    torch.Size([2, 3])
+"""
+
+from seqlab.layers.base import Layer
+from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+from seqlab.layers.core import Activation, Dense, Dropout
+from seqlab.layers.embedding import Embedding, one_hot
+from seqlab.layers.input_layer import Input, InputLayer
+from seqlab.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
+from seqlab.layers.serialization import deserialize, serialize
+from seqlab.layers.wrappers import Bidirectional, TimeDistributed
+
+__all__ = [
+    "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "GRU", "GRUCell", "Input",
+    "InputLayer", "LSTM", "LSTMCell", "Layer", "RNN", "RecurrentCell", "SimpleRNN", "SimpleRNNCell",
+    "TimeDistributed", "deserialize", "one_hot", "serialize",
+]
