@@ -48,7 +48,9 @@ class Sequential(Layer):
             layer.name = self._unique_name(layer.name)
         self.layers.append(layer)
         if len(self.layers) == 1 and layer.batch_input_shape is not None:
-            self.build(layer.batch_input_shape)
+            self.build_input_shape = tuple(layer.batch_input_shape)
+        if self.build_input_shape is not None:
+            self.build(self.build_input_shape)
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""

@@ -90,7 +90,8 @@ class Layer(nn.Module):
         return parameter
 
     def _build_dtype(self) -> torch.dtype:
-        return getattr(self, "_pending_dtype", None) or self.dtype or torch.get_default_dtype()
+        # An explicit dtype wins over the example input's (or the wrapper's) dtype.
+        return self.dtype or getattr(self, "_pending_dtype", None) or torch.get_default_dtype()
 
     def _build_device(self) -> torch.device | None:
         return getattr(self, "_pending_device", None)
@@ -204,11 +205,12 @@ class Layer(nn.Module):
     def non_trainable_weights(self) -> list[nn.Parameter]:
         return [w for w in self.weights if not w.requires_grad]
 
-    def weight_paths(self) -> list[str]:
-        """Keras-style names of `weights`, e.g. `lstm/lstm_cell/kernel`."""
-        paths = []
-        for layer in self.seqlab_layers():
-            paths += [f"{layer.name}/{name}" for name in layer._weight_names]
+    def weight_paths(self, prefix: str = "") -> list[str]:
+        """Keras-style names of `weights`, in the same order, e.g. `lstm/lstm_cell/kernel`."""
+        here = f"{prefix}{self.name}/"
+        paths = [here + name for name in self._weight_names]
+        for child in _seqlab_children(self):
+            paths += child.weight_paths(here)
         return paths
 
     def get_weights(self) -> list[np.ndarray]:
