@@ -250,3 +250,42 @@ def test_keras2_input_arguments_build_the_model():
     assert model.count_params() == 16
     model = seqlab.Sequential([layers.Input(shape=(None,)), layers.Embedding(50, 4), layers.GRU(2)])
     assert model.built and model.count_params() == 200 + 3 * 2 * (4 + 2 + 2)
+
+
+def test_dropout_layer_scales_in_training_and_is_identity_in_eval():
+    torch.manual_seed(7)
+    dropout = layers.Dropout(0.25)
+    x = torch.ones(1000, 8)
+    dropped = dropout(x)
+    assert set(dropped.unique().tolist()) == {0.0, 1 / 0.75}
+    assert abs((dropped == 0).float().mean().item() - 0.25) < 0.03
+    dropout.eval()
+    assert torch.equal(dropout(x), x)
+    shared = layers.Dropout(0.5, noise_shape=(None, 1, None))(torch.ones(2, 6, 4))
+    assert torch.equal(shared, shared[:, :1].expand_as(shared))  # same features dropped at every step
+
+
+def test_time_distributed_applies_the_layer_to_every_step():
+    dense = layers.Dense(3)
+    wrapped = layers.TimeDistributed(dense)
+    x = torch.randn(2, 5, 4)
+    outputs = wrapped(x)
+    assert outputs.shape == (2, 5, 3)
+    torch.testing.assert_close(outputs[:, 2], dense(x[:, 2]))
+    assert wrapped.count_params() == 15
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_layers_build_on_the_input_device_and_match_cpu():
+    torch.manual_seed(8)
+    model = seqlab.Sequential([layers.Embedding(30, 8, mask_zero=True),
+                               layers.Bidirectional(layers.LSTM(6, return_sequences=True)),
+                               layers.GRU(4, reset_after=False), layers.Dense(2)])
+    ids = torch.tensor([[3, 4, 5, 0], [0, 7, 8, 9]])
+    expected = model(ids)
+    on_gpu = seqlab.Sequential.from_config(model.get_config())
+    result = on_gpu(ids.cuda())
+    assert all(w.is_cuda for w in on_gpu.weights)
+    on_gpu.set_weights(model.get_weights())
+    torch.testing.assert_close(on_gpu(ids.cuda()).cpu(), expected, atol=1e-5, rtol=0)
+    assert result.is_cuda
