@@ -24,6 +24,11 @@ Keras' semantics, kept exactly:
 - `dropout` / `recurrent_dropout` draw one mask per sequence, reused at every
   step, in training mode only.
 
+Execution: `_loop` below is the reference, the definition of correct. Where
+PyTorch's native kernel computes the same equation (`seqlab.kernels.native`),
+`execution="auto"` (the default) runs there instead; `execution="reference"`
+or `"native"` forces a path.
+
     >>> lstm = LSTM(16, return_sequences=True, return_state=True)
     >>> seq, h, c = lstm(torch.randn(4, 10, 8))
     >>> seq.shape, h.shape
@@ -37,6 +42,7 @@ from typing import Any
 
 import torch
 
+from seqlab.kernels import native
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
@@ -49,7 +55,7 @@ class RNN(Layer):
     def __init__(self, cell: RecurrentCell, return_sequences: bool = False,
                  return_state: bool = False, go_backwards: bool = False, stateful: bool = False,
                  unroll: bool = False, time_major: bool = False,
-                 zero_output_for_mask: bool = False, **kwargs):
+                 zero_output_for_mask: bool = False, execution: str = "auto", **kwargs):
         super().__init__(**kwargs)
         if not isinstance(cell, RecurrentCell):
             raise TypeError(
@@ -64,6 +70,9 @@ class RNN(Layer):
         self.unroll = unroll  # accepted for Keras compatibility; the loop is the same either way
         self.time_major = time_major
         self.zero_output_for_mask = zero_output_for_mask
+        if execution not in ("auto", "native", "reference"):
+            raise ValueError(f"execution must be 'auto', 'native' or 'reference', got {execution!r}.")
+        self.execution = execution
         self.carried_states: list[torch.Tensor] | None = None
 
     @property
@@ -99,14 +108,32 @@ class RNN(Layer):
         if self.go_backwards:
             inputs = inputs.flip(1)
             mask = None if mask is None else mask.flip(1)
-        outputs, states = self._loop(self.cell.project_inputs(inputs), states, mask, recurrent_mask)
+        outputs, states = self._run(inputs, states, mask, recurrent_mask, training)
 
         if self.stateful:
             self.carried_states = [s.detach() for s in states]
-        output = outputs if self.return_sequences else outputs[:, -1]
+        if self.return_sequences:
+            output = outputs
+        else:  # the last output is the last real step's h (LSTM, GRU and SimpleRNN output h)
+            output = outputs[:, -1] if outputs is not None else states[0]
         if self.return_sequences and self.time_major:
             output = output.transpose(0, 1)
         return [output, *states] if self.return_state else output
+
+    def _run(self, inputs, states, mask, recurrent_mask, training):
+        """Pick the execution path: PyTorch's native kernel where exact, else the reference loop."""
+        if self.execution != "reference" and native.supports(self.cell, training):
+            need_sequence = self.return_sequences or self.zero_output_for_mask
+            result = native.run_native(self.cell, inputs, states, mask, need_sequence,
+                                       self.zero_output_for_mask, training)
+            if result is not None:
+                return result
+        if self.execution == "native":
+            raise ValueError(
+                f"{self.name} cannot run on PyTorch's native kernel (its configuration or mask is "
+                "not one the kernel computes exactly); use execution='auto'."
+            )
+        return self._loop(self.cell.project_inputs(inputs), states, mask, recurrent_mask)
 
     def _loop(self, projected: torch.Tensor, states: list[torch.Tensor],
               mask: torch.Tensor | None, recurrent_mask: torch.Tensor | None):
