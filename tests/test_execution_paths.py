@@ -149,3 +149,25 @@ def test_weight_conversion_is_cached_outside_autograd():
         changed = kernels.layout.native_weights(lstm.cell)
     assert not torch.equal(changed[0], first[0])
     torch.testing.assert_close(changed[0], lstm.cell.kernel.detach().t())
+
+
+@pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])
+@pytest.mark.parametrize("mask_kind", ["none", "right", "left", "both"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_fused_bidirectional_equals_reference(cell_type, mask_kind, return_sequences, monkeypatch):
+    rng = np.random.default_rng(hash((cell_type, mask_kind, return_sequences)) % 2**32)
+    calls = []
+    original = kernels.native.run_native
+    monkeypatch.setattr(kernels.native, "run_native", lambda cells, *a, **k: calls.append(len(cells)) or original(cells, *a, **k))
+
+    def make(execution):
+        return layers.Bidirectional(getattr(layers, cell_type)(
+            4, return_sequences=return_sequences, return_state=True, execution=execution, dtype=torch.float64))
+
+    reference, fused = make("reference"), make("auto")
+    reference.build((3, 6, 2)), fused.build((3, 6, 2))
+    fused.set_weights([rng.normal(0, 0.5, w.shape) for w in reference.get_weights()])
+    reference.set_weights(fused.get_weights())
+    x = torch.from_numpy(rng.normal(size=(3, 6, 2)))
+    assert_twins(reference, fused, x, random_mask(rng, 3, 6, mask_kind))
+    assert calls and all(count == 2 for count in calls)  # both directions ran in one kernel call

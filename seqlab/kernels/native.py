@@ -1,11 +1,12 @@
 """PyTorch's native recurrent kernels (oneDNN / C++ loop on CPU, cuDNN on GPU) with Keras semantics.
 
-`run_native(cell, inputs, states, mask, ...)` computes exactly what the
+`run_native([cell], inputs, [states], mask, ...)` computes exactly what the
 reference loop in `seqlab.layers.recurrent` computes, for the configurations
 the native kernels implement (`supports(cell)`): LSTM with tanh/sigmoid and no
 peephole, GRU with `reset_after=True` and tanh/sigmoid, SimpleRNN with tanh or
 relu; no recurrent dropout in training. Inputs are in processing order
-(already reversed for `go_backwards`).
+(already reversed for `go_backwards`). Given two cells, it runs a
+Bidirectional layer's two directions in one kernel call.
 
 Masks: any mask whose real steps form one contiguous block per sequence
 (right-padded, left-padded, or both) runs natively. The block is gathered to
@@ -76,30 +77,37 @@ class Blocks:
         return placed.masked_fill(empty[:, :, None], 0.0)
 
 
-def run_native(cell: RecurrentCell, inputs: torch.Tensor, states: list[torch.Tensor],
+def run_native(cells: list[RecurrentCell], inputs: torch.Tensor, states: list[list[torch.Tensor]],
                mask: torch.Tensor | None, need_sequence: bool, zero_output_for_mask: bool,
-               training: bool) -> tuple[torch.Tensor | None, list[torch.Tensor]] | None:
-    """Outputs `(batch, time, units)` (None unless `need_sequence`) and final states; None if not possible."""
+               training: bool) -> tuple[torch.Tensor | None, list[list[torch.Tensor]]] | None:
+    """Run one cell, or two (forward, backward) as one bidirectional kernel call.
+
+    `states[d]` are direction d's initial states. Returns the outputs
+    `(batch, time, directions*units)` (None unless `need_sequence`; the backward
+    half in input order) and each direction's final states; None if the mask
+    is not one the kernel can run.
+    """
     blocks = None
     if mask is not None:
         blocks = Blocks.of(mask)
         if blocks is None:
             return None
-    hidden = [s.unsqueeze(0) for s in states]
-    weights = native_weights(cell)
+    hidden = [torch.stack(per_state) for per_state in zip(*states)]  # each (directions, batch, units)
+    weights = [w for cell in cells for w in native_weights(cell)]
+    bidirectional = len(cells) == 2
     if blocks is None or bool((blocks.lengths == blocks.time).all()):
-        sequence, final = _call(cell, inputs, None, hidden, weights, training)
+        sequence, final = _call(cells[0], inputs, None, hidden, weights, training, bidirectional)
     else:
         packed = pack_padded_sequence(blocks.gather_to_front(inputs), blocks.lengths.cpu(),
                                       batch_first=True, enforce_sorted=False)
         hidden = [h.index_select(1, packed.sorted_indices) for h in hidden]
-        data, final = _call(cell, packed.data, packed.batch_sizes, hidden, weights, training)
+        data, final = _call(cells[0], packed.data, packed.batch_sizes, hidden, weights, training, bidirectional)
         final = [h.index_select(1, packed.unsorted_indices) for h in final]
         if need_sequence:
             sequence, _ = pad_packed_sequence(
                 PackedSequence(data, packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
                 batch_first=True, total_length=blocks.time)
-    final_states = [h.squeeze(0) for h in final]
+    final_states = [[h[direction] for h in final] for direction in range(len(cells))]
     if not need_sequence:
         return None, final_states
     if blocks is not None:
@@ -107,12 +115,21 @@ def run_native(cell: RecurrentCell, inputs: torch.Tensor, states: list[torch.Ten
     return sequence, final_states
 
 
-def _call(cell, inputs, batch_sizes, hidden, weights, training):
-    """One `_VF` call; returns (outputs, [final states each (1, batch, units)])."""
+def same_equation(forward: RecurrentCell, backward: RecurrentCell) -> bool:
+    """Whether two cells can share one bidirectional kernel call."""
+    return (type(forward) is type(backward) and forward.units == backward.units
+            and forward.use_bias == backward.use_bias and forward.activation is backward.activation
+            and forward.kernel.shape == backward.kernel.shape and forward.kernel.dtype == backward.kernel.dtype)
+
+
+def _call(cell, inputs, batch_sizes, hidden, weights, training, bidirectional):
+    """One `_VF` call; returns (outputs, [final states each (directions, batch, units)])."""
     has_biases = cell.use_bias
     packed = batch_sizes is not None
     head = (inputs, batch_sizes) if packed else (inputs,)
-    tail = (has_biases, 1, 0.0, training, False) if packed else (has_biases, 1, 0.0, training, False, True)
+    tail = (has_biases, 1, 0.0, training, bidirectional)
+    if not packed:
+        tail += (True,)  # batch_first
     if isinstance(cell, LSTMCell):
         output, h, c = _VF.lstm(*head, tuple(hidden), weights, *tail)
         return output, [h, c]

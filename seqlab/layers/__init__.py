@@ -6,17 +6,25 @@
     torch.Size([2, 3])
 """
 
+from seqlab.layers.attention import AdditiveAttention, Attention, SelfAttention
 from seqlab.layers.base import Layer
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from seqlab.layers.core import Activation, Dense, Dropout
 from seqlab.layers.embedding import Embedding, one_hot
 from seqlab.layers.input_layer import Input, InputLayer
+from seqlab.layers.multi_head_attention import MultiHeadAttention
+from seqlab.layers.normalization import LayerNormalization
+from seqlab.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
+from seqlab.layers.positional import PositionalEncoding, PositionEmbedding
 from seqlab.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from seqlab.layers.serialization import deserialize, serialize
+from seqlab.layers.transformer import TransformerBlock
 from seqlab.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
     "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "GRU", "GRUCell", "Input",
     "InputLayer", "LSTM", "LSTMCell", "Layer", "RNN", "RecurrentCell", "SimpleRNN", "SimpleRNNCell",
     "TimeDistributed", "deserialize", "one_hot", "serialize",
+    "AdditiveAttention", "Attention", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
+    "MultiHeadAttention", "PositionEmbedding", "PositionalEncoding", "SelfAttention", "TransformerBlock",
 ]

@@ -124,10 +124,11 @@ class RNN(Layer):
         """Pick the execution path: PyTorch's native kernel where exact, else the reference loop."""
         if self.execution != "reference" and native.supports(self.cell, training):
             need_sequence = self.return_sequences or self.zero_output_for_mask
-            result = native.run_native(self.cell, inputs, states, mask, need_sequence,
+            result = native.run_native([self.cell], inputs, [states], mask, need_sequence,
                                        self.zero_output_for_mask, training)
             if result is not None:
-                return result
+                sequence, (final_states,) = result
+                return sequence, final_states
         if self.execution == "native":
             raise ValueError(
                 f"{self.name} cannot run on PyTorch's native kernel (its configuration or mask is "
@@ -235,7 +236,7 @@ class RNN(Layer):
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful,
                 "unroll": self.unroll, "time_major": self.time_major,
-                "zero_output_for_mask": self.zero_output_for_mask}
+                "zero_output_for_mask": self.zero_output_for_mask, "execution": self.execution}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RNN":

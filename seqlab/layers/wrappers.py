@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from seqlab.kernels import native
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.recurrent import RNN
 
@@ -80,6 +81,20 @@ class Bidirectional(Layer):
                 )
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
+        training = self.training if training is None else training
+        fused = self._run_fused(inputs, mask, training, forward_state, backward_state)
+        if fused is not None:
+            forward_output, backward_output, states = fused
+        else:
+            forward_output, backward_output, states = self._run_each(
+                inputs, mask, training, forward_state, backward_state)
+        output = self._merge(forward_output, backward_output)
+        if self.return_state:
+            return ([*output] if self.merge_mode is None else [output]) + states
+        return output
+
+    def _run_each(self, inputs, mask, training, forward_state, backward_state):
+        """Each direction on its own; the backward sequence is put back in input order."""
         forward_result = self.forward_layer(inputs, mask=mask, training=training, initial_state=forward_state)
         backward_result = self.backward_layer(inputs, mask=mask, training=training, initial_state=backward_state)
         states: list[torch.Tensor] = []
@@ -90,12 +105,36 @@ class Bidirectional(Layer):
         else:
             forward_output, backward_output = forward_result, backward_result
         if self.return_sequences:
-            time_axis = 0 if self.forward_layer.time_major else 1
-            backward_output = backward_output.flip(time_axis)
-        output = self._merge(forward_output, backward_output)
-        if self.return_state:
-            return ([*output] if self.merge_mode is None else [output]) + states
-        return output
+            backward_output = backward_output.flip(0 if self.forward_layer.time_major else 1)
+        return forward_output, backward_output, states
+
+    def _run_fused(self, inputs, mask, training, forward_state, backward_state):
+        """Both directions in one native bidirectional kernel call, when that is exact; else None."""
+        forward, backward = self.forward_layer, self.backward_layer
+        if not self._can_fuse(training):
+            return None
+        inputs = forward._check_inputs(inputs)
+        mask = forward._check_mask(mask, inputs.shape[0], inputs.shape[1])
+        states = [forward._initial_states(forward_state, inputs), backward._initial_states(backward_state, inputs)]
+        result = native.run_native([forward.cell, backward.cell], inputs, states, mask, self.return_sequences,
+                                   zero_output_for_mask=True, training=training)
+        if result is None:
+            return None
+        sequence, (forward_states, backward_states) = result
+        if self.return_sequences:
+            forward_output, backward_output = sequence.split(forward.units, dim=-1)
+        else:
+            forward_output, backward_output = forward_states[0], backward_states[0]
+        states = forward_states + backward_states if self.return_state else []
+        return forward_output, backward_output, states
+
+    def _can_fuse(self, training: bool) -> bool:
+        forward, backward = self.forward_layer, self.backward_layer
+        return (forward.execution == backward.execution == "auto" and not forward.go_backwards
+                and not forward.time_major and not forward.stateful and not backward.stateful
+                and native.supports(forward.cell, training) and native.supports(backward.cell, training)
+                and native.same_equation(forward.cell, backward.cell)
+                and not (training and (forward.cell.dropout > 0 or backward.cell.dropout > 0)))
 
     def _merge(self, forward_output: torch.Tensor, backward_output: torch.Tensor) -> Any:
         if self.merge_mode == "concat":

@@ -1,0 +1,117 @@
+"""Stateful single-step execution for generation and streaming.
+
+`Stepper(model)` runs a `Sequential` of the form
+
+    Embedding → one or more recurrent layers (return_sequences=True) → Dense/Dropout/Activation layers
+
+one token at a time, carrying every recurrent layer's state, with all
+per-call setup done once:
+
+- the first recurrent layer's input projection is folded into the embedding:
+  `table = project_inputs(embeddings)` (`(vocabulary, k*units)`), so a step
+  starts with a row lookup instead of a matrix product;
+- the rest is each cell's own `step` (the reference equations) and the
+  output layers, in inference mode without autograd.
+
+`step(ids (batch,)) → outputs (batch, ...)` (the model's last layer, e.g.
+logits over the vocabulary), `prime(ids (batch, time))` runs a prompt
+through the layers' full-sequence path and keeps the final states. The
+results equal running the whole prefix through the model.
+
+    >>> stepper = Stepper(model, batch_size=1)
+    >>> logits = stepper.prime(torch.tensor([[5, 9, 2]]))     # (1, vocabulary)
+    >>> logits = stepper.step(torch.tensor([7]))
+"""
+
+from __future__ import annotations
+
+import torch
+
+from seqlab.layers.core import Activation, Dense, Dropout
+from seqlab.layers.embedding import Embedding
+from seqlab.layers.recurrent import RNN
+
+
+class Stepper:
+    """Run an Embedding → RNN(s) → output-layers model one step at a time (see module docstring)."""
+
+    def __init__(self, model, batch_size: int = 1):
+        layers = list(model.layers) if hasattr(model, "layers") else list(model)
+        self.embedding, self.recurrent, self.head = _split(layers)
+        self.batch_size = batch_size
+        with torch.no_grad():
+            first = self.recurrent[0].cell
+            self.table = first.project_inputs(self.embedding.embeddings).contiguous()
+        self.states = self.initial_states(batch_size)
+
+    def initial_states(self, batch_size: int) -> list[list[torch.Tensor]]:
+        return [layer.cell.get_initial_state(batch_size) for layer in self.recurrent]
+
+    def reset(self, batch_size: int | None = None) -> None:
+        """Zero every state (optionally for a new batch size)."""
+        self.batch_size = batch_size or self.batch_size
+        self.states = self.initial_states(self.batch_size)
+
+    @torch.no_grad()
+    def prime(self, ids: torch.Tensor) -> torch.Tensor:
+        """Run a prompt `(batch, time)` from the current states; returns the last step's outputs."""
+        if ids.dim() != 2 or ids.shape[1] == 0:
+            raise ValueError(f"prime() takes a prompt of shape (batch, time >= 1), got {tuple(ids.shape)}.")
+        if ids.shape[0] != self.batch_size:
+            self.reset(ids.shape[0])
+        hidden = self.embedding(ids)
+        for index, layer in enumerate(self.recurrent):
+            sequence, *states = _run_with_state(layer, hidden, self.states[index])
+            self.states[index] = states
+            hidden = sequence
+        return self._head(hidden[:, -1])
+
+    @torch.no_grad()
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        """Advance every stream by one token `ids (batch,)`; returns the outputs `(batch, ...)`."""
+        projected = self.table[ids]
+        hidden = None
+        for index, layer in enumerate(self.recurrent):
+            cell = layer.cell
+            if index:
+                projected = cell.project_inputs(hidden)
+            hidden, self.states[index] = cell.step(projected, self.states[index])
+        return self._head(hidden)
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
+        for layer in self.head:
+            hidden = layer(hidden, training=False) if isinstance(layer, Dropout) else layer(hidden)
+        return hidden
+
+
+def _run_with_state(layer: RNN, inputs: torch.Tensor, states: list[torch.Tensor]):
+    """The layer's own (fast) sequence path from `states`, returning [sequence, *final_states]."""
+    saved = layer.return_sequences, layer.return_state, layer.stateful
+    layer.return_sequences, layer.return_state, layer.stateful = True, True, False
+    try:
+        return layer(inputs, initial_state=states, training=False)
+    finally:
+        layer.return_sequences, layer.return_state, layer.stateful = saved
+
+
+def _split(layers):
+    if not layers or not isinstance(layers[0], Embedding):
+        raise ValueError("Stepper needs a model that starts with an Embedding layer (token ids in).")
+    recurrent = []
+    index = 1
+    while index < len(layers) and isinstance(layers[index], (RNN, Dropout)):
+        if isinstance(layers[index], RNN):
+            if layers[index].go_backwards:
+                raise ValueError(f"{layers[index].name} reads backwards, so it cannot run step by step.")
+            recurrent.append(layers[index])
+        index += 1
+    if not recurrent:
+        raise ValueError("Stepper needs at least one recurrent layer after the Embedding.")
+    head = layers[index:]
+    for layer in head:
+        if not isinstance(layer, (Dense, Dropout, Activation)):
+            raise ValueError(
+                f"Stepper can apply Dense, Dropout and Activation layers after the recurrent ones, "
+                f"not {type(layer).__name__} ({layer.name})."
+            )
+    return layers[0], recurrent, head
