@@ -62,14 +62,14 @@ def _cases(count, seed):
 
 
 @pytest.mark.parametrize("cell_type, extra, mask_kind, go_backwards, return_sequences, use_bias, dtype, seed",
-                         list(_cases(32, seed=99)))
+                         list(_cases(48, seed=99)))
 def test_native_layer_equals_reference(cell_type, extra, mask_kind, go_backwards, return_sequences,
                                        use_bias, dtype, seed):
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
-    batch, time, features, units = (int(rng.integers(1, 6)), int(rng.integers(1, 9)),
+    batch, time, features, units = (int(rng.integers(1, 14)), int(rng.integers(1, 16)),
                                     int(rng.integers(1, 6)), int(rng.integers(1, 9)))
-    config = dict(units=units, return_sequences=return_sequences, return_state=True, go_backwards=go_backwards,
+    config = dict(units=units, return_sequences=return_sequences, return_state=seed % 3 > 0, go_backwards=go_backwards,
                   use_bias=use_bias, dtype=dtype, **extra)
     reference = getattr(layers, cell_type)(execution="reference", **config)
     fast = getattr(layers, cell_type)(execution="native", **config)
@@ -156,9 +156,9 @@ def test_weight_conversion_is_cached_outside_autograd():
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_fused_bidirectional_equals_reference(cell_type, mask_kind, return_sequences, monkeypatch):
     rng = np.random.default_rng(hash((cell_type, mask_kind, return_sequences)) % 2**32)
-    calls = []
-    original = kernels.native.run_native
-    monkeypatch.setattr(kernels.native, "run_native", lambda cells, *a, **k: calls.append(len(cells)) or original(cells, *a, **k))
+    calls = []  # for each native kernel call: was it bidirectional?
+    original = kernels.native._call
+    monkeypatch.setattr(kernels.native, "_call", lambda *a: calls.append(a[-1]) or original(*a))
 
     def make(execution):
         return layers.Bidirectional(getattr(layers, cell_type)(
@@ -170,4 +170,20 @@ def test_fused_bidirectional_equals_reference(cell_type, mask_kind, return_seque
     reference.set_weights(fused.get_weights())
     x = torch.from_numpy(rng.normal(size=(3, 6, 2)))
     assert_twins(reference, fused, x, random_mask(rng, 3, 6, mask_kind))
-    assert calls and all(count == 2 for count in calls)  # both directions ran in one kernel call
+    padded = mask_kind != "none"
+    # Unpadded: both directions in one kernel call; padded: each direction natively, segmented.
+    assert calls and all(bidirectional == (not padded) for bidirectional in calls)
+
+
+@pytest.mark.parametrize("return_state", [False, True])
+@pytest.mark.parametrize("cell_type", ["LSTM", "GRU"])
+def test_segmented_masked_batch_with_many_lengths(cell_type, return_state):
+    rng = np.random.default_rng(3)
+    lengths = rng.permutation(np.arange(1, 21))  # 20 distinct lengths: more than MAX_SEGMENTS
+    mask = torch.from_numpy(np.arange(20)[None] < lengths[:, None])
+    assert len(set(lengths.tolist())) > kernels.native.MAX_SEGMENTS
+    reference = getattr(layers, cell_type)(5, return_state=return_state, execution="reference", dtype=torch.float64)
+    fast = getattr(layers, cell_type)(5, return_state=return_state, execution="native", dtype=torch.float64)
+    reference.build((20, 20, 3)), fast.build((20, 20, 3))
+    fast.set_weights(reference.get_weights())
+    assert_twins(reference, fast, torch.from_numpy(rng.normal(size=(20, 20, 3))), mask)

@@ -41,7 +41,8 @@ class Attention(Layer):
     `score_mode="concat"` scores `c Σ_d tanh(scale (q_d + k_d))` with a learned
     scalar `concat_score_weight` c. Weights are `softmax(scores)` over the keys
     (Keras' masking: masked keys have `1e9` subtracted from their scores, so they
-    get exactly zero weight), optionally dropped out in training (`dropout`).
+    get exactly zero weight), optionally dropped out in training (`dropout`;
+    the returned scores are then the dropped-out weights, as in Keras).
 
     Call: `layer([query, value(, key)], mask=[query_mask, value_mask],
     return_attention_scores=False, use_causal_mask=False, training=None)`;
@@ -97,8 +98,8 @@ class Attention(Layer):
         if visible is not None:
             # Keras subtracts (rather than sets) a large number: the same float rounding as Keras.
             scores = torch.where(visible, scores, scores - _large_number(scores.dtype))
-        weights = torch.softmax(scores, dim=-1)
-        output = self._drop(weights, training) @ value
+        weights = self._drop(torch.softmax(scores, dim=-1), training)  # Keras returns them dropped
+        output = weights @ value
         if query_mask is not None:
             output = output.masked_fill(~query_mask.unsqueeze(-1), 0.0)
         output._keras_mask = query_mask

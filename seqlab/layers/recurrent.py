@@ -125,7 +125,8 @@ class RNN(Layer):
         if self.execution != "reference" and native.supports(self.cell, training):
             need_sequence = self.return_sequences or self.zero_output_for_mask
             result = native.run_native([self.cell], inputs, [states], mask, need_sequence,
-                                       self.zero_output_for_mask, training)
+                                       self.zero_output_for_mask, training,
+                                       exact_states=self.return_state or self.stateful)
             if result is not None:
                 sequence, (final_states,) = result
                 return sequence, final_states

@@ -84,6 +84,8 @@ class TransformerBlock(Layer):
         self.build_sublayer(self.ffn_output, (*input_shape[:-1], self.ff_dim))
         self.build_sublayer(self.attention_norm, input_shape)
         self.build_sublayer(self.ffn_norm, input_shape)
+        for dropout in (self.attention_dropout, self.ffn_dropout):
+            self.build_sublayer(dropout, input_shape)
         self.built = True
 
     def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None,
