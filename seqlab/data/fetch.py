@@ -26,6 +26,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import IO
 from urllib.parse import urlparse
 
 from rich.console import Console
@@ -60,6 +61,9 @@ class DatasetFile:
     sha256: tuple[str, ...]
     archive_member: str | None = None
     extracted_folder: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha256", _digests(self.sha256))
 
     def candidates(self, folder: Path) -> Iterator[Path]:
         """The places inside `folder` where this file may be."""
@@ -107,9 +111,9 @@ def find_dataset_file(spec: DatasetFile, path: str | os.PathLike[str] | None = N
         raise DatasetNotFoundError(_missing_message(spec, "downloading is turned off (download=False)"))
     try:
         return _download_spec(spec, destination, progress)
-    except (urllib.error.URLError, OSError) as error:
-        if isinstance(error, DatasetNotFoundError):
-            raise
+    except DatasetNotFoundError:
+        raise
+    except OSError as error:  # URLError, HTTPError, timeouts, refused connections
         raise DatasetNotFoundError(_missing_message(spec, f"the download failed: {error}")) from error
 
 
@@ -127,7 +131,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get(CACHE_DIR_VARIABLE) or "~/.cache/seqlab").expanduser()
 
 
-def download(url: str, destination: Path, sha256: tuple[str, ...] | None,
+def download(url: str, destination: Path, sha256: str | tuple[str, ...] | None,
              progress: bool = True, timeout: float = 60.0) -> Path:
     """Download `url` to `destination` through a resumable `.part` file.
 
@@ -136,6 +140,7 @@ def download(url: str, destination: Path, sha256: tuple[str, ...] | None,
     mismatching download is deleted and raises `ChecksumError`; a matching one
     is renamed to `destination` atomically.
     """
+    expected = _digests(sha256) if sha256 else None
     destination.parent.mkdir(parents=True, exist_ok=True)
     part = destination.with_name(destination.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
@@ -149,8 +154,8 @@ def download(url: str, destination: Path, sha256: tuple[str, ...] | None,
         with response:
             resumed = offset > 0 and getattr(response, "status", None) == 206
             _copy_with_progress(response, part, resumed, offset, progress, destination.name)
-    if sha256:
-        _check_sha256(part, sha256, source=url, remove=True)
+    if expected:
+        _check_sha256(part, expected, source=url, remove=True)
     os.replace(part, destination)
     return destination
 
@@ -163,7 +168,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _copy_with_progress(response, part: Path, resumed: bool, offset: int,
+def _copy_with_progress(response: IO[bytes], part: Path, resumed: bool, offset: int,
                         progress: bool, label: str) -> None:
     length = response.headers.get("Content-Length")
     start = offset if resumed else 0
@@ -233,6 +238,15 @@ def _check_sha256(path: Path, expected: tuple[str, ...], source: str, remove: bo
     raise ChecksumError(
         f"sha256 mismatch for {source}: got {actual}, expected {' or '.join(expected)}; {advice}"
     )
+
+
+def _digests(sha256: str | tuple[str, ...]) -> tuple[str, ...]:
+    # A bare string would make `digest in expected` a substring test.
+    digests = (sha256,) if isinstance(sha256, str) else tuple(sha256)
+    malformed = [d for d in digests if len(d) != 64 or not all(c in "0123456789abcdef" for c in d)]
+    if not digests or malformed:
+        raise ValueError(f"sha256 digests must be 64 lowercase hex characters; got {malformed or digests}")
+    return digests
 
 
 def _missing_message(spec: DatasetFile, reason: str) -> str:

@@ -74,7 +74,9 @@ class KiwiTokenizer:
     `with_tags=True` each token carries its part of speech (`아버지/NNG`).
     Kiwi is deterministic, so the same text always gives the same tokens.
     Morpheme analysis is not lossless; `decode` joins tagged tokens with
-    Kiwi's own joiner and untagged ones with spaces.
+    Kiwi's own joiner and untagged ones with spaces. Pass `analyzer=` to use a
+    `kiwipiepy.Kiwi` you configured (user dictionary, model) or to share one
+    between tokenizers: building one takes about a second.
 
     Example:
         tokenizer = KiwiTokenizer()
@@ -82,10 +84,12 @@ class KiwiTokenizer:
         KiwiTokenizer(with_tags=True)("영화")  # ['영화/NNG']
     """
 
-    def __init__(self, with_tags: bool = False, normalize_coda: bool = False) -> None:
+    def __init__(self, with_tags: bool = False, normalize_coda: bool = False,
+                 analyzer: Any | None = None) -> None:
         self.with_tags = with_tags
         self.normalize_coda = normalize_coda
-        self._kiwi = _new_kiwi()
+        self._custom_analyzer = analyzer is not None
+        self._kiwi = analyzer if analyzer is not None else _new_kiwi()
 
     def tokenize(self, text: str) -> list[str]:
         morphemes = self._kiwi.tokenize(text, normalize_coda=self.normalize_coda)
@@ -105,8 +109,14 @@ class KiwiTokenizer:
                 "normalize_coda": self.normalize_coda}
 
     # The analyzer is a C++ object that cannot be pickled; DataLoader workers
-    # receive the options and build their own.
+    # (spawned ones; forked ones inherit it) receive the options and build their own.
     def __getstate__(self) -> dict[str, Any]:
+        if self._custom_analyzer:
+            raise TypeError(
+                "a KiwiTokenizer with a custom analyzer= cannot be pickled (e.g. sent to spawned "
+                "DataLoader workers): its configuration would be lost. Tokenize before the "
+                "DataLoader, or use num_workers=0."
+            )
         return {"with_tags": self.with_tags, "normalize_coda": self.normalize_coda}
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -20,6 +20,11 @@ from seqlab.data.korean import JamoTokenizer, KiwiTokenizer
 # matches "_", which is punctuation, not part of a word.
 WORD_PATTERN = r"[^\W_]+"
 WORD_OR_PUNCTUATION_PATTERN = r"[^\W_]+|[^\w\s]|_"
+# Fast path of WORD_PATTERN for ASCII text (most English text): every ASCII
+# character that is not a letter or digit becomes a space, then str.split.
+# About 2x faster than the regex; tests hold the two equal on random text.
+_ASCII_NON_WORD_TO_SPACE = MappingProxyType(
+    str.maketrans({c: " " for c in map(chr, range(128)) if not c.isalnum()}))
 
 
 @runtime_checkable
@@ -67,12 +72,15 @@ class WordTokenizer:
         self.normalize = normalize
         default = WORD_OR_PUNCTUATION_PATTERN if keep_punctuation else WORD_PATTERN
         self._regex = re.compile(pattern if pattern is not None else default)
+        self._ascii_fast_path = pattern is None and not keep_punctuation
 
     def tokenize(self, text: str) -> list[str]:
         if self.normalize:
             text = unicodedata.normalize(self.normalize, text)
         if self.lowercase:
             text = text.lower()
+        if self._ascii_fast_path and text.isascii():
+            return text.translate(_ASCII_NON_WORD_TO_SPACE).split()
         if self._regex.groups:  # findall would return the groups, not the matches
             return [match.group(0) for match in self._regex.finditer(text)]
         return self._regex.findall(text)

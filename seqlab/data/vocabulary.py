@@ -5,7 +5,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import repeat
 
 from seqlab.data.tokenizers import Tokenizer, tokenizer_from_config
 
@@ -28,7 +28,8 @@ class Vocabulary:
     `encode` takes tokens (a list of strings) or, when the vocabulary was built
     with a `tokenizer`, a text. Every encode counts the tokens it saw and how
     many were unknown (`vocab.oov`), so callers can report the out-of-vocabulary
-    rate of validation data (`vocab.oov.rate`, `vocab.oov.reset()`).
+    rate of validation data (`vocab.oov.rate`, `vocab.oov.reset()`). Encode
+    before the DataLoader: counts made in worker processes stay there.
 
     Example:
         vocab = Vocabulary.build([["a", "b", "a"], ["c", "a"]], tokenizer=WordTokenizer())
@@ -138,7 +139,8 @@ class Vocabulary:
         """Indices of one text's tokens (or of the text, with a tokenizer)."""
         tokens = _as_tokens(tokens_or_text, self.tokenizer)
         unknown = self.unknown_index
-        indices = [self._stoi.get(token, unknown) for token in tokens]
+        # map() with dict.get runs the lookup loop in C: ~2x a list comprehension.
+        indices = list(map(self._stoi.get, tokens, repeat(unknown)))
         self.oov.add(len(indices), indices.count(unknown))
         return indices
 

@@ -107,14 +107,10 @@ def decode_text(data: bytes, source: str, encoding: str = "utf-8",
 
 
 def _decode_replacing(data: bytes, encoding: str) -> tuple[str, int]:
-    # Counted by hand: counting U+FFFD in the output would also count real ones.
-    pieces, replaced, position = [], 0, 0
-    while True:
-        try:
-            pieces.append(data[position:].decode(encoding))
-            return "".join(pieces), replaced
-        except UnicodeDecodeError as error:
-            pieces.append(data[position : position + error.start].decode(encoding))
-            pieces.append(REPLACEMENT_CHARACTER)
-            replaced += 1
-            position += error.end
+    # U+FFFD already present in the file is text, not a replacement: subtract it.
+    # (A UTF-8 decoder never swallows a valid sequence into an invalid one, so
+    # each encoded U+FFFD in the bytes is exactly one U+FFFD in the text.)
+    text = data.decode(encoding, errors=REPLACE)
+    encoded_replacement = REPLACEMENT_CHARACTER.encode(encoding, errors="ignore")
+    genuine = data.count(encoded_replacement) if encoded_replacement else 0
+    return text, text.count(REPLACEMENT_CHARACTER) - genuine
