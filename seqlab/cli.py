@@ -1,36 +1,71 @@
-"""The `seqlab` command: `seqlab demo`, `seqlab version`, and the applications."""
+"""The `seqlab` command.
+
+`seqlab demo`, `seqlab version`, `seqlab summary MODEL_DIR`, and one
+subcommand group per application. Each command module adds its own parser
+through `add_parser(subcommands)` and sets `handler` to a function taking the
+parsed arguments and returning the exit status, so this file stays a list.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 
 import seqlab
 
+# Modules that define more subcommands (each has add_parser(subcommands)).
+COMMAND_MODULES: list[str] = []
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="seqlab", description="Keras-style sequence models on PyTorch.")
+    parser = argparse.ArgumentParser(prog="seqlab", description="Keras-style sequence models on PyTorch.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    commands.add_parser("demo", help="show the layers' weight shapes, parameter tables and math, computed live")
-    commands.add_parser("version", help="print the versions of seqlab and torch")
+    demo = commands.add_parser("demo", help="show the layers' weight shapes, parameter tables and math, computed live")
+    demo.set_defaults(handler=_demo)
+    version = commands.add_parser("version", help="print the versions of seqlab and torch")
+    version.set_defaults(handler=_version)
+    summary = commands.add_parser("summary", help="print the summary table of a saved model")
+    summary.add_argument("model_dir", help="a directory written by model.save() or a checkpoint")
+    summary.set_defaults(handler=_summary)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).add_parser(commands)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "demo":
-        from seqlab.demo import main as demo
-
-        demo()
-    elif args.command == "version":
-        import torch
-
-        print(f"seqlab {seqlab.__version__} (torch {torch.__version__})")
-    else:
+    handler = getattr(args, "handler", None)
+    if handler is None:
         parser.print_help(sys.stderr)
         return 2
+    return handler(args) or 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from seqlab.demo import main as demo
+
+    demo()
+    return 0
+
+
+def _version(args: argparse.Namespace) -> int:
+    import torch
+
+    print(f"seqlab {seqlab.__version__} (torch {torch.__version__})")
+    return 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    from seqlab.saving import load_model
+
+    try:
+        model = load_model(args.model_dir)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"seqlab summary: {error}", file=sys.stderr)
+        return 1
+    model.summary()
     return 0
 
 

@@ -66,7 +66,7 @@ class Attention(Layer):
             raise ValueError(f"{self.name}: score_mode must be one of {SCORE_MODES}, got {score_mode!r}.")
         self.use_scale = bool(use_scale)
         self.score_mode = score_mode
-        self.dropout = _check_rate(dropout, self.name)
+        self.dropout = check_dropout_rate(dropout, self.name)
         self.seed = seed
         self._generator: torch.Generator | None = None
 
@@ -94,7 +94,7 @@ class Attention(Layer):
         query, value, key = unpack_attention_inputs(self.name, inputs)
         query_mask, value_mask = self._masks(inputs, mask, query, value)
         scores = self.scores(query, key)
-        visible = combine_masks(None, value_mask, use_causal_mask, scores)
+        visible = combine_masks(None, value_mask, use_causal_mask, query, key)
         if visible is not None:
             # Keras subtracts (rather than sets) a large number: the same float rounding as Keras.
             scores = torch.where(visible, scores, scores - _large_number(scores.dtype))
@@ -120,9 +120,7 @@ class Attention(Layer):
         training = self.training if training is None else training
         if not training or self.dropout == 0.0:
             return weights
-        if self.seed is not None and self._generator is None:
-            self._generator = torch.Generator().manual_seed(self.seed)
-        return weights * dropout_mask(weights.shape, self.dropout, weights, self._generator)
+        return drop_weights(self, weights, self.dropout)
 
     def compute_mask(self, inputs, mask=None):
         if isinstance(mask, (list, tuple)) and mask:
@@ -222,7 +220,7 @@ class SelfAttention(Layer):
                 )
             query, key, value = (inputs @ kernel for kernel in (self.query_kernel, self.key_kernel, self.value_kernel))
             scores = query @ key.transpose(-1, -2) / math.sqrt(self.units)
-        weights = masked_softmax(scores, combine_masks(mask, mask, use_causal_mask, scores))
+        weights = masked_softmax(scores, combine_masks(mask, mask, use_causal_mask, inputs, inputs))
         output = weights @ value
         return (output, weights) if return_attention_scores else output
 
@@ -247,12 +245,20 @@ def masked_softmax(scores: torch.Tensor, visible: torch.Tensor | None) -> torch.
     return weights.masked_fill(~visible, 0.0)
 
 
+def drop_weights(layer: Layer, weights: torch.Tensor, rate: float) -> torch.Tensor:
+    """Dropout on attention weights, drawn from `layer.seed`'s generator when it has a seed."""
+    if layer.seed is not None and layer._generator is None:
+        layer._generator = torch.Generator().manual_seed(layer.seed)
+    return weights * dropout_mask(weights.shape, rate, weights, layer._generator)
+
+
 def combine_masks(query_mask: torch.Tensor | None, key_mask: torch.Tensor | None, causal: bool,
-                  scores: torch.Tensor) -> torch.Tensor | None:
-    """Which (query, key) pairs may attend, broadcastable to `scores (batch, Tq, Tv)`.
+                  query: torch.Tensor, key: torch.Tensor) -> torch.Tensor | None:
+    """Which (query, key) pairs may attend, broadcastable to scores `(batch, Tq, Tv)`; None = all.
 
     The AND of the query mask `(batch, Tq, 1)`, the key mask `(batch, 1, Tv)`
-    and, if `causal`, the lower triangle `(1, Tq, Tv)` (query i sees keys j <= i).
+    and, if `causal`, the lower triangle `(1, Tq, Tv)` (query i sees keys j <= i),
+    for query `(batch, Tq, ...)` and key `(batch, Tv, ...)`.
     """
     visible = None
     if query_mask is not None:
@@ -260,7 +266,7 @@ def combine_masks(query_mask: torch.Tensor | None, key_mask: torch.Tensor | None
     if key_mask is not None:
         visible = key_mask.unsqueeze(-2) if visible is None else visible & key_mask.unsqueeze(-2)
     if causal:
-        lower = causal_mask(scores.shape[-2], scores.shape[-1], scores.device).unsqueeze(0)
+        lower = causal_mask(query.shape[1], key.shape[1], query.device).unsqueeze(0)
         visible = lower if visible is None else visible & lower
     return visible
 
@@ -345,7 +351,7 @@ def _large_number(dtype: torch.dtype) -> float:
     return 65504.0 if dtype == torch.float16 else 1e9
 
 
-def _check_rate(rate: float, layer: str) -> float:
+def check_dropout_rate(rate: float, layer: str) -> float:
     if not 0.0 <= float(rate) < 1.0:
         raise ValueError(f"{layer}: dropout must be in [0, 1), got {rate}.")
     return float(rate)

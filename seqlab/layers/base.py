@@ -137,7 +137,7 @@ class Layer(nn.Module):
 
     def _as_tensors(self, inputs: Any) -> Any:
         """numpy arrays and nested lists of numbers become tensors (floats in the layer's dtype)."""
-        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], torch.Tensor):
+        if isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (torch.Tensor, np.ndarray)):
             return type(inputs)(self._as_tensors(x) for x in inputs)
         if isinstance(inputs, torch.Tensor):
             return inputs

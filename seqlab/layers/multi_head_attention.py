@@ -40,10 +40,9 @@ import torch
 import torch.nn.functional as F
 
 from seqlab import constraints, initializers, regularizers
-from seqlab.layers.attention import (_check_rate, check_mask, combine_masks, masked_softmax,
+from seqlab.layers.attention import (check_dropout_rate, check_mask, combine_masks, drop_weights, masked_softmax,
                                      split_attention_shapes)
 from seqlab.layers.base import Layer, Shape
-from seqlab.layers.core import dropout_mask
 
 
 class MultiHeadAttention(Layer):
@@ -77,7 +76,7 @@ class MultiHeadAttention(Layer):
                 raise ValueError(f"{self.name}: {what} must be a positive integer, got {value!r}.")
         self.num_heads, self.key_dim = num_heads, key_dim
         self.value_dim = value_dim or key_dim
-        self.dropout = _check_rate(dropout, self.name)
+        self.dropout = check_dropout_rate(dropout, self.name)
         self.use_bias = bool(use_bias)
         if isinstance(output_shape, int):
             output_shape = (output_shape,)
@@ -176,8 +175,7 @@ class MultiHeadAttention(Layer):
             attention_mask = self._check_attention_mask(attention_mask, query, value)
         if query_mask is None and value_mask is None and attention_mask is None:
             return None  # the causal-only case runs as is_causal in the fused kernel
-        scores_like = query.new_empty((1, query.shape[1], value.shape[1]))
-        visible = combine_masks(query_mask, value_mask, causal, scores_like)
+        visible = combine_masks(query_mask, value_mask, causal, query, value)
         if attention_mask is not None:
             visible = attention_mask if visible is None else visible & attention_mask
         return visible
@@ -207,15 +205,11 @@ class MultiHeadAttention(Layer):
     def _explicit_attention(self, q, k, v, visible, causal, dropout):
         """The reference: scores, masked softmax, dropout on the weights, weighted sum."""
         if visible is None and causal:
-            visible = combine_masks(None, None, True, q.new_empty((1, q.shape[2], k.shape[2])))
+            visible = combine_masks(None, None, True, q.transpose(1, 2), k.transpose(1, 2))
         scores = (q * (1.0 / math.sqrt(self.key_dim))) @ k.transpose(-1, -2)   # (batch, heads, T, S)
         weights = masked_softmax(scores, None if visible is None else visible.unsqueeze(1))
-        dropped = weights
-        if dropout:
-            if self.seed is not None and self._generator is None:
-                self._generator = torch.Generator().manual_seed(self.seed)
-            dropped = weights * dropout_mask(weights.shape, dropout, weights, self._generator)
-        return dropped @ v, weights
+        dropped = drop_weights(self, weights, dropout) if dropout else weights
+        return dropped @ v, weights  # Keras returns the weights before dropout here
 
     def _fused_attention(self, q, k, v, visible, causal, dropout):
         """PyTorch's fused kernel; rows with nothing visible are zeroed as in the reference."""

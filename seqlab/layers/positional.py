@@ -33,7 +33,7 @@ class PositionalEncoding(Layer):
 
         >>> encoding = PositionalEncoding()
         >>> encoding(torch.zeros(1, 3, 4))[0, 1]          # PE[1] = sin 1, cos 1, sin .01, cos .01
-        tensor([0.8415, 0.5403, 0.0100, 1.0000])
+        tensor([0.8415, 0.5403, 0.0100, 0.9999])
     """
 
     supports_masking = True

@@ -24,8 +24,6 @@ example passes `key_dim=embed_dim`).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from seqlab import activations
