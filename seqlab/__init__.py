@@ -10,9 +10,15 @@ __version__ = "0.1.0"
 
 from seqlab import activations, constraints, initializers, layers, regularizers  # noqa: E402
 from seqlab.model import Sequential  # noqa: E402
+from seqlab.saving import load_model  # noqa: E402
+from seqlab.seeding import set_seed  # noqa: E402
+from seqlab.training import Model  # noqa: E402
 
 __all__ = [
+    "Model",
     "Sequential",
+    "load_model",
+    "set_seed",
     "__version__",
     "activations",
     "constraints",

@@ -23,10 +23,17 @@ from torch import nn
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.input_layer import InputLayer
 from seqlab.layers.serialization import deserialize, serialize
+from seqlab.saving import register_serializable
+from seqlab.training.engine import Model
 
 
-class Sequential(Layer):
-    """A linear stack of layers; `forward(x, mask=None, training=None)` runs them in order."""
+@register_serializable
+class Sequential(Layer, Model):
+    """A linear stack of layers; `forward(x, mask=None, training=None)` runs them in order.
+
+    As a `seqlab.training.Model` it also has Keras' `compile`, `fit`,
+    `evaluate`, `predict` and `save` (see `seqlab.training`).
+    """
 
     supports_masking = True
 

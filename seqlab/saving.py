@@ -1,0 +1,440 @@
+"""Saving and loading models and checkpoints: JSON + safetensors, written atomically.
+
+A model directory holds
+
+    config.json          format, class name and `get_config()`, compile settings,
+                         tokenizer, seqlab and torch versions
+    model.safetensors    the weights (`state_dict()`)
+
+and a checkpoint adds the training state (optimizer, schedule, epoch and step,
+history, callback and RNG states) as
+
+    training_state.json          the nested structure, tensors replaced by references
+    training_state.safetensors   those tensors
+
+Nothing is pickled. Every save writes a complete new directory beside the
+target (`.NAME.saving-PID-XXXX`), fsyncs it and swaps it in with one rename,
+so a crash or Ctrl-C mid-save leaves the previous version intact.
+
+Models are rebuilt from their config through a registry of class names:
+decorate a `Model` subclass (with `get_config()` and classmethod
+`from_config(config)`) with `@register_serializable`.
+
+    >>> model.save("runs/sentiment")                  # or save_model(model, "runs/sentiment")
+    >>> same = load_model("runs/sentiment")
+    >>> np.array_equal(same.predict(x), model.predict(x))
+    True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import sys
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+import safetensors.torch
+import torch
+
+__all__ = [
+    "ModelDirectoryError",
+    "atomic_directory",
+    "decode_state",
+    "encode_state",
+    "is_checkpoint",
+    "load_model",
+    "load_training_state",
+    "load_weights",
+    "read_config",
+    "register_serializable",
+    "save_checkpoint",
+    "save_model",
+]
+
+FORMAT = "seqlab.model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+STATE_FILE = "training_state.json"
+STATE_TENSORS_FILE = "training_state.safetensors"
+
+_SERIALIZABLE: dict[str, type] = {}
+
+
+class ModelDirectoryError(ValueError):
+    """A model or checkpoint directory is missing, incomplete or of an unknown format."""
+
+
+# --------------------------------------------------------------------- registry
+def register_serializable(cls: type | None = None, *, name: str | None = None):
+    """Class decorator: let `load_model` rebuild `cls` from its `get_config()` by class name.
+
+    Works for models and for anything else saved in `config.json` (tokenizers).
+
+        >>> @register_serializable
+        ... class TinyModel(Model): ...
+    """
+    def register(target: type) -> type:
+        for method in ("get_config", "from_config"):
+            if not callable(getattr(target, method, None)):
+                raise TypeError(f"{target.__name__} cannot be registered: it has no {method}().")
+        _SERIALIZABLE[name or target.__name__] = target
+        return target
+
+    return register(cls) if cls is not None else register
+
+
+def serialize_object(obj: Any) -> dict[str, Any]:
+    """`{"class_name", "config"}` for a registered object (a model, a tokenizer)."""
+    class_name = _registered_name(type(obj))
+    return {"class_name": class_name, "config": obj.get_config()}
+
+
+def deserialize_object(spec: dict[str, Any], what: str) -> Any:
+    """Rebuild an object written by `serialize_object`."""
+    class_name = spec.get("class_name")
+    if class_name not in _SERIALIZABLE:
+        raise ModelDirectoryError(
+            f"The saved {what} is a {class_name!r}, which is not a registered class "
+            f"(registered: {sorted(_SERIALIZABLE)}). Import the module that defines it "
+            "(it must be decorated with @seqlab.saving.register_serializable) before loading."
+        )
+    return _SERIALIZABLE[class_name].from_config(spec["config"])
+
+
+def _registered_name(cls: type) -> str:
+    for registered_name, registered in _SERIALIZABLE.items():
+        if registered is cls:
+            return registered_name
+    raise TypeError(
+        f"{cls.__name__} cannot be saved: it is not registered. Give it get_config() and a "
+        "from_config(config) classmethod and decorate it with @seqlab.saving.register_serializable."
+    )
+
+
+# ------------------------------------------------------------------- save / load
+def save_model(model: torch.nn.Module, directory: str | os.PathLike, *, tokenizer: Any = None,
+               training_state: dict[str, Any] | None = None) -> Path:
+    """Write `model` (config and weights, plus `training_state` for a checkpoint) to `directory`.
+
+    `tokenizer` (or `model.tokenizer`) is stored in config.json when it is a
+    registered class. The directory is replaced atomically.
+    """
+    directory = Path(directory)
+    config = _model_config(model, tokenizer if tokenizer is not None else getattr(model, "tokenizer", None))
+    with atomic_directory(directory) as staging:
+        _write_json(staging / CONFIG_FILE, config)
+        _write_bytes(staging / WEIGHTS_FILE, safetensors.torch.save(_cpu_copies(model.state_dict())))
+        if training_state is not None:
+            skeleton, tensors = encode_state(training_state)
+            _write_json(staging / STATE_FILE, skeleton)
+            _write_bytes(staging / STATE_TENSORS_FILE, safetensors.torch.save(tensors))
+    return directory
+
+
+def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike,
+                    training_state: dict[str, Any]) -> Path:
+    """`save_model` with the training state that `fit(..., resume_from=directory)` reads."""
+    return save_model(model, directory, training_state=training_state)
+
+
+def load_model(directory: str | os.PathLike, *, compile: bool = True) -> torch.nn.Module:
+    """Rebuild the model saved in `directory` (on CPU), load its weights, re-compile it if it was.
+
+        >>> model = load_model("runs/sentiment")
+    """
+    directory = _existing_model_directory(directory)
+    config = read_config(directory)
+    model = deserialize_object(config["model"], "model")
+    load_weights(model, directory)
+    if config.get("tokenizer") is not None:
+        model.tokenizer = deserialize_object(config["tokenizer"], "tokenizer")
+    if compile and config.get("compile_config") is not None and hasattr(model, "compile_from_config"):
+        model.compile_from_config(config["compile_config"])
+    return model
+
+
+def load_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
+    """Load `directory`'s model.safetensors into `model`; every tensor must match by name and shape."""
+    directory = _existing_model_directory(directory)
+    weights = safetensors.torch.load_file(str(_required_file(directory, WEIGHTS_FILE)))
+    model_state = model.state_dict()
+    missing = sorted(set(model_state) - set(weights))
+    unexpected = sorted(set(weights) - set(model_state))
+    mismatched = [f"{k}: saved {tuple(weights[k].shape)}, model {tuple(model_state[k].shape)}"
+                  for k in model_state if k in weights and weights[k].shape != model_state[k].shape]
+    if missing or unexpected or mismatched:
+        raise ModelDirectoryError(
+            f"The weights in {directory / WEIGHTS_FILE} do not fit this {type(model).__name__}: "
+            f"missing {missing}, unexpected {unexpected}, shape mismatches {mismatched}. "
+            "Build the model with the saved configuration (load_model does) before loading."
+        )
+    model.load_state_dict(weights)
+
+
+def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
+    """The training state a checkpoint holds (see `save_checkpoint`)."""
+    directory = _existing_model_directory(directory)
+    if not is_checkpoint(directory):
+        raise ModelDirectoryError(
+            f"{directory} is a saved model, not a checkpoint: it has no {STATE_FILE}. "
+            "Resume from a directory written by ModelCheckpoint (or save_checkpoint)."
+        )
+    skeleton = json.loads(_required_file(directory, STATE_FILE).read_text())
+    tensors = safetensors.torch.load_file(str(_required_file(directory, STATE_TENSORS_FILE)))
+    return decode_state(skeleton, tensors)
+
+
+def is_checkpoint(directory: str | os.PathLike) -> bool:
+    """Whether `directory` holds a training state beside the model."""
+    return (Path(directory) / STATE_FILE).is_file()
+
+
+def read_config(directory: str | os.PathLike) -> dict[str, Any]:
+    """The validated config.json of a model directory."""
+    directory = _existing_model_directory(directory)
+    path = _required_file(directory, CONFIG_FILE)
+    try:
+        config = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ModelDirectoryError(f"{path} is not valid JSON ({error}); the file is corrupt.") from None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        found = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise ModelDirectoryError(
+            f"{path} is not a seqlab model config: format is {found!r}, expected {FORMAT!r}. "
+            "Load directories written by model.save() or ModelCheckpoint."
+        )
+    if config.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelDirectoryError(
+            f"{path} has format version {config['format_version']}, newer than this seqlab reads "
+            f"({FORMAT_VERSION}). Upgrade seqlab to load it."
+        )
+    return config
+
+
+def _model_config(model: torch.nn.Module, tokenizer: Any) -> dict[str, Any]:
+    get_compile_config = getattr(model, "get_compile_config", None)
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "seqlab_version": _seqlab_version(),
+        "torch_version": torch.__version__,
+        "model": serialize_object(model),
+        "compile_config": get_compile_config() if get_compile_config else None,
+        "tokenizer": serialize_object(tokenizer) if tokenizer is not None else None,
+    }
+
+
+def _seqlab_version() -> str:
+    try:
+        import seqlab
+
+        return getattr(seqlab, "__version__", "unknown")
+    except ImportError:  # a partial checkout during development
+        return "unknown"
+
+
+def _cpu_copies(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # Cloned so that tied weights (shared storage), which safetensors refuses, save as two tensors.
+    return {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in state.items()}
+
+
+def _existing_model_directory(directory: str | os.PathLike) -> Path:
+    directory = Path(directory)
+    if directory.is_dir():
+        return directory
+    backup = _backup_path(directory)
+    if backup.is_dir():  # a save swapped out the old version and stopped before renaming the new one in
+        warnings.warn(f"{directory} is missing but an interrupted save left {backup}; loading that.",
+                      stacklevel=3)
+        return backup
+    raise ModelDirectoryError(
+        f"No model directory at {directory}. Expected a directory written by model.save() "
+        f"or ModelCheckpoint, holding {CONFIG_FILE} and {WEIGHTS_FILE}."
+    )
+
+
+def _required_file(directory: Path, name: str) -> Path:
+    path = directory / name
+    if not path.is_file():
+        present = sorted(p.name for p in directory.iterdir())
+        raise ModelDirectoryError(
+            f"{directory} is missing {name} (it has {present}). A seqlab model directory holds "
+            f"{CONFIG_FILE} and {WEIGHTS_FILE} (checkpoints also {STATE_FILE} and "
+            f"{STATE_TENSORS_FILE}); was it copied only in part? Copy the whole directory again."
+        )
+    return path
+
+
+# ------------------------------------------------------------- atomic directories
+@contextlib.contextmanager
+def atomic_directory(directory: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging directory; on success it replaces `directory` in one rename.
+
+    On any exception (Ctrl-C included) the staging directory is removed and
+    `directory` is left as it was.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_foreign_directory(directory)
+    _remove_abandoned_staging(directory)
+    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(directory)}{os.getpid()}-", dir=directory.parent))
+    try:
+        yield staging
+        _fsync(staging)
+        _swap_in(staging, directory)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _staging_prefix(directory: Path) -> str:
+    return f".{directory.name}.saving-"
+
+
+def _backup_path(directory: Path) -> Path:
+    return directory.parent / f".{directory.name}.previous"
+
+
+def _refuse_foreign_directory(directory: Path) -> None:
+    # Replacing a directory deletes what it held: only ever replace a seqlab model directory.
+    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
+        raise ModelDirectoryError(
+            f"Refusing to save into {directory}: it holds other files and is not a seqlab model "
+            "directory, and saving replaces the whole directory. Choose a new or empty directory."
+        )
+
+
+def _remove_abandoned_staging(directory: Path) -> None:
+    """Delete staging directories of saves whose process died (a crash mid-save)."""
+    for stale in directory.parent.glob(_staging_prefix(directory) + "*"):
+        pid = stale.name[len(_staging_prefix(directory)):].split("-", 1)[0]
+        if pid.isdigit() and not _process_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _swap_in(staging: Path, directory: Path) -> None:
+    """Make `staging` become `directory`; afterwards `staging` holds the old version (or nothing)."""
+    if not directory.exists():
+        os.rename(staging, directory)
+    elif not _exchange(staging, directory):
+        backup = _backup_path(directory)
+        shutil.rmtree(backup, ignore_errors=True)
+        os.rename(directory, backup)
+        os.rename(staging, directory)
+        os.rename(backup, staging)
+    _fsync(directory.parent)
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
+    if not sys.platform.startswith("linux"):
+        return False
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
+    return result == 0
+
+
+def _write_json(path: Path, value: Any) -> None:
+    _write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _fsync(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------- nested state codec
+def encode_state(state: Any) -> tuple[Any, dict[str, torch.Tensor]]:
+    """Split a nested structure into JSON (tensors replaced by `{"__tensor__": key}`) and tensors.
+
+    Handles dicts (any keys), lists, tuples, tensors, NumPy arrays and JSON scalars;
+    `decode_state` inverts it exactly.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def encode(value: Any, path: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            tensors[path] = value.detach().to("cpu", copy=True).contiguous()
+            return {"__tensor__": path}
+        if isinstance(value, np.ndarray):
+            tensors[path] = torch.from_numpy(value.astype(np.int64) if value.dtype.kind == "u" else value.copy())
+            return {"__ndarray__": path, "dtype": str(value.dtype)}
+        if isinstance(value, tuple):
+            return {"__tuple__": [encode(v, f"{path}.{i}") for i, v in enumerate(value)]}
+        if isinstance(value, list):
+            return [encode(v, f"{path}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            if all(isinstance(k, str) and not k.startswith("__") for k in value):
+                return {k: encode(v, f"{path}.{k}") for k, v in value.items()}
+            return {"__items__": [[encode(k, f"{path}.k{i}"), encode(v, f"{path}.{i}")]
+                                  for i, (k, v) in enumerate(value.items())]}
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        if isinstance(value, (np.integer, np.floating)):
+            return value.item()
+        raise TypeError(f"Cannot store {type(value).__name__} at {path or 'the top'} in a checkpoint: "
+                        "only tensors, arrays, numbers, strings, lists, tuples and dicts.")
+
+    return encode(state, "state"), tensors
+
+
+def decode_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Invert `encode_state`."""
+    def decode(value: Any) -> Any:
+        if isinstance(value, list):
+            return [decode(v) for v in value]
+        if not isinstance(value, dict):
+            return value
+        if "__tensor__" in value:
+            return tensors[value["__tensor__"]]
+        if "__ndarray__" in value:
+            return tensors[value["__ndarray__"]].numpy().astype(value["dtype"])
+        if "__tuple__" in value:
+            return tuple(decode(v) for v in value["__tuple__"])
+        if "__items__" in value:
+            return {decode(k): decode(v) for k, v in value["__items__"]}
+        return {k: decode(v) for k, v in value.items()}
+
+    return decode(skeleton)
+
+
+def summarize_model_directory(directory: str | os.PathLike,
+                              print_fn: Callable[[str], Any] | None = print) -> str:
+    """Load the model in `directory` and print (and return) its summary table; for `seqlab summary`."""
+    model = load_model(directory, compile=False)
+    summary = getattr(model, "summary", None)
+    if summary is None:
+        from seqlab.training.engine import parameter_table
+
+        return parameter_table(model, print_fn=print_fn)
+    return summary(print_fn=print_fn)

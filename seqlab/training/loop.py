@@ -1,0 +1,377 @@
+"""The training loop behind `Model.fit/evaluate/predict`: steps (`Trainer`) and epochs (`FitRun`).
+
+One training step on a batch `(x, y, sample_weight)`:
+
+    ŷ = model(x)                                   (autocast under mixed precision)
+    S, N = Σ w ℓ(y, ŷ), element count              (this process's rows)
+    loss = world · S / all_reduce(N) + Σ layer.losses
+    stop before the update if the loss (averaged over processes) is not finite
+    backward (DDP averages gradients), clip, step, constraints, detach carried states
+
+so that averaged over processes the gradient is that of S_global / N_global,
+the single-process loss of the global batch.
+
+    >>> trainer = Trainer(model, model._compiled)
+    >>> trainer.train_step(batch, epoch=0, step=0)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from seqlab import saving
+from seqlab.seeding import get_rng_state, set_rng_state
+from seqlab.training import distributed as distributed_module
+from seqlab.training.callbacks import (CallbackList, History, ModelCheckpoint, NonFiniteLossError,
+                                       TerminateOnNaN)
+from seqlab.training.data_adapter import (ArrayData, Batch, Batches, EmptyDataError, adapt, is_batch_iterable,
+                                          map_tensors, rows_of)
+from seqlab.training.distributed import ProcessGroup
+from seqlab.training.metrics import Mean
+from seqlab.training.module_walk import outermost_modules_with
+from seqlab.training.progress import Progress
+from seqlab.training.tbptt import WindowBatches, detach_states, reset_states
+
+__all__ = ["FitRun", "Trainer", "regularization_loss", "training_batches"]
+
+
+@dataclass
+class StepResult:
+    """What one step reports: the loss (over all processes) and how much it processed."""
+
+    loss: float
+    units: int
+    unit: str
+
+
+class Trainer:
+    """Train, test and predict steps of one compiled model (see the module docstring).
+
+        >>> trainer = Trainer(model, model._compiled)
+        >>> trainer.test_step(batch); trainer.logs()
+        {'loss': 0.69, 'accuracy': 0.5}
+    """
+
+    def __init__(self, model: torch.nn.Module, compiled: Any, group: ProcessGroup = ProcessGroup()):
+        self.model, self.compiled, self.group = model, compiled, group
+        self.forward_module = model
+        self.loss_tracker = Mean("loss")
+        self.nan_guard: TerminateOnNaN | None = None
+        self.scaler = (torch.amp.GradScaler("cuda")
+                       if compiled.precision == torch.float16 and compiled.device.type == "cuda" else None)
+
+    # ------------------------------------------------------------ preparation
+    def prepare(self, first_batch: Callable[[], Batch]) -> None:
+        """Build a lazily built model on `first_batch()` and bind the optimizer to its parameters."""
+        if _needs_build(self.model):
+            x = self._on_device(first_batch())[0]
+            was_training = self.model.training
+            self.model.eval()
+            with torch.no_grad(), self._autocast():
+                self.model(x)
+            self.model.train(was_training)
+            self.model.to(self.compiled.device)
+        if self.compiled.optimizer is not None and not self.compiled.optimizer.bound:
+            self.compiled.optimizer.bind(self.model)
+
+    # ------------------------------------------------------------------ steps
+    def train_step(self, batch: Batch, epoch: int, step: int) -> StepResult:
+        x, y, sample_weight, mask = self._split(batch)
+        self.model.train()
+        with self._autocast():
+            y_pred = self.forward_module(x)
+        loss, result = self._loss(x, y, y_pred, sample_weight, mask)
+        if self.nan_guard is not None:
+            self.nan_guard.check(result.loss, epoch, step, self.compiled.optimizer.iterations)
+        optimizer = self.compiled.optimizer
+        optimizer.zero_grad()
+        (self.scaler.scale(loss) if self.scaler else loss).backward()
+        optimizer.step(self.model, self.scaler)
+        detach_states(self.model)
+        self._update_metrics(x, y, y_pred.detach(), sample_weight, mask, result.loss)
+        return result
+
+    @torch.no_grad()
+    def test_step(self, batch: Batch) -> StepResult:
+        x, y, sample_weight, mask = self._split(batch)
+        self.model.eval()
+        with self._autocast():
+            y_pred = self.model(x)
+        _, result = self._loss(x, y, y_pred, sample_weight, mask)
+        self._update_metrics(x, y, y_pred, sample_weight, mask, result.loss)
+        return result
+
+    @torch.no_grad()
+    def predict_step(self, x: Any) -> Any:
+        self.model.eval()
+        with self._autocast():
+            outputs = self.model(self._to_device(x))
+        return map_tensors(lambda t: t.detach().float().cpu() if t.is_floating_point() else t.cpu(), outputs)
+
+    def _loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any,
+              mask: Any) -> tuple[torch.Tensor, StepResult]:
+        if y is None:
+            raise ValueError("This batch has no targets y; fit and evaluate need (x, y) pairs.")
+        total, count = self.compiled.loss.sum_and_count(y, y_pred, sample_weight, mask)
+        global_count = self.group.all_reduce_sum(count.detach().clone()).clamp_min(1)
+        loss = total * self.group.world_size / global_count
+        penalty = regularization_loss(self.model)
+        if penalty is not None:
+            loss = loss + penalty
+        averaged = self.group.all_reduce_sum(loss.detach().clone()) / self.group.world_size
+        is_sequence = isinstance(y_pred, torch.Tensor) and y_pred.dim() >= 3
+        units = int(global_count) if is_sequence else rows_of(x) * self.group.world_size
+        return loss, StepResult(float(averaged), units, "tokens" if is_sequence else "samples")
+
+    def _update_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any, mask: Any, loss: float) -> None:
+        self.loss_tracker.update_value(loss, rows_of(x))
+        for metric in self.compiled.metrics:
+            metric.update(y, y_pred, sample_weight, mask)
+
+    # ---------------------------------------------------------------- results
+    def reset_metrics(self) -> None:
+        for metric in (self.loss_tracker, *self.compiled.metrics):
+            metric.reset()
+
+    def logs(self, all_processes: bool = False) -> dict[str, float]:
+        """The running results; summed over processes first when `all_processes`."""
+        metrics = (self.loss_tracker, *self.compiled.metrics)
+        if all_processes and self.group.is_distributed:
+            for metric in metrics:
+                self.group.all_reduce_sum(metric.totals)
+        return {metric.name: metric.result() for metric in metrics}
+
+    # ---------------------------------------------------------------- helpers
+    def _split(self, batch: Batch) -> tuple[Any, Any, Any, Any]:
+        x, y, weight = self._on_device(batch)
+        if isinstance(weight, torch.Tensor) and weight.dtype == torch.bool:
+            return x, y, None, weight
+        return x, y, weight, None
+
+    def _on_device(self, batch: Batch) -> Batch:
+        return tuple(self._to_device(part) for part in batch)
+
+    def _to_device(self, value: Any) -> Any:
+        device = self.compiled.device
+        return map_tensors(lambda t: t.to(device, non_blocking=device.type == "cuda"), value)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.compiled.precision is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.compiled.device.type, dtype=self.compiled.precision)
+
+
+def regularization_loss(model: torch.nn.Module) -> torch.Tensor | None:
+    """Σ of the `losses` (regularization penalties) of the model's outermost layers that have them."""
+    penalties = [penalty for module in outermost_modules_with(model, "losses") for penalty in module.losses]
+    return torch.stack([p.float().reshape(()) for p in penalties]).sum() if penalties else None
+
+
+def _needs_build(model: torch.nn.Module) -> bool:
+    if getattr(model, "built", True) is False:
+        return True
+    parameters = list(model.parameters())
+    return not parameters or any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in parameters)
+
+
+# ---------------------------------------------------------------------- data
+def training_batches(x: Any, y: Any, sample_weight: Any, *, batch_size: int | None, shuffle: bool, seed: int,
+                     validation_split: float, validation_data: Any, tbptt: int | bool | None,
+                     group: ProcessGroup) -> tuple[Batches, Batches | None]:
+    """The training batches and (optional) validation batches for `fit`'s arguments.
+
+    With `tbptt=k`, arrays are cut into consecutive k-step windows (never
+    shuffled); the batches of a DataLoader are taken as consecutive windows.
+    """
+    if not _is_arrays(x):
+        if validation_split:
+            raise ValueError("validation_split needs arrays (x, y); for a DataLoader or dataset pass "
+                             "validation_data instead.")
+        train = adapt(x, y, sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed, group=group,
+                      role="training data")
+        return train, _validation_batches(validation_data, batch_size, None, group)
+    data = ArrayData(x, y, sample_weight, role="training data")
+    if validation_split and validation_data is None:
+        data, validation_data = data.split_last(validation_split)
+    if tbptt:
+        train: Batches = WindowBatches(data, tbptt, group)
+    else:
+        train = adapt(data, batch_size=batch_size, shuffle=shuffle, seed=seed, group=group)
+    return train, _validation_batches(validation_data, batch_size, tbptt, group)
+
+
+def _validation_batches(validation: Any, batch_size: int | None, tbptt: int | bool | None,
+                        group: ProcessGroup) -> Batches | None:
+    if validation is None:
+        return None
+    if isinstance(validation, (tuple, list)) and not is_batch_iterable(validation):
+        if len(validation) not in (2, 3):
+            raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight_val), "
+                             f"or a DataLoader; got a sequence of {len(validation)} items.")
+        validation = ArrayData(*validation, role="validation data")
+    if isinstance(validation, ArrayData) and tbptt:
+        return WindowBatches(validation, tbptt, group)
+    return adapt(validation, batch_size=batch_size if isinstance(validation, ArrayData) else None,
+                 group=group, role="validation data")
+
+
+def _is_arrays(x: Any) -> bool:
+    return isinstance(x, (torch.Tensor, np.ndarray, tuple)) or (isinstance(x, list) and not is_batch_iterable(x))
+
+
+# --------------------------------------------------------------------- epochs
+class FitRun:
+    """One call of `fit`: epochs of training and validation, callbacks, progress, checkpoints, resume.
+
+    `checkpoint_state(epochs_done)` is what `ModelCheckpoint` writes beside the
+    weights: epoch, data-order seed, optimizer, callbacks (History included),
+    loss scaler and RNG states; `restore(state)` puts it back.
+    """
+
+    def __init__(self, model: torch.nn.Module, trainer: Trainer, train: Batches, validation: Batches | None,
+                 callbacks: CallbackList, history: History, progress: Progress, *, epochs: int, seed: int,
+                 stateful_windows: bool):
+        self.model, self.trainer, self.train, self.validation = model, trainer, train, validation
+        self.callbacks, self.history, self.progress = callbacks, history, progress
+        self.epochs, self.seed, self.stateful_windows = epochs, seed, stateful_windows
+
+    def checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
+        scaler = self.trainer.scaler
+        return {
+            "epoch": epochs_done,
+            "seed": self.seed,
+            "optimizer": self.trainer.compiled.optimizer.state_dict(),
+            "callbacks": self.callbacks.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "rng": get_rng_state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Put back a checkpoint's optimizer and callback states (weights are loaded by the caller)."""
+        self.trainer.compiled.optimizer.load_state_dict(state["optimizer"])
+        self.callbacks.load_state_dict(state["callbacks"])
+        if state.get("scaler") is not None and self.trainer.scaler is not None:
+            self.trainer.scaler.load_state_dict(state["scaler"])
+
+    def run(self, initial_epoch: int, resume_state: dict[str, Any] | None) -> History:
+        self.model.stop_training = False
+        self.callbacks.fire("on_train_begin", None)
+        if resume_state is not None:
+            self.restore(resume_state)
+            set_rng_state(resume_state["rng"])  # last: nothing may draw from the generators after this
+        logs: dict[str, float] = {}
+        try:
+            for epoch in range(initial_epoch, self.epochs):
+                logs = self._epoch(epoch)
+                if self.model.stop_training:
+                    break
+        except NonFiniteLossError as error:
+            self._report_non_finite_loss(error)
+        finally:
+            self.progress.close()
+        self.callbacks.fire("on_train_end", logs)
+        self.trainer.group.barrier()  # the others wait for rank 0's last checkpoint and logs
+        return self.history
+
+    def _epoch(self, epoch: int) -> dict[str, float]:
+        self.callbacks.fire("on_epoch_begin", epoch, None)
+        self.trainer.reset_metrics()
+        if self.stateful_windows:
+            reset_states(self.model)
+        self.progress.begin(f"Epoch {epoch + 1}/{self.epochs}", self.train.steps)
+        steps = 0
+        for step, batch in enumerate(self.train.epoch(epoch)):
+            self.callbacks.fire("on_train_batch_begin", step, None)
+            result = self.trainer.train_step(batch, epoch, step)
+            batch_logs = self.trainer.logs()
+            self.callbacks.fire("on_train_batch_end", step, batch_logs)
+            self.progress.advance(batch_logs, result.units, result.unit)
+            steps += 1
+            if self.model.stop_training:
+                break
+        if steps == 0:
+            raise EmptyDataError(f"The training data produced no batches in epoch {epoch + 1}. Check that "
+                                 "the DataLoader or iterable is not empty.")
+        logs = self.trainer.logs(all_processes=True)
+        if self.validation is not None:
+            logs.update({f"val_{name}": value for name, value in self.evaluate(self.validation).items()})
+        self.callbacks.fire("on_epoch_end", epoch, logs)
+        self.progress.end(logs)
+        return logs
+
+    def evaluate(self, batches: Batches) -> dict[str, float]:
+        """Loss and metrics over `batches` (states reset first for stateful windows)."""
+        return evaluate_batches(self.trainer, batches, self.callbacks, reset=self.stateful_windows)
+
+    def _report_non_finite_loss(self, error: NonFiniteLossError) -> None:
+        message = str(error) + self._last_good_checkpoint()
+        self.history.stop_reason = message
+        self.model.stop_training = True
+        self.progress.message(message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+
+    def _last_good_checkpoint(self) -> str:
+        for checkpoint in self.callbacks.of_type(ModelCheckpoint):
+            if checkpoint.last_saved is not None:
+                path, epochs_done = checkpoint.last_saved
+                return f" The last good checkpoint is {path} (after epoch {epochs_done})."
+            if checkpoint.latest() is not None:
+                return f" The last good checkpoint is {checkpoint.latest()}."
+        return ""
+
+
+def evaluate_batches(trainer: Trainer, batches: Batches, callbacks: CallbackList | None = None,
+                     progress: Progress | None = None, reset: bool = False) -> dict[str, float]:
+    """Run test steps over one pass of `batches`; return the loss and metrics over all processes."""
+    trainer.reset_metrics()
+    if reset:
+        reset_states(trainer.model)
+    if callbacks is not None:
+        callbacks.fire("on_test_begin", None)
+    if progress is not None:
+        progress.begin("Evaluate", batches.steps)
+    steps = 0
+    for batch in batches.epoch(0):
+        result = trainer.test_step(batch)
+        steps += 1
+        if progress is not None:
+            progress.advance(trainer.logs(), result.units, result.unit)
+    if steps == 0:
+        raise EmptyDataError("The evaluation data produced no batches; it is empty.")
+    logs = trainer.logs(all_processes=True)
+    if reset:
+        reset_states(trainer.model)
+    if callbacks is not None:
+        callbacks.fire("on_test_end", logs)
+    if progress is not None:
+        progress.end(logs)
+    return logs
+
+
+def resolve_resume(resume_from: Any) -> Path | None:
+    """The checkpoint directory `fit(resume_from=...)` names, or None to start fresh.
+
+    A `ModelCheckpoint` resumes from its `last` checkpoint when there is one
+    (else starts fresh); a path must hold a checkpoint, or be a
+    ModelCheckpoint directory whose `last` does.
+    """
+    if resume_from is None:
+        return None
+    if isinstance(resume_from, ModelCheckpoint):
+        return resume_from.latest()
+    path = Path(resume_from)
+    for candidate in (path, path / "last"):
+        if saving.is_checkpoint(candidate):
+            return candidate
+    raise saving.ModelDirectoryError(
+        f"resume_from={str(path)!r} holds no checkpoint (expected {saving.STATE_FILE} in it or in "
+        f"{path / 'last'}). Pass the directory given to ModelCheckpoint; to resume only when a "
+        "checkpoint exists, pass the ModelCheckpoint callback itself: resume_from=checkpoint."
+    )

@@ -1,0 +1,246 @@
+"""compile / fit / evaluate / predict: learning, Keras semantics, data forms, progress, errors."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from seqlab.seeding import set_seed
+from seqlab.training import BinaryCrossentropy, Model, SparseCategoricalCrossentropy, batchify, parameter_table
+from seqlab.training.data_adapter import EmptyDataError
+from test_training_toys import SignOfSum, StatefulLanguageModel, Tagger, copy_first_token_data, sign_of_sum_data
+
+
+def _sign_model(seed: int = 0, **kwargs) -> SignOfSum:
+    set_seed(seed)
+    model = SignOfSum(**kwargs)
+    model.compile(optimizer="adam", loss=BinaryCrossentropy(from_logits=True), metrics=["accuracy"], device="cpu")
+    model.optimizer.learning_rate = 1e-2
+    return model
+
+
+def test_a_tiny_gru_learns_the_sign_of_a_sum_to_95_percent():
+    model = _sign_model()
+    x, y = sign_of_sum_data(800)
+    started = time.perf_counter()
+    history = model.fit(x, y, batch_size=32, epochs=4, validation_split=0.2, verbose=0, seed=0)
+    assert history.history["val_accuracy"][-1] >= 0.95
+    x_test, y_test = sign_of_sum_data(500, seed=1)
+    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    assert accuracy >= 0.95 and loss < 0.2
+    assert time.perf_counter() - started < 60  # a few seconds on an idle CPU core
+
+
+def test_history_has_keras_keys_and_validation_is_the_last_fraction():
+    model = _sign_model()
+    x, y = sign_of_sum_data(200)
+    history = model.fit(x, y, batch_size=20, epochs=2, validation_split=0.25, verbose=0)
+    assert list(history.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert history.epoch == [0, 1] and model.history is history
+    last_quarter = model.evaluate(x[150:], y[150:], batch_size=20, verbose=0, return_dict=True)
+    assert history.history["val_loss"][-1] == pytest.approx(last_quarter["loss"], abs=1e-6)
+    assert history.history["val_accuracy"][-1] == pytest.approx(last_quarter["accuracy"], abs=1e-12)
+
+
+def test_predict_is_batched_numpy_in_eval_mode():
+    model = _sign_model(dropout=0.5)
+    x, _ = sign_of_sum_data(23)
+    predictions = model.predict(x, batch_size=5)
+    model.eval()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert isinstance(predictions, np.ndarray) and predictions.shape == (23, 1)
+    np.testing.assert_allclose(predictions, expected, rtol=1e-6, atol=1e-7)  # batches may sum in another order
+    np.testing.assert_allclose(model.predict_on_batch(x[:4]), expected[:4], rtol=1e-6, atol=1e-7)
+
+
+def test_train_on_batch_updates_and_test_on_batch_does_not():
+    model = _sign_model()
+    x, y = sign_of_sum_data(64)
+    before = model.test_on_batch(x, y)
+    assert model.test_on_batch(x, y) == before
+    losses = [model.train_on_batch(x, y)[0] for _ in range(15)]
+    assert losses[-1] < losses[0] and model.optimizer.iterations == 15
+    logits = model.predict(x)
+    manual = torch.nn.functional.binary_cross_entropy_with_logits(torch.from_numpy(logits[:, 0]), torch.from_numpy(y))
+    assert model.test_on_batch(x, y, return_dict=True)["loss"] == pytest.approx(manual.item(), rel=1e-5)
+
+
+def test_padded_sequence_targets_are_left_out_of_loss_and_accuracy():
+    set_seed(0)
+    model = Tagger()
+    model.compile("adam", SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), metrics=["accuracy"],
+                  device="cpu")
+    x, y = copy_first_token_data(200)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+    result = model.evaluate(x, y, batch_size=len(x), verbose=0, return_dict=True)
+    logits = torch.from_numpy(model.predict(x))
+    labels, keep = torch.from_numpy(y), torch.from_numpy(y) != 0
+    assert result["loss"] == pytest.approx(
+        torch.nn.functional.cross_entropy(logits[keep], labels[keep]).item(), rel=1e-5)
+    assert result["accuracy"] == pytest.approx((logits.argmax(-1) == labels)[keep].double().mean().item(), abs=1e-12)
+
+
+def test_a_boolean_third_element_is_a_mask_like_ignore_class():
+    x, y = copy_first_token_data(64)
+    results = []
+    for loss, weight in ((SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), None),
+                         (SparseCategoricalCrossentropy(from_logits=True), y != 0)):
+        set_seed(1)
+        model = Tagger()
+        model.compile("adam", loss, device="cpu")
+        results.append(model.test_on_batch(x, y, sample_weight=weight))
+    assert results[0] == pytest.approx(results[1], rel=1e-6)
+
+
+class _Penalised(Model):
+    """A linear model whose child reports a Keras-style regularization loss (and a nested one it covers)."""
+
+    class Child(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.dense = nn.Linear(3, 1)
+            self.nested = _Penalised.Nested()
+
+        def forward(self, x):
+            return self.dense(x)
+
+        @property
+        def losses(self):  # Keras: a layer's losses include its sublayers'
+            return [0.5 * self.dense.weight.pow(2).sum(), *self.nested.losses]
+
+    class Nested(nn.Module):
+        @property
+        def losses(self):
+            return [torch.tensor(0.25)]
+
+    def __init__(self):
+        super().__init__()
+        self.child = _Penalised.Child()
+
+    def forward(self, x):
+        return self.child(x)
+
+
+def test_regularization_losses_are_added_once():
+    set_seed(0)
+    model = _Penalised()
+    model.compile("sgd", "mse", device="cpu")
+    x, y = np.ones((4, 3), np.float32), np.zeros((4, 1), np.float32)
+    with torch.no_grad():
+        data_loss = model(torch.from_numpy(x)).pow(2).mean().item()
+        penalty = 0.5 * model.child.dense.weight.pow(2).sum().item() + 0.25
+    assert model.test_on_batch(x, y) == pytest.approx(data_loss + penalty, rel=1e-6)
+
+
+def test_set_seed_makes_training_with_dropout_and_shuffling_repeat_bit_for_bit():
+    x, y = sign_of_sum_data(120)
+    weights = []
+    for _ in range(2):
+        model = _sign_model(seed=5, dropout=0.3)
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_dataloader_and_a_list_of_batches_train_like_arrays():
+    x, y = sign_of_sum_data(96)
+    batches = [(torch.from_numpy(x[i:i + 32]), torch.from_numpy(y[i:i + 32])) for i in range(0, 96, 32)]
+    loader = DataLoader(TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), batch_size=32)
+    results = []
+    for data in ((x, y), (loader,), (batches,)):
+        model = _sign_model(seed=2)
+        kwargs = {"batch_size": 32} if len(data) == 2 else {}
+        model.fit(*data, epochs=2, shuffle=False, verbose=0, **kwargs)
+        results.append(model.state_dict())
+    for other in results[1:]:
+        assert all(torch.equal(results[0][k], other[k]) for k in other)
+    with pytest.raises(ValueError, match="sets its own batch size"):
+        _sign_model().fit(loader, batch_size=32, verbose=0)
+
+
+def test_tbptt_carries_state_across_windows_and_learns_a_periodic_stream():
+    set_seed(0)
+    stream = torch.arange(2000) % 5
+    x, y = batchify(stream[:-1], 8), batchify(stream[1:], 8)  # (8, 249) each
+    model = StatefulLanguageModel()
+    model.compile("adam", SparseCategoricalCrossentropy(from_logits=True), metrics=["accuracy"], device="cpu")
+    model.optimizer.learning_rate = 0.02
+    history = model.fit(x, y, tbptt=25, epochs=3, verbose=0)
+    assert model.optimizer.iterations == 3 * 10  # ceil(249 / 25) windows per epoch
+    assert model.resets == 3
+    assert history.history["accuracy"][-1] >= 0.95
+
+
+def test_plain_progress_prints_one_keras_line_per_epoch(capsys):
+    model = _sign_model()
+    x, y = sign_of_sum_data(64)
+    model.fit(x, y, batch_size=32, epochs=2, validation_split=0.25, verbose=2)
+    lines = capsys.readouterr().err.strip().splitlines()
+    pattern = (r"Epoch {}/2 - \d+\.\ds - [\d,]+ samples/s - loss: \d+\.\d{{4}} - accuracy: \d\.\d{{4}} - "
+               r"val_loss: \d+\.\d{{4}} - val_accuracy: \d\.\d{{4}}")
+    assert len(lines) == 2
+    assert all(re.fullmatch(pattern.format(i + 1), line) for i, line in enumerate(lines)), lines
+
+
+def test_verbose_zero_is_silent_and_sequence_speed_counts_tokens(capsys):
+    model = _sign_model()
+    x, y = sign_of_sum_data(32)
+    model.fit(x, y, epochs=1, verbose=0)
+    assert capsys.readouterr() == ("", "")
+    set_seed(0)
+    tagger = Tagger()
+    tagger.compile("adam", SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), device="cpu")
+    tagger.fit(*copy_first_token_data(32), epochs=1, verbose=2)
+    assert "tokens/s" in capsys.readouterr().err
+
+
+def test_summary_table_counts_parameters_per_child():
+    text = parameter_table(SignOfSum(units=4), print_fn=None)
+    assert "rnn (GRU)" in text and f"{3 * (4 + 4 * 4 + 2 * 4):>15,}" in text  # GRU(1 → 4): 3 gates, 2 biases
+    assert "Total params: 89" in text
+
+
+# --------------------------------------------------------------- clear errors
+def test_empty_datasets_are_reported():
+    model = _sign_model()
+    with pytest.raises(EmptyDataError, match="training data holds no samples"):
+        model.fit(np.zeros((0, 8, 1), np.float32), np.zeros(0, np.float32), verbose=0)
+    with pytest.raises(EmptyDataError, match="produced no batches in epoch 1"):
+        model.fit(DataLoader(TensorDataset(torch.zeros(0, 8, 1), torch.zeros(0)), batch_size=4), verbose=0)
+    with pytest.raises(EmptyDataError, match="leaves 0 for training"):
+        model.fit(np.zeros((1, 8, 1), np.float32), np.zeros(1, np.float32), validation_split=0.5, verbose=0)
+
+
+def test_mismatched_lengths_and_uncompiled_models_are_reported():
+    x, y = sign_of_sum_data(10)
+    with pytest.raises(ValueError, match="training data has 10 samples but y has 9"):
+        _sign_model().fit(x, y[:9], verbose=0)
+    with pytest.raises(RuntimeError, match=r"SignOfSum.fit needs a compiled model: call model.compile"):
+        SignOfSum().fit(x, y)
+
+
+def test_labels_out_of_range_stop_fit_with_the_vocabulary_fix():
+    set_seed(0)
+    model = Tagger(vocabulary=12, classes=5)
+    model.compile("adam", SparseCategoricalCrossentropy(from_logits=True), device="cpu")
+    x, y = copy_first_token_data(16)
+    with pytest.raises(ValueError, match=r"the model has 5 output classes.*at least 1[0-2] units"):
+        model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_distributed_without_a_launcher_says_how_to_launch():
+    x, y = sign_of_sum_data(8)
+    with pytest.raises(RuntimeError, match="torchrun --nproc_per_node N"):
+        _sign_model().fit(x, y, distributed=True, verbose=0)
+
+
+def test_mixed_precision_on_cpu_warns_and_trains_in_float32():
+    with pytest.warns(UserWarning, match="needs a CUDA device"):
+        SignOfSum().compile("adam", "mse", device="cpu", mixed_precision=True)
