@@ -9,7 +9,8 @@ Configs (median ms per training step = forward + loss + backward + Adam):
   C      B with Bidirectional(SimpleRNN(64)); batch 32 × 100
   PAD    B's model on a padded batch (lengths 20-400) with mask_zero=True vs the same batch unmasked
   D      generate 500 characters with A's model: batch 1 and 64 streams (characters/s)
-  MEM    peak memory of A's training step (seqlab vs torch native, separate processes)
+  MEM    peak memory of A's training step (seqlab vs torch native, separate processes):
+         the peak resident size during 3 steps minus the resident size just before them
 
 The peers run interleaved (round-robin, one step each) so machine noise hits all alike.
 Run: `python benchmarks/bench_rnn.py` (all) or `--configs A,B,D`. Keras/TF joins when
@@ -223,7 +224,10 @@ from benchmarks.bench_rnn import batch_for, seqlab_model, torch_model, torch_ste
 model = seqlab_model("A") if sys.argv[1] == "seqlab" else torch_model("A")
 ids, targets = batch_for("A", torch.Generator().manual_seed(0))
 step = torch_step("A", model, ids, targets)
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+def resident_kib():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+before = resident_kib()  # model, optimizer and batch allocated; no step taken yet
 for _ in range(3):
     step()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
@@ -256,7 +260,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--configs", default="A,A-GRU,B,B-GRU,B-RD,C,PAD,D,MEM")
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--no-keras", action="store_true")
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     use_keras = not args.no_keras and _keras_available()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
           f"({torch.get_num_threads()} threads), seqlab {seqlab.__version__}" + (", keras/tf present" if use_keras else ""))

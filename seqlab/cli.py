@@ -61,7 +61,7 @@ def _summary(args: argparse.Namespace) -> int:
     from seqlab.saving import load_model
 
     try:
-        model = load_model(args.model_dir)
+        model = load_model(args.model_dir, compile=False)
     except (FileNotFoundError, ValueError) as error:
         print(f"seqlab summary: {error}", file=sys.stderr)
         return 1

@@ -41,7 +41,8 @@ WORKER = textwrap.dedent(f"""
             history = model.fit(x, y, batch_size=16, epochs=2, seed=3, validation_split=0.25, verbose=2,
                                 callbacks=[ModelCheckpoint(out / name, monitor="val_loss")])
             if is_main_process():
-                save_file({{k: v.contiguous() for k, v in model.state_dict().items()}}, str(out / f"{{name}}.safetensors"))
+                weights = {{k: v.contiguous() for k, v in model.state_dict().items()}}
+                save_file(weights, str(out / f"{{name}}.safetensors"))
                 (out / f"{{name}}.json").write_text(json.dumps(history.history))
 
     if __name__ == "__main__":
@@ -75,7 +76,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
     namespace["train"](tmp_path / "one")
 
     for name in ("sign", "tagger"):
-        (two_weights, two_history), (one_weights, one_history) = _results(tmp_path / "two", name), _results(tmp_path / "one", name)
+        two_weights, two_history = _results(tmp_path / "two", name)
+        one_weights, one_history = _results(tmp_path / "one", name)
         for key, value in one_weights.items():
             torch.testing.assert_close(two_weights[key], value, rtol=1e-5, atol=1e-5, msg=f"{name}: {key}")
         assert list(two_history) == list(one_history)

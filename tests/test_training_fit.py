@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 
@@ -14,6 +15,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from seqlab.seeding import set_seed
 from seqlab.training import BinaryCrossentropy, Model, SparseCategoricalCrossentropy, batchify, parameter_table
 from seqlab.training.data_adapter import EmptyDataError
+from seqlab.training.progress import make_progress
 from test_training_toys import SignOfSum, StatefulLanguageModel, Tagger, copy_first_token_data, sign_of_sum_data
 
 
@@ -187,6 +189,25 @@ def test_plain_progress_prints_one_keras_line_per_epoch(capsys):
                r"val_loss: \d+\.\d{{4}} - val_accuracy: \d\.\d{{4}}")
     assert len(lines) == 2
     assert all(re.fullmatch(pattern.format(i + 1), line) for i, line in enumerate(lines)), lines
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_a_terminal_gets_a_live_bar_then_the_epoch_line():
+    stream = _Terminal()
+    progress = make_progress(1, stream=stream)
+    progress.begin("Epoch 1/1", steps=2)
+    for _ in range(2):
+        progress.advance({"loss": 0.5}, 32, "samples")
+    progress.end({"loss": 0.25, "val_loss": 0.3})
+    progress.close()
+    output = stream.getvalue()
+    assert "━" in output and "/2" in output and "\x1b[" in output  # a live bar was drawn
+    assert re.search(r"Epoch 1/1 - \d+\.\ds - [\d,]+ samples/s - loss: 0\.2500 - val_loss: 0\.3000", output)
+    assert type(make_progress(1, stream=io.StringIO())).__name__ == "PlainProgress"
 
 
 def test_verbose_zero_is_silent_and_sequence_speed_counts_tokens(capsys):

@@ -58,7 +58,8 @@ def test_clipnorm_clips_each_tensor_on_its_own():
 def test_global_clipnorm_scales_all_tensors_together():
     big, small = _gradients(Adam(global_clipnorm=1.0))
     scale = 1.0 / math.sqrt(25 + 0.25)
-    assert torch.allclose(big, torch.tensor([3.0, 4.0]) * scale) and torch.allclose(small, torch.tensor([0.3, 0.4]) * scale)
+    assert torch.allclose(big, torch.tensor([3.0, 4.0]) * scale)
+    assert torch.allclose(small, torch.tensor([0.3, 0.4]) * scale)
 
 
 def test_clipvalue_clamps_elements():

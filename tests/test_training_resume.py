@@ -82,8 +82,8 @@ def test_reduce_on_plateau_state_survives_resumption(tmp_path):
     again = ReduceLROnPlateau(monitor="loss", factor=0.5, patience=0, min_delta=10.0)
     resumed = _fresh_model(1)
     resumed.compile("sgd", BinaryCrossentropy(from_logits=True), device="cpu")
-    history = resumed.fit(x, y, epochs=3, callbacks=[again, ModelCheckpoint(tmp_path, save_best=False)], resume_from=tmp_path,
-                          verbose=0)
+    history = resumed.fit(x, y, epochs=3, callbacks=[again, ModelCheckpoint(tmp_path, save_best=False)],
+                          resume_from=tmp_path, verbose=0)
     assert history.history["learning_rate"] == pytest.approx([0.01, 0.01, 0.005])
     assert resumed.optimizer.learning_rate == pytest.approx(0.0025)
 
@@ -119,7 +119,8 @@ def test_a_nan_loss_stops_training_naming_the_step_and_keeps_the_last_good_check
     x, y = sign_of_sum_data(64)
     poison = _PoisonAt(epoch=1, batch=2)
     with pytest.warns(RuntimeWarning, match=r"Epoch 2, step 3 \(global step 7\): the loss is nan") as warned:
-        history = model.fit(x, y, batch_size=16, epochs=5, callbacks=[poison, ModelCheckpoint(tmp_path, save_best=False)], verbose=0)
+        history = model.fit(x, y, batch_size=16, epochs=5, verbose=0,
+                            callbacks=[poison, ModelCheckpoint(tmp_path, save_best=False)])
     message = next(str(w.message) for w in warned if w.category is RuntimeWarning)
     assert f"The last good checkpoint is {tmp_path / 'last'} (after epoch 1)" in message
     assert history.stop_reason == message and history.epoch == [0]

@@ -61,7 +61,8 @@ def to_tensor(value: Any) -> Any:
     if value is None or isinstance(value, torch.Tensor):
         return value
     if isinstance(value, tuple):
-        return tuple(to_tensor(v) for v in value)
+        items = [to_tensor(v) for v in value]
+        return type(value)(*items) if hasattr(value, "_fields") else tuple(items)
     array = np.asarray(value)
     if array.dtype == object:
         raise TypeError(f"Cannot make a tensor from {type(value).__name__} of ragged or non-numeric "
@@ -77,6 +78,8 @@ def map_tensors(fn: Callable[[torch.Tensor], torch.Tensor], value: Any) -> Any:
     """Apply `fn` to every tensor in a nested tuple/list/dict structure."""
     if isinstance(value, torch.Tensor):
         return fn(value)
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a NamedTuple such as seqlab.data's PaddedBatch
+        return type(value)(*(map_tensors(fn, v) for v in value))
     if isinstance(value, (tuple, list)):
         return type(value)(map_tensors(fn, v) for v in value)
     if isinstance(value, dict):

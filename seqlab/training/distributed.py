@@ -55,8 +55,13 @@ class ProcessGroup:
 
     def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum `tensor` over all processes, in place; the identity in a single process."""
-        if self.is_distributed:
-            dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        if not self.is_distributed:
+            return tensor
+        if dist.get_backend() == "nccl" and tensor.device.type != "cuda":  # NCCL reduces GPU tensors only
+            on_gpu = tensor.to(torch.device("cuda", self.local_rank))
+            dist.all_reduce(on_gpu, op=dist.ReduceOp.SUM)
+            return tensor.copy_(on_gpu)
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor
 
     def broadcast_int(self, value: int) -> int:

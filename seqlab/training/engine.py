@@ -24,10 +24,9 @@ regularization penalties (`layer.losses`).
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-import numpy as np
 import torch
 
 from seqlab import saving
@@ -35,9 +34,8 @@ from seqlab.training import distributed as distributed_module
 from seqlab.training import losses as losses_module
 from seqlab.training import metrics as metrics_module
 from seqlab.training import optimizers as optimizers_module
-from seqlab.training.callbacks import Callback, CallbackList, History, ModelCheckpoint, TerminateOnNaN
-from seqlab.training.data_adapter import ArrayData, adapt, map_tensors, to_tensor
-from seqlab.training.distributed import ProcessGroup
+from seqlab.training.callbacks import Callback, History, TerminateOnNaN
+from seqlab.training.data_adapter import ArrayData, adapt, to_tensor
 from seqlab.training.loop import FitRun, Trainer, evaluate_batches, resolve_resume, training_batches
 from seqlab.training.progress import make_progress
 
@@ -53,16 +51,14 @@ class Compiled:
     metrics: list[metrics_module.Metric]
     device: torch.device
     precision: torch.dtype | None = None
-    config: dict[str, Any] | None = field(default=None)
+    config: dict[str, Any] | None = None
 
 
 class Model(torch.nn.Module):
     """A `torch.nn.Module` with Keras' training API (see the module docstring).
 
-        >>> class Classifier(Model):
-        ...     def __init__(self): super().__init__(); self.rnn = nn.GRU(8, 16, batch_first=True); self.out = nn.Linear(16, 1)
-        ...     def forward(self, x): return self.out(self.rnn(x)[0][:, -1])
-        >>> model = Classifier(); model.compile("adam", BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+        >>> model = Classifier()          # class Classifier(Model) with a forward(x)
+        >>> model.compile("adam", BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
         >>> model.fit(x, y, epochs=5).history["accuracy"][-1] > 0.9
         True
     """
@@ -97,7 +93,7 @@ class Model(torch.nn.Module):
             device=resolved_device,
             precision=_resolve_precision(mixed_precision, resolved_device),
             config=_compile_config(optimizer_object, loss if isinstance(loss, str) else loss_object,
-                                   metrics, device, mixed_precision),
+                                   metrics, mixed_precision),
         )
         self._trainer = None
         self.to(resolved_device)
@@ -120,11 +116,11 @@ class Model(torch.nn.Module):
         return self._compiled.config if self._compiled is not None else None
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
-        """Compile with a config from `get_compile_config()` (used by `load_model`)."""
+        """Compile with a config from `get_compile_config()` (used by `load_model`), on the default device."""
         loss = losses_module.get(config["loss"])
         self.compile(optimizer=optimizers_module.get(config["optimizer"]), loss=loss,
                      metrics=[metrics_module.from_spec(m, loss) for m in config["metrics"]],
-                     device=config.get("device"), mixed_precision=config.get("mixed_precision"))
+                     mixed_precision=config.get("mixed_precision"))
         self._compiled.config = config
 
     # -------------------------------------------------------------------- fit
@@ -162,28 +158,13 @@ class Model(torch.nn.Module):
             saving.load_weights(self, checkpoint)
             initial_epoch = state["epoch"]
         trainer.forward_module = distributed_module.wrap(self, group, device)
-        run = self._make_fit_run(trainer, train, validation, callbacks, verbose, epochs, seed, bool(tbptt),
-                                 terminate_on_nan, group)
+        callbacks = list(callbacks or [])
+        if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
+            callbacks.append(TerminateOnNaN())
+        run = FitRun(self, trainer, train, validation, callbacks, make_progress(verbose, is_main=group.is_main),
+                     epochs=epochs, seed=seed, verbose=verbose, stateful_windows=bool(tbptt))
         self.history = run.run(initial_epoch, state)
         return self.history
-
-    def _make_fit_run(self, trainer: Trainer, train: Any, validation: Any, callbacks: Iterable[Callback] | None,
-                 verbose: int | str, epochs: int, seed: int, stateful_windows: bool, terminate_on_nan: bool,
-                 group: ProcessGroup) -> FitRun:
-        user_callbacks = list(callbacks or [])
-        if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in user_callbacks):
-            user_callbacks.append(TerminateOnNaN())
-        checkpoints = [c for c in user_callbacks if isinstance(c, ModelCheckpoint)]
-        history = History()
-        ordered = [c for c in user_callbacks if not isinstance(c, ModelCheckpoint)] + [history, *checkpoints]
-        progress = make_progress(verbose, is_main=group.is_main)
-        params = {"epochs": epochs, "steps": train.steps, "verbose": verbose}
-        run = FitRun(self, trainer, train, validation, CallbackList([], self, params), history, progress,
-                     epochs=epochs, seed=seed, stateful_windows=stateful_windows)
-        run.callbacks = CallbackList(ordered, self, params, run)
-        guards = run.callbacks.of_type(TerminateOnNaN)
-        trainer.nan_guard = guards[0] if guards else None
-        return run
 
     # ------------------------------------------------------- evaluate, predict
     def evaluate(self, x: Any = None, y: Any = None, batch_size: int | None = None, verbose: int | str = "auto",
@@ -244,7 +225,7 @@ class Model(torch.nn.Module):
 
     # ------------------------------------------------------------ save, show
     def save(self, directory: Any, *, tokenizer: Any = None) -> None:
-        """Write config.json and model.safetensors to `directory` (rank 0 only in a distributed run)."""
+        """Write config.json and model.safetensors to `directory` (only rank 0 writes in a distributed run)."""
         if distributed_module.is_main_process():
             saving.save_model(self, directory, tokenizer=tokenizer)
 
@@ -313,15 +294,15 @@ def _resolve_precision(mixed_precision: bool | str | None, device: torch.device)
 
 
 def _compile_config(optimizer: optimizers_module.Optimizer, loss: str | losses_module.Loss, metrics: list[Any],
-                    device: Any, mixed_precision: Any) -> dict[str, Any] | None:
-    """The compile arguments as JSON, or None when one of them is a plain object that cannot be saved."""
+                    mixed_precision: Any) -> dict[str, Any] | None:
+    """The compile arguments as JSON (not the device: a loaded model goes where it is loaded), or None
+    when one of them is a plain object that cannot be saved."""
     try:
         return {
             "optimizer": optimizer.get_config(),
             "loss": loss if isinstance(loss, str) else losses_module.serialize(loss),
             "metrics": [m if isinstance(m, str) else {"class_name": type(m).__name__, "config": m.get_config()}
                         for m in metrics],
-            "device": None if device is None else str(device),
             "mixed_precision": mixed_precision,
         }
     except TypeError:

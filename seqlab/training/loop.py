@@ -28,8 +28,7 @@ import torch
 
 from seqlab import saving
 from seqlab.seeding import get_rng_state, set_rng_state
-from seqlab.training import distributed as distributed_module
-from seqlab.training.callbacks import (CallbackList, History, ModelCheckpoint, NonFiniteLossError,
+from seqlab.training.callbacks import (Callback, CallbackList, History, ModelCheckpoint, NonFiniteLossError,
                                        TerminateOnNaN)
 from seqlab.training.data_adapter import (ArrayData, Batch, Batches, EmptyDataError, adapt, is_batch_iterable,
                                           map_tensors, rows_of)
@@ -230,17 +229,25 @@ def _is_arrays(x: Any) -> bool:
 class FitRun:
     """One call of `fit`: epochs of training and validation, callbacks, progress, checkpoints, resume.
 
+    Callbacks run in the order given, then `History`, then the `ModelCheckpoint`s
+    (so that a checkpoint holds every callback's state for its epoch).
     `checkpoint_state(epochs_done)` is what `ModelCheckpoint` writes beside the
     weights: epoch, data-order seed, optimizer, callbacks (History included),
     loss scaler and RNG states; `restore(state)` puts it back.
     """
 
     def __init__(self, model: torch.nn.Module, trainer: Trainer, train: Batches, validation: Batches | None,
-                 callbacks: CallbackList, history: History, progress: Progress, *, epochs: int, seed: int,
+                 callbacks: list[Callback], progress: Progress, *, epochs: int, seed: int, verbose: int | str,
                  stateful_windows: bool):
         self.model, self.trainer, self.train, self.validation = model, trainer, train, validation
-        self.callbacks, self.history, self.progress = callbacks, history, progress
-        self.epochs, self.seed, self.stateful_windows = epochs, seed, stateful_windows
+        self.progress, self.epochs, self.seed, self.stateful_windows = progress, epochs, seed, stateful_windows
+        self.history = History()
+        checkpoints = [c for c in callbacks if isinstance(c, ModelCheckpoint)]
+        ordered = [c for c in callbacks if not isinstance(c, ModelCheckpoint)] + [self.history, *checkpoints]
+        params = {"epochs": epochs, "steps": train.steps, "verbose": verbose}
+        self.callbacks = CallbackList(ordered, model, params, self)
+        guards = self.callbacks.of_type(TerminateOnNaN)
+        trainer.nan_guard = guards[0] if guards else None
 
     def checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
         scaler = self.trainer.scaler

@@ -1,0 +1,10 @@
+"""Test-session settings.
+
+One intra-op thread: the tests run tiny models, for which torch's OpenMP
+threads spend more time spin-waiting than working on a 2-core machine, and a
+single thread keeps floating-point results identical from run to run.
+"""
+
+import torch
+
+torch.set_num_threads(1)
