@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from seqlab import identifiers
+
 _EPSILON = 1e-7  # Keras' backend epsilon, keeps the division finite
 
 
@@ -82,27 +84,15 @@ class UnitNorm(Constraint):
 
 
 _BY_NAME = {"max_norm": MaxNorm, "min_max_norm": MinMaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm}
-_CLASS_NAMES = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 
 def get(identifier: str | dict | Constraint | None) -> Constraint | None:
     """A constraint from a Keras name, a config dict, an instance or None."""
-    if identifier is None or isinstance(identifier, Constraint):
-        return identifier
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASS_NAMES:
-        return _CLASS_NAMES[identifier["class_name"]](**identifier.get("config", {}))
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    raise ValueError(
-        f"Unknown constraint {identifier!r}. Use one of {sorted(_BY_NAME)}, None, "
-        "or an instance of seqlab.constraints.Constraint."
-    )
+    return identifiers.resolve(identifier, kind="constraint", by_name=_BY_NAME, base=Constraint,
+                               module="seqlab.constraints")
 
 
-def serialize(constraint: Constraint | None) -> dict[str, Any] | None:
-    if constraint is None:
-        return None
-    return {"class_name": type(constraint).__name__, "config": constraint.get_config()}
+serialize = identifiers.serialize
 
 
 def enforce_after_each_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module):

@@ -22,6 +22,8 @@ from typing import Any, Sequence
 
 import torch
 
+from seqlab import identifiers
+
 Shape = Sequence[int]
 
 
@@ -270,25 +272,12 @@ _BY_NAME: dict[str, type[Initializer]] = {
     "orthogonal": Orthogonal,
     "identity": Identity,
 }
-_CLASS_NAMES = {cls.__name__: cls for cls in _BY_NAME.values()}
 
 
 def get(identifier: str | dict | Initializer) -> Initializer:
     """An initializer from a Keras name, a `{"class_name", "config"}` dict or an instance."""
-    if isinstance(identifier, Initializer):
-        return identifier
-    if isinstance(identifier, dict):
-        cls = _CLASS_NAMES.get(identifier.get("class_name", ""))
-        if cls is None:
-            raise ValueError(f"Unknown initializer config {identifier!r}.")
-        return cls(**identifier.get("config", {}))
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    raise ValueError(
-        f"Unknown initializer {identifier!r}. Use one of {sorted(_BY_NAME)} "
-        "or an instance of seqlab.initializers.Initializer."
-    )
+    return identifiers.resolve(identifier, kind="initializer", by_name=_BY_NAME, base=Initializer,
+                               module="seqlab.initializers", allow_none=False)
 
 
-def serialize(initializer: Initializer) -> dict[str, Any]:
-    return {"class_name": type(initializer).__name__, "config": initializer.get_config()}
+serialize = identifiers.serialize

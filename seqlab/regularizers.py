@@ -15,6 +15,8 @@ from typing import Any
 
 import torch
 
+from seqlab import identifiers
+
 
 class L1L2:
     """penalty(w) = l1 * sum(|w|) + l2 * sum(w^2)."""
@@ -66,25 +68,14 @@ def l1_l2(l1: float = 0.01, l2: float = 0.01) -> L1L2:
     return L1L2(l1, l2)
 
 
-_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01)}
-_CLASS_NAMES = {"L1": L1, "L2": L2, "L1L2": L1L2}
+_BY_NAME = {"l1": L1, "l2": L2, "l1_l2": lambda: L1L2(0.01, 0.01), "l1l2": lambda: L1L2(0.01, 0.01),
+            "L1L2": L1L2}
 
 
 def get(identifier: str | dict | L1L2 | None) -> L1L2 | None:
     """A regularizer from a name (`"l1"`, `"l2"`, `"l1_l2"`), a config dict, an instance or None."""
-    if identifier is None or isinstance(identifier, L1L2):
-        return identifier
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASS_NAMES:
-        return _CLASS_NAMES[identifier["class_name"]](**identifier.get("config", {}))
-    if isinstance(identifier, str) and identifier in _BY_NAME:
-        return _BY_NAME[identifier]()
-    raise ValueError(
-        f"Unknown regularizer {identifier!r}. Use 'l1', 'l2', 'l1_l2', None, "
-        "or seqlab.regularizers.L1L2(l1=..., l2=...)."
-    )
+    return identifiers.resolve(identifier, kind="regularizer", by_name=_BY_NAME, base=L1L2,
+                               module="seqlab.regularizers")
 
 
-def serialize(regularizer: L1L2 | None) -> dict[str, Any] | None:
-    if regularizer is None:
-        return None
-    return {"class_name": type(regularizer).__name__, "config": regularizer.get_config()}
+serialize = identifiers.serialize

@@ -9,21 +9,12 @@ TensorFlow is not installed (`pip install -e '.[test]'` brings it).
 
 from __future__ import annotations
 
-import os
 
 import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("CI"):  # CI installs the test extra: a missing oracle must fail, not skip
-    import keras
-    import tensorflow as tf
-else:
-    tf = pytest.importorskip("tensorflow", reason="TensorFlow-Keras parity tests need tensorflow-cpu "
-                             "(pip install -e '.[test]')")
-    keras = pytest.importorskip("keras", reason="TensorFlow-Keras parity tests need keras 3")
+from keras_oracle import keras, tf  # noqa: E402  (real TensorFlow-Keras, or a skip)
 
 import seqlab  # noqa: E402
 from seqlab import layers  # noqa: E402

@@ -5,19 +5,11 @@ Skipped with a reason when TensorFlow is not installed; on CI (CI=1) a missing o
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import torch
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-if os.environ.get("CI"):
-    import keras
-else:
-    pytest.importorskip("tensorflow", reason="Keras parity tests need tensorflow-cpu (pip install -e '.[test]')")
-    keras = pytest.importorskip("keras", reason="Keras parity tests need keras 3")
+from keras_oracle import keras  # noqa: E402  (real TensorFlow-Keras, or a skip)
 
 from seqlab.training import losses, metrics, optimizers, schedules  # noqa: E402
 
