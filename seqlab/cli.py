@@ -15,7 +15,9 @@ import sys
 import seqlab
 
 # Modules that define more subcommands (each has add_parser(subcommands)).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "seqlab.interop.commands",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -101,12 +101,30 @@ def deserialize_object(spec: dict[str, Any], what: str) -> Any:
     """Rebuild an object written by `serialize_object`."""
     class_name = spec.get("class_name")
     if class_name not in _SERIALIZABLE:
+        _import_registering_modules()
+    if class_name not in _SERIALIZABLE:
         raise ModelDirectoryError(
             f"The saved {what} is a {class_name!r}, which is not a registered class "
             f"(registered: {sorted(_SERIALIZABLE)}). Import the module that defines it "
             "(it must be decorated with @seqlab.saving.register_serializable) before loading."
         )
     return _SERIALIZABLE[class_name].from_config(spec["config"])
+
+
+# seqlab's modules that register savable classes, imported only when a saved name is not yet known.
+_REGISTERING_MODULES = ("seqlab.apps.sentiment", "seqlab.apps.charlm", "seqlab.apps.translate",
+                        "seqlab.interop.keras_import", "seqlab.data.tokenizers",
+                        "seqlab.data.korean", "seqlab.data.vocabulary")
+
+
+def _import_registering_modules() -> None:
+    import importlib
+
+    for module in _REGISTERING_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:  # an optional part that is not installed cannot have written the file
+            continue
 
 
 def _registered_name(cls: type) -> str:

@@ -229,6 +229,12 @@ class Model(torch.nn.Module):
         if distributed_module.is_main_process():
             saving.save_model(self, directory, tokenizer=tokenizer)
 
+    def export_onnx(self, path: Any, **options: Any) -> Any:
+        """Write this model as an ONNX graph (see `seqlab.interop.export_onnx`)."""
+        from seqlab.interop.onnx_export import export_onnx
+
+        return export_onnx(self, path, **options)
+
     def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
         """Print (and return) a table of parameter counts per top-level child module."""
         return parameter_table(self, print_fn=print_fn)
