@@ -11,7 +11,6 @@ in CI, where a missing oracle fails.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import zipfile
