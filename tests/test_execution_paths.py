@@ -187,3 +187,15 @@ def test_segmented_masked_batch_with_many_lengths(cell_type, return_state):
     reference.build((20, 20, 3)), fast.build((20, 20, 3))
     fast.set_weights(reference.get_weights())
     assert_twins(reference, fast, torch.from_numpy(rng.normal(size=(20, 20, 3))), mask)
+
+
+def test_auto_runs_large_cpu_grus_in_the_hoisted_loop(monkeypatch):
+    calls = []
+    original = kernels.native._call
+    monkeypatch.setattr(kernels.native, "_call", lambda *a: calls.append(a[0]) or original(*a))
+    x = torch.randn(2, 3, 4)
+    layers.GRU(256)(x)
+    assert calls == []  # no fused GRU kernel on CPU: the hoisted loop is faster from ~256 units
+    layers.GRU(32)(x)
+    layers.LSTM(256)(x)
+    assert [type(cell).__name__ for cell in calls] == ["GRUCell", "LSTMCell"]
