@@ -16,6 +16,7 @@ import seqlab
 
 # Modules that define more subcommands (each has add_parser(subcommands)).
 COMMAND_MODULES: list[str] = [
+    "seqlab.apps.translate",
     "seqlab.interop.commands",
 ]
 
