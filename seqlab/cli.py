@@ -16,6 +16,8 @@ import seqlab
 
 # Modules that define more subcommands (each has add_parser(subcommands)).
 COMMAND_MODULES: list[str] = [
+    "seqlab.apps.sentiment",
+    "seqlab.apps.charlm",
     "seqlab.apps.translate",
     "seqlab.interop.commands",
 ]
