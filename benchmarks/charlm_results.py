@@ -151,6 +151,9 @@ def targets_section(book: Run, best: Run | None, speed: dict, korean: Run | None
 
 def book_section(book: Run) -> str:
     stopped = f" Training stopped early: {book.stop_reason}." if book.stop_reason else ""
+    if book.epochs < book.settings["epochs"]:
+        stopped += (f" The remaining epochs were not run here; `seqlab charlm train --resume --out "
+                    f"{book.directory} --max-minutes M` continues the run from its last checkpoint.")
     seconds = book.history.get("seconds", [])
     return (f"## The `book` preset\n\nThe tutorial's model and data: {book.recipe()}; the model's "
             f"{book.vocabulary_size} classes are the {book.vocabulary_size - 2} characters plus the vocabulary's "

@@ -650,10 +650,13 @@ def _train_command(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"seqlab charlm train: {error}", file=sys.stderr)
         return 1
-    history = result.history
-    if history.get("val_loss"):
-        print(f"Held-out loss {history['val_loss'][-1]:.4f} nats/char ({history['val_bpc'][-1]:.4f} bits/char) "
-              f"after {len(history['val_loss'])} epoch(s).", file=sys.stderr)
+    losses, bits = result.history.get("val_loss", []), result.history.get("val_bpc", [])
+    if losses:
+        best = min(range(len(losses)), key=losses.__getitem__)
+        kept = "the saved model" if settings.patience is not None else f"{Path(args.out) / 'checkpoints' / 'best'}"
+        print(f"Held-out loss after epoch {len(losses)}: {losses[-1]:.4f} nats/char ({bits[-1]:.4f} bits/char); "
+              f"best: {losses[best]:.4f} ({bits[best]:.4f} bits/char) after epoch {best + 1}, in {kept}.",
+              file=sys.stderr)
     print(f"Saved {result.model_dir}. Generate with: seqlab charlm generate --model {args.out}", file=sys.stderr)
     return 0
 
