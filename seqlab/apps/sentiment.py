@@ -6,6 +6,10 @@ probability that a text is positive, trained with binary cross-entropy:
 
     p(positive | text) = σ(w · RNN(E[ids]) + b),    label = positive if p > 0.5
 
+Variants: pooling over time instead of the last output, and with
+`layers=0` no recurrent layer at all (`ngrams=2` then gives fastText's
+masked mean of word and bigram embeddings).
+
 Data: IMDb (`split="official"` or the tutorial's `"book"`), NSMC (Korean), or
 any CSV/TSV with a text and a two-valued label column. Presets name recipes:
 `book-bilstm` and `book-bisimplernn-100` are the tutorial's exactly; `best`
