@@ -643,7 +643,8 @@ def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out:
     model = build_model(recipe, len(vocabulary))
     compile_model(model, recipe)
     model.tokenizer = encoder
-    _say(log, f"vocabulary {len(vocabulary):,} ({recipe.tokenizer} tokens), {model.count_params():,} parameters")
+    grams = f" and their 2..{recipe.ngrams}-grams" if recipe.ngrams > 1 else ""
+    _say(log, f"vocabulary {len(vocabulary):,} ({recipe.tokenizer} tokens{grams}), {model.count_params():,} parameters")
     timer = EpochTimes()
     stopper = (EarlyStopping("val_accuracy", patience=recipe.patience, restore_best_weights=True)
                if recipe.patience is not None else None)
