@@ -8,6 +8,8 @@ weight) agree within 1e-5 in float32 and 1e-10 in float64.
 
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 import torch
@@ -28,6 +30,8 @@ def random_mask(rng: np.random.Generator, batch: int, time: int, kind: str) -> t
     if kind == "none":
         return None
     lengths = rng.integers(1, time + 1, size=batch)
+    if time > 1:  # at least one sequence is padded, whatever the seed
+        lengths[0] = rng.integers(1, time)
     starts = {"right": np.zeros(batch, int), "left": time - lengths,
               "both": rng.integers(0, time - lengths + 1)}[kind]
     steps = np.arange(time)[None]
@@ -155,7 +159,7 @@ def test_weight_conversion_is_cached_outside_autograd():
 @pytest.mark.parametrize("mask_kind", ["none", "right", "left", "both"])
 @pytest.mark.parametrize("return_sequences", [True, False])
 def test_fused_bidirectional_equals_reference(cell_type, mask_kind, return_sequences, monkeypatch):
-    rng = np.random.default_rng(hash((cell_type, mask_kind, return_sequences)) % 2**32)
+    rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{mask_kind}-{return_sequences}".encode()))
     calls = []  # for each native kernel call: was it bidirectional?
     original = kernels.native._call
     monkeypatch.setattr(kernels.native, "_call", lambda *a: calls.append(a[-1]) or original(*a))
