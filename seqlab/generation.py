@@ -15,7 +15,9 @@ softmax([1, 1, 3]) = [0.1065, 0.1065, 0.7870]; with α = 0.5 [0.2119, 0.2119,
 
 Generation is incremental: the prime runs once through the model (its fast
 sequence path), then each new token is one recurrent step from the carried
-state (`seqlab.kernels.stepping.Stepper`), never a re-run of the prefix.
+state (`seqlab.kernels.stepping.Stepper`), never a re-run of the prefix; a
+causal transformer, which has no state, re-reads its window
+(`WindowStepper`).
 `num_samples` continuations of one prime generate together as one batch, and
 `stream` yields every step's tokens as soon as they are drawn.
 
@@ -32,7 +34,7 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from seqlab.kernels.stepping import Stepper
+from seqlab.kernels.stepping import Stepper, WindowStepper, stepper_for
 
 __all__ = ["GenerationStep", "Sampling", "TextGenerator", "UnknownCharactersError", "generate_steps",
            "scale_logits", "top_k_mask", "top_p_mask"]
@@ -148,7 +150,8 @@ def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling =
                    forbidden: Sequence[int] = ()) -> Iterator[GenerationStep]:
     """Yield `length` steps continuing `prime (batch, time)`, one recurrent step per token.
 
-    `model` is an Embedding → RNN(s) → Dense `Sequential` (or a `Stepper`).
+    `model` is an Embedding → RNN(s) → Dense `Sequential`, a causal
+    transformer `Sequential`, or a `Stepper` / `WindowStepper`.
     The prime runs once; every later step feeds the drawn token back with the
     carried state. `forbidden` token ids (padding, unknown) are never drawn.
 
@@ -158,8 +161,8 @@ def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling =
     """
     if length < 0:
         raise ValueError(f"length must be ≥ 0 (tokens to generate), got {length}.")
-    stepper = model if isinstance(model, Stepper) else Stepper(model, batch_size=prime.shape[0])
-    device = stepper.table.device
+    stepper = model if isinstance(model, (Stepper, WindowStepper)) else stepper_for(model, prime.shape[0])
+    device = stepper.device
     banned = torch.tensor(sorted(set(forbidden)), dtype=torch.long, device=device)
     logits = stepper.prime(prime.to(device))
     for index in range(length):

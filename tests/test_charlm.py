@@ -7,6 +7,8 @@ import csv
 import json
 import math
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from seqlab.apps import charlm
 from seqlab.apps.charlm import (CharVocabulary, ChunkBatches, Settings, buffered_shuffle_order, build_model, chunks,
                                 split_ids)
 from seqlab.data import CharTokenizer, Vocabulary
+from seqlab.generation import Sampling
 from seqlab.saving import ModelDirectoryError, load_model
 
 ENGLISH = ("The island was of volcanic origin. The engineer and the reporter climbed the mountain, "
@@ -203,7 +206,6 @@ def test_generate_several_samples_as_one_batch(trained, capsys):
     assert len(samples) == 3 and all(s.startswith("The") and len(s) == 43 for s in samples)
     assert "--- sample 3 of 3 ---" in captured.err and "---" not in captured.out
     generator = charlm.load_generator(trained)
-    from seqlab.generation import Sampling
     assert generator.generate("The", 40, Sampling(top_k=5, top_p=0.9), num_samples=3, seed=4) == samples
 
 
@@ -284,3 +286,61 @@ def test_real_koconovel_text_when_available(monkeypatch):
         pytest.skip("KoCoNovel is not in $SEQLAB_DATA_DIR")
     text = charlm.load_text(Settings(corpus="koconovel"))
     assert (len(text), len(set(text))) == (707_152 - 134, 1_519 - 1)  # CRLF line ends read as "\n"
+
+
+# ------------------------------------------------------------- transformer
+def test_transformer_model_is_causal_blocks_between_embedding_and_logits():
+    settings = Settings(**{**charlm.PRESETS["transformer"], "layers": 2, "embedding_dim": 16, "units": 32,
+                           "heads": 2, "seq_len": 12})
+    model = build_model(30, settings)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Embedding", "PositionEmbedding", "TransformerBlock", "TransformerBlock",
+                     "LayerNormalization", "Dense"]
+    assert all(block.causal and block.norm_first for block in model.layers[2:4])
+    assert model.layers[1].sequence_length == 12
+    # 30×16 + 12×16 + 2 × (4 × (16×16 + 16) + (16×32 + 32) + (32×16 + 16) + 2 × 32) + 32 + (16×30 + 30)
+    assert model.count_params() == 480 + 192 + 2 * (1088 + 544 + 528 + 64) + 32 + 510
+    ids = torch.randint(1, 30, (2, 12))
+    model.eval()
+    changed = ids.clone()
+    changed[:, 7:] = (changed[:, 7:] % 29) + 1
+    with torch.no_grad():  # a later character never changes an earlier prediction
+        torch.testing.assert_close(model(ids)[:, :7], model(changed)[:, :7], rtol=0, atol=1e-6)
+    best = build_model(82, Settings(**{**charlm.PRESETS["best"], "max_minutes": None}))
+    preset = build_model(82, Settings(**charlm.PRESETS["transformer"]))
+    assert abs(preset.count_params() / best.count_params() - 1) < 0.05  # "of the best LSTM's size"
+
+
+def test_transformer_settings_errors():
+    with pytest.raises(ValueError, match="no state to carry"):
+        Settings(arch="transformer", stateful=True)
+    with pytest.raises(ValueError, match="divisible by heads=3"):
+        Settings(arch="transformer", embedding_dim=16, heads=3)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        Settings(arch="cnn")
+
+
+def test_transformer_trains_and_generates_from_its_window(tmp_path, english, capsys):
+    out = tmp_path / "transformer"
+    assert run("train", "--text", str(english), "--arch", "transformer", "--layers", "1", "--heads", "2",
+               "--units", "32", "--embedding-dim", "16", "--seq-len", "20", "--batch-size", "16", "--threads",
+               "1", "--verbose", "0", "--epochs", "2", "--lr", "0.005", "--out", str(out)) == 0
+    history = json.loads((out / "history.json").read_text())["history"]
+    assert history["val_loss"][1] < history["val_loss"][0] < math.log(len(set(ENGLISH)))
+    capsys.readouterr()
+    # 60 characters from a 20-character window: the window slides past the prime.
+    assert run("generate", "--model", str(out), "--prime", "The island", "--length", "60", "--seed", "2") == 0
+    text = capsys.readouterr().out.rstrip("\n")
+    assert text.startswith("The island") and len(text) == 70 and set(text) <= set(ENGLISH)
+    generator = charlm.load_generator(out)
+    assert generator.generate("The island", 60, Sampling(), seed=2) == [text]
+
+
+def test_saved_model_generates_in_a_fresh_process(trained):
+    """Everything needed to generate is in the model directory: a new interpreter loads it."""
+    script = ("import sys; from seqlab.apps import charlm; from seqlab.generation import Sampling; "
+              "print(charlm.load_generator(sys.argv[1]).generate('The', 30, Sampling(), seed=5)[0])")
+    fresh = subprocess.run([sys.executable, "-c", script, str(trained)], capture_output=True, text=True,
+                           check=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    here = charlm.load_generator(trained).generate("The", 30, Sampling(), seed=5)[0]
+    assert len(here) == 33 and fresh.stdout == here + "\n"

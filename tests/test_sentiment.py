@@ -15,7 +15,8 @@ import torch
 
 from seqlab.apps import sentiment
 from seqlab.data import Vocabulary, WordTokenizer
-from seqlab.layers import LSTM, Bidirectional, Dense, Embedding, SimpleRNN
+from seqlab.layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D, PositionEmbedding,
+                           PositionalEncoding, SimpleRNN, TransformerBlock)
 
 POSITIVE = ["good", "great", "wonderful", "loved", "superb"]
 NEGATIVE = ["bad", "awful", "boring", "hated", "dull"]
@@ -225,3 +226,50 @@ def test_unmasked_inference_keeps_order_and_training_padding():
     by_length = sentiment.ReviewBatches([[1, 2, 3], [4], [5, 6]], None, batch_size=2, shuffle=False,
                                         sorted_by_length=True)
     assert [b.tolist() for b in by_length] == [[[4, 0], [5, 6]], [[1, 2, 3]]]
+
+
+# ---------------------------------------------------------------- transformer
+def test_transformer_preset_builds_the_keras_example_shape():
+    recipe = sentiment.make_recipe("transformer")
+    model = sentiment.build_model(recipe, vocabulary_size=1000)
+    kinds = [type(layer) for layer in model.layers]
+    assert kinds == [Embedding, PositionEmbedding, TransformerBlock, GlobalAveragePooling1D, Dropout, Dense,
+                     Dropout, Dense]
+    # 1000×32 + 200×32 positions + block (attention 4 × (32×32 + 32) = 4,224, MLP 2 × 1,056, norms 128) + 660 + 21
+    assert [layer.count_params() for layer in model.layers] == [32_000, 6_400, 6_464, 0, 0, 660, 0, 21]
+    assert model.layers[0].mask_zero and model.layers[2].num_heads == 2 and not model.layers[2].causal
+    sinusoidal = sentiment.build_model(sentiment.make_recipe(arch="transformer", embedding_dim=8), vocabulary_size=10)
+    assert isinstance(sinusoidal.layers[1], PositionalEncoding)
+    assert sentiment.make_recipe(arch="transformer").pooling == "average"
+    assert sentiment.make_recipe().pooling == "last"
+
+
+def test_transformer_recipe_errors_say_what_to_change():
+    with pytest.raises(ValueError, match="pooling 'average' or 'max'"):
+        sentiment.make_recipe(arch="transformer", pooling="last")
+    with pytest.raises(ValueError, match="layers >= 1"):
+        sentiment.make_recipe(arch="transformer", layers=0)
+    with pytest.raises(ValueError, match="divisible by heads=3"):
+        sentiment.make_recipe(arch="transformer", embedding_dim=8, heads=3)
+    with pytest.raises(ValueError, match="arch must be one of"):
+        sentiment.make_recipe(arch="cnn")
+
+
+def test_transformer_trains_saves_loads_and_ignores_padding(tmp_path, capsys):
+    csv = write_reviews(tmp_path / "reviews.csv")
+    out = tmp_path / "transformer"
+    status, _, err = run_cli(["sentiment", "train", "--dataset", f"csv:{csv}", "--text-column", "review",
+                              "--label-column", "sentiment", "--arch", "transformer", "--embedding-dim", "8",
+                              "--heads", "2", "--units", "16", "--dense-units", "0", "--max-len", "20",
+                              "--epochs", "8", "--lr", "0.01", "--mask", "--bucket", "--verbose", "0",
+                              "--out", str(out)], capsys)
+    assert status == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["recipe"]["arch"] == "transformer" and summary["test"]["accuracy"] >= 0.9
+    classifier = sentiment.load(out)
+    assert any(isinstance(layer, TransformerBlock) for layer in classifier.model.layers)
+    texts = ["superb", "the plot was boring and the actor was dull and it is this film", "loved it"]
+    together = [p.positive for p in classifier.predict(texts)]
+    alone = [classifier.predict([text])[0].positive for text in texts]
+    np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)  # padding never changes an answer
+    assert [p.label for p in classifier.predict(["great and wonderful", "awful and bad"])] == ["pos", "neg"]

@@ -7,7 +7,7 @@ import torch
 
 import seqlab
 from seqlab import layers
-from seqlab.kernels.stepping import Stepper
+from seqlab.kernels.stepping import Stepper, WindowStepper, stepper_for
 
 
 @pytest.mark.parametrize("cell", [layers.LSTM, layers.GRU, layers.SimpleRNN])
@@ -40,3 +40,37 @@ def test_stepper_rejects_models_it_cannot_step():
     backwards.build((None, None))
     with pytest.raises(ValueError, match="reads backwards"):
         Stepper(backwards)
+
+
+def causal_transformer(context: int) -> seqlab.Sequential:
+    torch.manual_seed(1)
+    model = seqlab.Sequential([layers.Embedding(12, 8),
+                               *layers.transformer_stack(8, 2, 16, num_blocks=2, max_len=context, causal=True,
+                                                         norm_first=True),
+                               layers.Dense(12)])
+    model.build((None, None))
+    return model.eval()
+
+
+def test_window_steps_equal_the_prefix_then_the_last_context_tokens():
+    model = causal_transformer(context=6)
+    ids = torch.randint(1, 12, (3, 10))
+    stepper = stepper_for(model)
+    assert isinstance(stepper, WindowStepper) and stepper.context == 6
+    with torch.no_grad():
+        torch.testing.assert_close(stepper.prime(ids[:, :4]), model(ids[:, :4])[:, -1], rtol=1e-5, atol=1e-6)
+        for t in range(4, 10):  # up to 6 tokens: the whole prefix; then the last 6
+            expected = model(ids[:, max(0, t - 5):t + 1])[:, -1]
+            torch.testing.assert_close(stepper.step(ids[:, t]), expected, rtol=1e-5, atol=1e-6)
+    assert stepper.window.shape == (3, 6) and torch.equal(stepper.window, ids[:, 4:])
+
+
+def test_stepper_for_needs_a_recurrent_or_causal_model():
+    encoder = seqlab.Sequential([layers.Embedding(12, 8), layers.TransformerBlock(8, 2, 16), layers.Dense(12)])
+    with pytest.raises(ValueError, match="neither"):
+        stepper_for(encoder)  # bidirectional attention sees the future: it cannot generate
+    sinusoidal = seqlab.Sequential([layers.Embedding(12, 8), layers.PositionalEncoding(),
+                                    layers.TransformerBlock(8, 2, 16, causal=True), layers.Dense(12)])
+    with pytest.raises(ValueError, match="needs context=N"):
+        stepper_for(sinusoidal)
+    assert WindowStepper(sinusoidal, context=4).context == 4

@@ -5,6 +5,14 @@ The model reads a text one character at a time and predicts the next:
     Embedding(V, e) → [LSTM|GRU|SimpleRNN](u, return_sequences=True) (× layers, Dropout after each) → Dense(V)
     ids (batch, time) → logits (batch, time, V),  loss = mean −log softmax(logits)[next character]
 
+or, with `--arch transformer`, a causal (GPT-style, pre-norm) transformer:
+
+    Embedding(V, e) → + PositionEmbedding(seq_len) → TransformerBlock(e, heads, ff = u, causal) × layers
+                    → LayerNorm → Dense(V)
+
+where position t attends to positions ≤ t only, so one window trains all its
+next-character predictions at once, as the recurrent model does.
+
 V counts the text's distinct characters plus the vocabulary's padding (0) and
 unknown (V − 1) indices, which never occur as targets. Training data is the
 text without its last `val_fraction` (a contiguous held-out tail): cut into
@@ -19,7 +27,8 @@ OUT/history.json, the settings to OUT/settings.json and the command to
 OUT/command.txt.
 
 Generation (`seqlab.generation`) runs the prime once, then one recurrent step
-per character; several samples run as one batch.
+per character; several samples run as one batch. A transformer has no
+carried state: each character re-reads the last `seq_len` characters.
 
     $ seqlab charlm train --preset book --corpus mysterious-island --out runs/book
     $ seqlab charlm generate --model runs/book --prime "The island" --length 500 --scale-factor 2.0
@@ -60,6 +69,7 @@ __all__ = ["PRESETS", "CharVocabulary", "ChunkBatches", "Settings", "TrainingBud
 
 CORPORA = ("mysterious-island", "koconovel")
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}
+ARCHITECTURES = ("rnn", "transformer")
 KOCONOVEL_FILE = "koconovel/koconovel_50novels.txt"
 KOCONOVEL_SHA256 = "938ec437fd1f3e8e5dde70dcf668fa4614f44d471f402007d57188be2bde8cde"
 DEMO_SCALE_FACTORS = (2.0, 1.0, 0.5)
@@ -73,7 +83,10 @@ class Settings:
     `max_steps` stop training early (after finishing that batch and validating);
     `patience` stops when the held-out loss has not improved for that many
     epochs and keeps the best weights; `reduce_lr_patience` halves the learning
-    rate when it has not improved for that many epochs.
+    rate when it has not improved for that many epochs. `arch="transformer"`:
+    `layers` causal blocks of width `embedding_dim`, `heads` heads, a
+    feed-forward layer of `units`, dropout `dropout` inside each block, and
+    learned positions for `seq_len` steps (`cell` and `stateful` do not apply).
 
         >>> Settings(**PRESETS["quick"]).units
         256
@@ -85,7 +98,9 @@ class Settings:
     batch_size: int = 64
     embedding_dim: int = 256
     units: int = 512
+    arch: str = "rnn"
     cell: str = "lstm"
+    heads: int = 4
     layers: int = 1
     dropout: float = 0.0
     epochs: int = 20
@@ -110,9 +125,18 @@ class Settings:
                              f"got {self.val_fraction}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-        for name in ("seq_len", "batch_size", "embedding_dim", "units", "layers", "epochs"):
+        for name in ("seq_len", "batch_size", "embedding_dim", "units", "layers", "epochs", "heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {self.arch!r}.")
+        if self.arch == "transformer":
+            if self.stateful:
+                raise ValueError("a transformer has no state to carry across windows: drop --stateful "
+                                 "(its context is the --seq-len window).")
+            if self.embedding_dim % self.heads:
+                raise ValueError(f"embedding_dim={self.embedding_dim} must be divisible by heads={self.heads} "
+                                 f"(each head reads embedding_dim / heads features).")
 
 
 # The tutorial's run, the best recipe found for a small CPU, and the main job's few-minute run.
@@ -122,6 +146,10 @@ PRESETS: dict[str, dict[str, Any]] = {
              "lr": 2e-3, "clip": 1.0, "epochs": 40, "patience": 3, "reduce_lr_patience": 1, "max_minutes": 40.0},
     "quick": {"units": 256, "embedding_dim": 64, "seq_len": 100, "batch_size": 32, "stateful": True,
               "lr": 3e-3, "clip": 1.0, "epochs": 100, "max_minutes": 3.0},
+    # A causal transformer of about the best LSTM's size (docs/results/attention.md compares them).
+    "transformer": {"arch": "transformer", "layers": 6, "embedding_dim": 128, "units": 512, "heads": 4,
+                    "seq_len": 128, "batch_size": 32, "dropout": 0.1, "lr": 1e-3, "clip": 1.0, "epochs": 40,
+                    "patience": 3, "reduce_lr_patience": 1, "max_minutes": 40.0},
 }
 
 
@@ -268,19 +296,25 @@ class _FollowEpochs(Callback):
 
 # -------------------------------------------------------------------- model
 def build_model(vocabulary_size: int, settings: Settings) -> Sequential:
-    """Embedding → recurrent layer(s) returning sequences (Dropout after each when set) → Dense logits.
+    """Embedding → recurrent layer(s) returning sequences (Dropout after each when set) → Dense logits;
+    with `arch="transformer"`, Embedding → positions → causal blocks → LayerNorm → Dense logits.
 
         >>> model = build_model(82, Settings())      # the tutorial's model over 80 characters
         >>> model.count_params()
         1637970
     """
     stack: list[layers.Layer] = [layers.Embedding(vocabulary_size, settings.embedding_dim)]
-    for _ in range(settings.layers):
-        stack.append(CELLS[settings.cell](settings.units, return_sequences=True, stateful=settings.stateful))
-        if settings.dropout:
-            stack.append(layers.Dropout(settings.dropout))
+    if settings.arch == "transformer":
+        stack += layers.transformer_stack(settings.embedding_dim, settings.heads, settings.units,
+                                          num_blocks=settings.layers, dropout=settings.dropout,
+                                          max_len=settings.seq_len, causal=True, norm_first=True)
+    else:
+        for _ in range(settings.layers):
+            stack.append(CELLS[settings.cell](settings.units, return_sequences=True, stateful=settings.stateful))
+            if settings.dropout:
+                stack.append(layers.Dropout(settings.dropout))
     stack.append(layers.Dense(vocabulary_size))
-    model = Sequential(stack, name=f"charlm_{settings.cell}")
+    model = Sequential(stack, name=f"charlm_{'transformer' if settings.arch == 'transformer' else settings.cell}")
     model.build((None, None))
     return model
 
@@ -383,8 +417,10 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     model = build_model(len(vocabulary), settings)
     model.tokenizer = CharVocabulary(vocabulary)
     compile_model(model, settings)
-    print(f"Model: {settings.cell} {settings.layers}×{settings.units}, embedding {settings.embedding_dim}, "
-          f"{model.count_params():,} parameters.", file=log)
+    shape = (f"transformer {settings.layers} blocks × {settings.embedding_dim} ({settings.heads} heads, "
+             f"feed-forward {settings.units})" if settings.arch == "transformer" else
+             f"{settings.cell} {settings.layers}×{settings.units}, embedding {settings.embedding_dim}")
+    print(f"Model: {shape}, {model.count_params():,} parameters.", file=log)
 
     (out / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
     checkpoint = ModelCheckpoint(out / "checkpoints", monitor="val_loss")
@@ -514,16 +550,21 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                                        description="Train a character LM; progress and per-epoch results go to stderr.")
     train_parser.add_argument("--preset", choices=sorted(PRESETS),
                               help="book: the tutorial's run; best: the best recipe for a small CPU; "
-                                   "quick: a few minutes (options given beside it override it)")
+                                   "quick: a few minutes; transformer: a causal transformer of the best "
+                                   "LSTM's size (options given beside it override it)")
     _add_source_options(train_parser)
     option = train_parser.add_argument
     option("--seq-len", type=int, help="characters per training window (default 40)")
     option("--batch-size", type=int, help="windows per batch, or parallel streams with --stateful (default 64)")
     option("--embedding-dim", type=int, help="embedding size (default 256)")
-    option("--units", type=int, help="units per recurrent layer (default 512)")
+    option("--units", type=int, help="units per recurrent layer, or the transformer's feed-forward width (default 512)")
+    option("--arch", choices=ARCHITECTURES, help="rnn: recurrent layers; transformer: causal transformer blocks of "
+                                                 "--embedding-dim features (default rnn)")
     option("--cell", choices=sorted(CELLS), help="recurrent cell (default lstm)")
-    option("--layers", type=int, help="stacked recurrent layers (default 1)")
-    option("--dropout", type=float, help="dropout after each recurrent layer (default 0)")
+    option("--heads", type=int, help="attention heads per transformer block (default 4)")
+    option("--layers", type=int, help="stacked recurrent layers or transformer blocks (default 1)")
+    option("--dropout", type=float, help="dropout after each recurrent layer, or inside each transformer block "
+                                         "(default 0)")
     option("--epochs", type=int, help="epochs (default 20)")
     option("--val-fraction", type=float, help="share of the text held out, its contiguous tail (default 0.1)")
     option("--stateful", "--tbptt", action=argparse.BooleanOptionalAction, default=None,

@@ -8,7 +8,12 @@ probability that a text is positive, trained with binary cross-entropy:
 
 Variants: pooling over time instead of the last output, and with
 `layers=0` no recurrent layer at all (`ngrams=2` then gives fastText's
-masked mean of word and bigram embeddings).
+masked mean of word and bigram embeddings). `arch="transformer"` replaces
+the recurrent layers with transformer blocks, as in the Keras
+text-classification example (positions added to the embeddings, multi-head
+self-attention over the text, then average pooling over time):
+
+    p(positive | text) = σ(w · mean_t TransformerBlock^layers(E[ids] + P)_t + b)
 
 Data: IMDb (`split="official"` or the tutorial's `"book"`), NSMC (Korean), or
 any CSV/TSV with a text and a two-valued label column. Presets name recipes:
@@ -44,7 +49,7 @@ from seqlab.data import (BucketBatchSampler, CharTokenizer, JamoTokenizer, KiwiT
                          WordTokenizer, pad_batch)
 from seqlab.data.datasets import TextLabelSplit, load_imdb, load_nsmc, load_text_label
 from seqlab.layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D,
-                           GlobalMaxPooling1D, SimpleRNN)
+                           GlobalMaxPooling1D, SimpleRNN, transformer_stack)
 from seqlab.model import Sequential
 from seqlab.saving import load_model, register_serializable
 from seqlab.seeding import set_seed
@@ -55,6 +60,7 @@ __all__ = ["PRESETS", "DataSource", "Evaluation", "Prediction", "Recipe", "Senti
            "load", "make_recipe", "train"]
 
 CELLS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
+ARCHITECTURES = ("rnn", "transformer")
 POOLINGS = {"max": GlobalMaxPooling1D, "average": GlobalAveragePooling1D}
 TOKENIZERS = {"word": lambda: WordTokenizer(lowercase=True), "char": CharTokenizer,
               "jamo": JamoTokenizer, "morpheme": KiwiTokenizer}
@@ -80,19 +86,26 @@ class Recipe:
     frequent N training tokens, n-grams included (None: all); the vocabulary
     adds padding (0) and unknown (N+1). `layers`: 0 for no recurrent layer
     (embedding, then pooling). `pooling`: "last" (the RNN's final output),
-    "max" or "average" over time. `bucket`: batches of similar lengths
+    "max" or "average" over time (default: "last" for RNNs, "average" for
+    transformers). `arch="transformer"`: `layers` transformer blocks of
+    width `embedding_dim` with `heads` attention heads and a feed-forward
+    layer of `units`, post-norm, dropout `dropout` inside each block;
+    positions are learned when `max_len` is set, sinusoidal otherwise (the
+    recurrent options `cell` and `bidirectional` do not apply). `bucket`: batches of similar lengths
     (less padding, same examples). `patience`: early stopping on validation
     accuracy, restoring the best epoch. `time_limit`: minutes; no epoch starts
     that would not end in time (judged by the slowest epoch so far).
     """
 
+    arch: str = "rnn"
     cell: str = "lstm"
     bidirectional: bool = True
     layers: int = 1
     units: int = 64
     embedding_dim: int = 20
     dense_units: int = 64
-    pooling: str = "last"
+    heads: int = 2
+    pooling: str | None = None
     max_len: int | None = None
     ngrams: int = 1
     tokenizer: str = "word"
@@ -108,11 +121,13 @@ class Recipe:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        choices = {"cell": CELLS, "pooling": ("last", *POOLINGS), "tokenizer": TOKENIZERS}
+        if self.pooling is None:
+            self.pooling = "average" if self.arch == "transformer" else "last"
+        choices = {"arch": ARCHITECTURES, "cell": CELLS, "pooling": ("last", *POOLINGS), "tokenizer": TOKENIZERS}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {sorted(allowed)}, got {getattr(self, name)!r}.")
-        for name in ("units", "embedding_dim", "epochs", "batch_size", "max_len", "vocab_size", "ngrams"):
+        for name in ("units", "embedding_dim", "heads", "epochs", "batch_size", "max_len", "vocab_size", "ngrams"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value}.")
@@ -121,6 +136,13 @@ class Recipe:
                              f"'average'; got layers={self.layers} with pooling={self.pooling!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.arch == "transformer":
+            if self.layers < 1 or self.pooling == "last":
+                raise ValueError(f"a transformer needs layers >= 1 (blocks) and pooling 'average' or 'max' (it "
+                                 f"has no final state); got layers={self.layers}, pooling={self.pooling!r}.")
+            if self.embedding_dim % self.heads:
+                raise ValueError(f"embedding_dim={self.embedding_dim} must be divisible by heads={self.heads} "
+                                 f"(each head reads embedding_dim / heads features).")
 
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -140,6 +162,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "best": dict(cell="lstm", bidirectional=True, layers=0, units=64, embedding_dim=50, dense_units=0,
                  pooling="average", max_len=None, ngrams=2, tokenizer="word", vocab_size=400_000, mask=True,
                  dropout=0.0, epochs=10, batch_size=32, lr=1e-3, bucket=True, patience=2, time_limit=28.0),
+    # The Keras text-classification example's transformer (embedding 32, 2 heads, feed-forward 32, reviews cut
+    # to 200 tokens, 20,000 words, Dense(20, relu), dropout 0.1), with masking, bucketing and early stopping.
+    "transformer": dict(arch="transformer", layers=1, units=32, embedding_dim=32, heads=2, dense_units=20,
+                        pooling="average", max_len=200, ngrams=1, tokenizer="word", vocab_size=20_000, mask=True,
+                        dropout=0.1, epochs=10, batch_size=32, lr=1e-3, bucket=True, patience=2),
 }
 # Korean reviews are short and richly inflected: a BiLSTM reads syllables, max-pooled over time.
 PRESET_OVERRIDES_FOR_KOREAN: dict[str, dict[str, Any]] = {
@@ -403,29 +430,43 @@ def batches_for_inference(encoder: TextEncoder, sequences: Sequence[Sequence[int
 
 # ---------------------------------------------------------------------- model
 def build_model(recipe: Recipe, vocabulary_size: int) -> Sequential:
-    """Embedding → [Dropout] → (Bidirectional) RNN × layers → [pooling] → [Dropout] → [Dense relu] → Dense(1, sigmoid).
+    """Embedding → body → [pooling] → [Dropout] → [Dense relu] → Dense(1, sigmoid).
+
+    The body is `[Dropout] → (Bidirectional) RNN × layers` for `arch="rnn"`,
+    and positions → `TransformerBlock × layers` for `arch="transformer"`.
 
         >>> model = build_model(make_recipe("book-bilstm"), vocabulary_size=1000)
         >>> model.count_params()      # 20,000 + 43,520 + 8,256 + 65
         71841
     """
     layers: list[Any] = [Embedding(vocabulary_size, recipe.embedding_dim, mask_zero=recipe.mask)]
-    if recipe.dropout:
-        layers.append(Dropout(recipe.dropout))
-    for index in range(recipe.layers):
-        last = index == recipe.layers - 1
-        rnn = CELLS[recipe.cell](recipe.units, return_sequences=not last or recipe.pooling != "last")
-        layers.append(Bidirectional(rnn) if recipe.bidirectional else rnn)
+    layers += _transformer_body(recipe) if recipe.arch == "transformer" else _recurrent_body(recipe)
     if recipe.pooling != "last":
         layers.append(POOLINGS[recipe.pooling]())
     if recipe.dropout:
         layers.append(Dropout(recipe.dropout))
     if recipe.dense_units:
         layers.append(Dense(recipe.dense_units, activation="relu"))
+        if recipe.arch == "transformer" and recipe.dropout:  # the Keras example's head
+            layers.append(Dropout(recipe.dropout))
     layers.append(Dense(1, activation="sigmoid"))
     model = Sequential(layers, name="sentiment")
     model.build((None, None))
     return model
+
+
+def _recurrent_body(recipe: Recipe) -> list[Any]:
+    layers: list[Any] = [Dropout(recipe.dropout)] if recipe.dropout else []
+    for index in range(recipe.layers):
+        last = index == recipe.layers - 1
+        rnn = CELLS[recipe.cell](recipe.units, return_sequences=not last or recipe.pooling != "last")
+        layers.append(Bidirectional(rnn) if recipe.bidirectional else rnn)
+    return layers
+
+
+def _transformer_body(recipe: Recipe) -> list[Any]:
+    return transformer_stack(recipe.embedding_dim, recipe.heads, recipe.units, num_blocks=recipe.layers,
+                             dropout=recipe.dropout, max_len=recipe.max_len)
 
 
 def compile_model(model: Sequential, recipe: Recipe) -> None:
@@ -742,17 +783,24 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
                                  description="Train, test and save a sentiment classifier. Options given "
                                              "beside --preset override it. Progress goes to stderr.")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="book-bilstm / book-bisimplernn-100: the tutorial's recipes; best: the best measured")
+                        help="book-bilstm / book-bisimplernn-100: the tutorial's recipes; best: the best measured; "
+                             "transformer: the Keras example's transformer")
     _add_data_options(parser, "imdb")
     option = parser.add_argument
+    option("--arch", choices=ARCHITECTURES,
+           help="rnn: recurrent layers; transformer: transformer blocks (--layers blocks of --embedding-dim "
+                "features, --heads heads, feed-forward --units) (default rnn)")
     option("--cell", choices=sorted(CELLS), help="recurrent cell (default lstm)")
     option("--bidirectional", action=argparse.BooleanOptionalAction, default=None,
            help="read the text in both directions (default yes)")
     option("--layers", type=int, help="stacked recurrent layers; 0: none, embedding then pooling (default 1)")
-    option("--units", type=int, help="units per recurrent layer and direction (default 64)")
+    option("--units", type=int, help="units per recurrent layer and direction, or the transformer's "
+                                      "feed-forward width (default 64)")
+    option("--heads", type=int, help="attention heads per transformer block (default 2)")
     option("--embedding-dim", type=int, help="embedding size (default 20)")
     option("--dense-units", type=int, help="units of the relu Dense layer before the output; 0: none (default 64)")
-    option("--pooling", choices=("last", *POOLINGS), help="last output, or max/average over time (default last)")
+    option("--pooling", choices=("last", *POOLINGS),
+           help="last output, or max/average over time (default last; average for transformers)")
     option("--max-len", type=int, help="keep each text's last N tokens (default: all)")
     option("--tokenizer", choices=sorted(TOKENIZERS), help="word (lowercased), char, jamo or morpheme (Kiwi)")
     option("--vocab-size", type=int, help="keep the N most frequent training tokens (default: all)")
@@ -761,7 +809,8 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
            help="mask padding so it never changes a result (default no, as the tutorial)")
     option("--bucket", action=argparse.BooleanOptionalAction, default=None,
            help="batch texts of similar length together (default no)")
-    option("--dropout", type=float, help="dropout after the embedding and after the recurrent layers (default 0)")
+    option("--dropout", type=float, help="dropout after the embedding and after the recurrent layers, or "
+                                          "inside and after the transformer blocks (default 0)")
     option("--epochs", type=int, help="epochs (default 10)")
     option("--batch-size", type=int, help="texts per batch (default 32)")
     option("--lr", type=float, help="Adam's learning rate (default 0.001)")

@@ -21,6 +21,12 @@ results equal running the whole prefix through the model.
     >>> stepper = Stepper(model, batch_size=1)
     >>> logits = stepper.prime(torch.tensor([[5, 9, 2]]))     # (1, vocabulary)
     >>> logits = stepper.step(torch.tensor([7]))
+
+A model without recurrent state (a causal transformer) has nothing to carry:
+`WindowStepper` re-reads the last `context` tokens at each step, the window
+the model was trained on (its learned positions cover that many steps; a
+cache of keys and values would not survive the window sliding, since every
+position's vector changes). `stepper_for(model)` picks the right one.
 """
 
 from __future__ import annotations
@@ -29,7 +35,9 @@ import torch
 
 from seqlab.layers.core import Activation, Dense, Dropout
 from seqlab.layers.embedding import Embedding
+from seqlab.layers.positional import PositionEmbedding
 from seqlab.layers.recurrent import RNN
+from seqlab.layers.transformer import TransformerBlock
 
 
 class Stepper:
@@ -43,6 +51,10 @@ class Stepper:
             first = self.recurrent[0].cell
             self.table = first.project_inputs(self.embedding.embeddings).contiguous()
         self.states = self.initial_states(batch_size)
+
+    @property
+    def device(self) -> torch.device:
+        return self.table.device
 
     def initial_states(self, batch_size: int) -> list[list[torch.Tensor]]:
         return [layer.cell.get_initial_state(batch_size) for layer in self.recurrent]
@@ -82,6 +94,71 @@ class Stepper:
         for layer in self.head:
             hidden = layer(hidden, training=False) if isinstance(layer, Dropout) else layer(hidden)
         return hidden
+
+
+class WindowStepper:
+    """Run a stateless causal model (Embedding → causal transformer → Dense) token by token over a sliding window.
+
+    `prime(ids (batch, time))` and `step(ids (batch,))` return the outputs at
+    the last position, computed from the last `context` tokens (default: the
+    model's `PositionEmbedding` length). Within the window this equals running
+    the whole prefix; beyond it, the oldest tokens drop out.
+
+        >>> stepper = WindowStepper(model)             # model with PositionEmbedding(sequence_length=128)
+        >>> logits = stepper.prime(torch.tensor([[5, 9, 2]]))
+        >>> logits = stepper.step(torch.tensor([7]))   # reads [5, 9, 2, 7]
+    """
+
+    def __init__(self, model, context: int | None = None):
+        self.model = model
+        self.context = context or _position_limit(model)
+        if self.context is None or self.context < 1:
+            raise ValueError("WindowStepper needs context=N (tokens the model reads at once) for a model "
+                             "without a PositionEmbedding.")
+        self.window: torch.Tensor | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def prime(self, ids: torch.Tensor) -> torch.Tensor:
+        if ids.dim() != 2 or ids.shape[1] == 0:
+            raise ValueError(f"prime() takes a prompt of shape (batch, time >= 1), got {tuple(ids.shape)}.")
+        self.window = ids[:, -self.context:]
+        return self._last_outputs()
+
+    def step(self, ids: torch.Tensor) -> torch.Tensor:
+        if self.window is None:
+            raise RuntimeError("call prime() before step(): the window is empty.")
+        self.window = torch.cat([self.window, ids[:, None].to(self.window)], dim=1)[:, -self.context:]
+        return self._last_outputs()
+
+    @torch.no_grad()
+    def _last_outputs(self) -> torch.Tensor:
+        training = self.model.training
+        self.model.eval()
+        try:
+            return self.model(self.window)[:, -1]
+        finally:
+            self.model.train(training)
+
+
+def stepper_for(model, batch_size: int = 1) -> Stepper | WindowStepper:
+    """`Stepper` for a recurrent model, `WindowStepper` for a causal transformer."""
+    layers = list(model.layers) if hasattr(model, "layers") else list(model)
+    if any(isinstance(layer, RNN) for layer in layers):
+        return Stepper(model, batch_size=batch_size)
+    blocks = [layer for layer in layers if isinstance(layer, TransformerBlock)]
+    if blocks and all(block.causal for block in blocks):
+        return WindowStepper(model)
+    raise ValueError("Generation needs a recurrent model (Embedding → RNN layers → Dense) or a causal "
+                     "transformer (TransformerBlock(causal=True)); this model is neither.")
+
+
+def _position_limit(model) -> int | None:
+    layers = list(model.layers) if hasattr(model, "layers") else list(model)
+    limits = [layer.sequence_length for layer in layers if isinstance(layer, PositionEmbedding)]
+    return min(limits) if limits else None
 
 
 def _run_with_state(layer: RNN, inputs: torch.Tensor, states: list[torch.Tensor]):

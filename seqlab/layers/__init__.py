@@ -18,7 +18,7 @@ from seqlab.layers.pooling import GlobalAveragePooling1D, GlobalMaxPooling1D
 from seqlab.layers.positional import PositionalEncoding, PositionEmbedding
 from seqlab.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from seqlab.layers.serialization import deserialize, serialize
-from seqlab.layers.transformer import TransformerBlock
+from seqlab.layers.transformer import TransformerBlock, transformer_stack
 from seqlab.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
@@ -27,4 +27,5 @@ __all__ = [
     "TimeDistributed", "deserialize", "one_hot", "serialize",
     "AdditiveAttention", "Attention", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
     "MultiHeadAttention", "PositionEmbedding", "PositionalEncoding", "SelfAttention", "TransformerBlock",
+    "transformer_stack",
 ]

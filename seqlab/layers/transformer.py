@@ -32,6 +32,7 @@ from seqlab.layers.base import Layer, Shape
 from seqlab.layers.core import Dense, Dropout
 from seqlab.layers.multi_head_attention import MultiHeadAttention
 from seqlab.layers.normalization import LayerNormalization
+from seqlab.layers.positional import PositionalEncoding, PositionEmbedding
 
 
 class TransformerBlock(Layer):
@@ -118,3 +119,31 @@ class TransformerBlock(Layer):
                 "ff_dim": self.ff_dim, "dropout": self.dropout, "norm_first": self.norm_first,
                 "causal": self.causal, "key_dim": self.key_dim,
                 "activation": activations.serialize(self.activation), "epsilon": self.epsilon}
+
+
+def transformer_stack(embed_dim: int, num_heads: int, ff_dim: int, num_blocks: int = 1, dropout: float = 0.1,
+                      max_len: int | None = None, causal: bool = False, norm_first: bool = False) -> list[Layer]:
+    """The layers between an `Embedding(..., embed_dim)` and a model's head, for a `Sequential`.
+
+    Positions, then `num_blocks` `TransformerBlock`s, then (pre-norm only) a
+    final `LayerNormalization`, since pre-norm blocks leave their residual
+    stream unnormalized:
+
+        [PositionEmbedding(max_len) | PositionalEncoding()] → TransformerBlock × num_blocks → [LayerNorm]
+
+    With `max_len`, positions are learned (`PositionEmbedding`, the Keras
+    text-classification example; sequences are then limited to `max_len`
+    steps); without it they are the fixed sinusoids (any length).
+    `(batch, time, embed_dim)` in and out; masks pass through.
+
+        >>> [type(layer).__name__ for layer in transformer_stack(32, 2, 64, num_blocks=2, max_len=100)]
+        ['PositionEmbedding', 'TransformerBlock', 'TransformerBlock']
+    """
+    if num_blocks < 1:
+        raise ValueError(f"num_blocks must be at least 1, got {num_blocks}.")
+    positions = PositionEmbedding(max_len, name="positions") if max_len else PositionalEncoding(name="positions")
+    blocks = [TransformerBlock(embed_dim, num_heads, ff_dim, dropout=dropout, causal=causal,
+                               norm_first=norm_first, name=f"transformer_block_{index}")
+              for index in range(num_blocks)]
+    final_norm = [LayerNormalization(epsilon=1e-6, name="final_norm")] if norm_first else []
+    return [positions, *blocks, *final_norm]
