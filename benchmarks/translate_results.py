@@ -28,6 +28,7 @@ from seqlab.apps.translate import evaluate_bleu, load_translation_data, save_att
 from seqlab.saving import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
+TRANSFORMER_MARKER = "<!-- transformer-vs-recurrent: written by benchmarks/transformer_results.py -->"
 RUNS = ROOT / "runs" / "translate"
 DOCS = ROOT / "docs" / "results"
 HEATMAP = DOCS / "attention_en_fr.png"
@@ -108,7 +109,11 @@ def report() -> str:
     lines += ["", _target_line(results), "", *_notes(results), "", *_examples(results), "", *_method(results)]
     text = "\n".join(lines) + "\n"
     DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / "attention.md").write_text(text)
+    page = DOCS / "attention.md"
+    existing = page.read_text() if page.is_file() else ""
+    if TRANSFORMER_MARKER in existing:  # keep the transformer section (benchmarks/transformer_results.py)
+        text += "\n" + TRANSFORMER_MARKER + existing.split(TRANSFORMER_MARKER, 1)[1]
+    page.write_text(text)
     return text
 
 
