@@ -19,6 +19,8 @@ A sequence with no real step has no average or maximum: it gives NaN
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 from seqlab.layers.attention import check_mask, check_sequence_shape
@@ -27,7 +29,7 @@ from seqlab.layers.base import Layer, Shape
 DATA_FORMATS = ("channels_last", "channels_first")
 
 
-class _GlobalPooling1D(Layer):
+class _GlobalPooling1D(Layer, abc.ABC):
     supports_masking = True
 
     def __init__(self, data_format: str = "channels_last", keepdims: bool = False, **kwargs):
@@ -52,8 +54,9 @@ class _GlobalPooling1D(Layer):
             mask = check_mask(mask, by_time, self.name, "mask").unsqueeze(3 - steps_axis)
         return self.pool(inputs, mask, steps_axis)
 
+    @abc.abstractmethod
     def pool(self, inputs: torch.Tensor, mask: torch.Tensor | None, steps_axis: int) -> torch.Tensor:
-        raise NotImplementedError
+        """Reduce `inputs` over `steps_axis`, counting only the steps where `mask` is True."""
 
     def compute_mask(self, inputs, mask=None):
         return None

@@ -19,6 +19,8 @@ and from `ignore_class` (targets equal to it, typically padding index 0).
 
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any, Callable
 
@@ -42,7 +44,7 @@ __all__ = [
 EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [ε, 1 - ε]
 
 
-class Loss:
+class Loss(abc.ABC):
     """Base class: subclasses define `elementwise(y_true, y_pred)`; calling reduces it.
 
     `sum_and_count` returns the two parts of the reduction (`Σ w ℓ`, `N`) so that
@@ -56,8 +58,9 @@ class Loss:
     def __init__(self, name: str | None = None):
         self.name = name or _snake_case(type(self).__name__)
 
+    @abc.abstractmethod
     def elementwise(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """The loss of every element, before masking, weighting and reduction."""
 
     def mask(self, y_true: torch.Tensor) -> torch.Tensor | None:
         """Elements to keep judged from the targets alone (`ignore_class`); None keeps all."""

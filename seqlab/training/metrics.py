@@ -20,6 +20,8 @@ them across processes with one all-reduce.
 
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any, Callable
 
@@ -41,7 +43,7 @@ __all__ = [
 ]
 
 
-class Metric:
+class Metric(abc.ABC):
     """Base class: subclasses define `values(y_true, y_pred)` (per element) and maybe `finalize`.
 
         >>> metric = BinaryAccuracy(); metric.update(torch.tensor([1.0]), torch.tensor([[0.7]]))
@@ -55,8 +57,9 @@ class Metric:
         self.name = name or losses_module._snake_case(type(self).__name__)
         self.totals = torch.zeros(2, dtype=torch.float64)  # [Σ w v, Σ w]
 
+    @abc.abstractmethod
     def values(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """Per-element metric values, shaped like the targets."""
 
     def mask(self, y_true: torch.Tensor) -> torch.Tensor | None:
         return None if self.ignore_class is None else losses_module._squeeze_last(y_true) != self.ignore_class
@@ -102,6 +105,10 @@ class Mean(Metric):
     def update_value(self, value: float | torch.Tensor, weight: float = 1.0) -> None:
         value = torch.as_tensor(value, dtype=torch.float64, device=self.totals.device)
         self._accumulate(value * weight, torch.tensor(float(weight), dtype=torch.float64, device=value.device))
+
+    def values(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
+        raise TypeError(f"{self.name} (Mean) averages the numbers given to update_value(value, weight); it has no "
+                        "per-element values of (y_true, y_pred). Use a metric such as 'accuracy' for predictions.")
 
 
 class BinaryAccuracy(Metric):

@@ -23,6 +23,8 @@ agree except where the second moment is near zero.
 
 from __future__ import annotations
 
+import abc
+
 from typing import Any, Iterable
 
 import torch
@@ -34,7 +36,7 @@ from seqlab.training.schedules import LearningRateSchedule
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "Optimizer", "RMSprop", "TorchOptimizer", "get"]
 
 
-class Optimizer:
+class Optimizer(abc.ABC):
     """Base class: `torch_class`, Keras `defaults`, and `torch_arguments()` translating them.
 
         >>> optimizer = RMSprop(learning_rate=1e-3, clipnorm=1.0)
@@ -63,9 +65,9 @@ class Optimizer:
         self.iterations = 0
         self.torch_optimizer: torch.optim.Optimizer | None = None
 
+    @abc.abstractmethod
     def torch_arguments(self) -> dict[str, Any]:
         """Keyword arguments for `torch_class` from the Keras-named hyperparameters (besides lr)."""
-        raise NotImplementedError
 
     # ----------------------------------------------------------------- binding
     def bind(self, module: torch.nn.Module) -> None:
@@ -281,6 +283,9 @@ class TorchOptimizer(Optimizer):
 
     def bind(self, module: torch.nn.Module) -> None:
         pass  # built by the user over the parameters of their choice
+
+    def torch_arguments(self) -> dict[str, Any]:
+        return {}  # the torch optimizer already holds its arguments
 
     def get_config(self) -> dict[str, Any]:
         raise TypeError("A torch.optim optimizer passed to compile() cannot be saved in a config; "

@@ -11,20 +11,24 @@ validation results, not steps: it is the `ReduceLROnPlateau` callback.)
 
 from __future__ import annotations
 
+import abc
+
 import math
 from typing import Any
 
 __all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "get"]
 
 
-class LearningRateSchedule:
+class LearningRateSchedule(abc.ABC):
     """Base class: `schedule(step) -> learning rate`, serialisable through `get_config()`."""
 
+    @abc.abstractmethod
     def __call__(self, step: int) -> float:
-        raise NotImplementedError
+        """The learning rate of optimizer step `step` (0 for the first update)."""
 
+    @abc.abstractmethod
     def get_config(self) -> dict[str, Any]:
-        raise NotImplementedError
+        """The constructor arguments, JSON-serialisable."""
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "LearningRateSchedule":
