@@ -182,6 +182,16 @@ def test_book_presets_are_the_tutorial_models():
     assert isinstance(model.layers[1].forward_layer, SimpleRNN)
     assert model.layers[1].count_params() == 10_880  # Keras: Bidirectional(SimpleRNN(64)) on 20 features
     assert (rnn.max_len, rnn.epochs, rnn.batch_size, rnn.lr, rnn.mask) == (100, 10, 32, 1e-3, False)
+    for recipe in (rnn, sentiment.make_recipe("book-bilstm")):  # tfds' Tokenizer keeps case; one fixed order
+        assert (recipe.tokenizer, recipe.shuffle, recipe.bucket) == ("word_cased", False, False)
+
+
+def test_vocabulary_counts_only_the_tokens_the_model_reads():
+    train = sentiment.TextLabelSplit(["Opening words then GOOD film", "dull start but bad film"], [1, 0],
+                                     {0: "neg", 1: "pos"})
+    encoder = sentiment.TextEncoder.build(train, sentiment.make_recipe("book-bisimplernn-100", max_len=2))
+    assert set(encoder.vocabulary.tokens[1:-1]) == {"GOOD", "film", "bad"}  # cased, last 2 tokens of each
+    assert encoder.encode("Opening film") == [encoder.vocabulary.unknown_index, encoder.vocabulary.index("film")]
 
 
 def test_recipe_options_override_preset_and_korean_best_reads_syllables():

@@ -62,8 +62,8 @@ __all__ = ["PRESETS", "DataSource", "Evaluation", "Prediction", "Recipe", "Senti
 CELLS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
 ARCHITECTURES = ("rnn", "transformer")
 POOLINGS = {"max": GlobalMaxPooling1D, "average": GlobalAveragePooling1D}
-TOKENIZERS = {"word": lambda: WordTokenizer(lowercase=True), "char": CharTokenizer,
-              "jamo": JamoTokenizer, "morpheme": KiwiTokenizer}
+TOKENIZERS = {"word": lambda: WordTokenizer(lowercase=True), "word_cased": lambda: WordTokenizer(lowercase=False),
+              "char": CharTokenizer, "jamo": JamoTokenizer, "morpheme": KiwiTokenizer}
 DATA_SEED = 1337  # fixes every dataset split, so test sets stay the same whatever the training seed
 NSMC_VALIDATION = 10_000
 CSV_HELD_OUT = 0.1  # a CSV is cut 80 / 10 / 10 into train / validation / test
@@ -95,6 +95,9 @@ class Recipe:
     (less padding, same examples). `patience`: early stopping on validation
     accuracy, restoring the best epoch. `time_limit`: minutes; no epoch starts
     that would not end in time (judged by the slowest epoch so far).
+    `shuffle=False` reads the training texts in the same order every epoch
+    (the tutorial's `padded_batch` without reshuffling). The vocabulary counts
+    the tokens the model reads in training: each text's last `max_len`.
     """
 
     arch: str = "rnn"
@@ -116,6 +119,7 @@ class Recipe:
     batch_size: int = 32
     lr: float = 1e-3
     bucket: bool = False
+    shuffle: bool = True
     patience: int | None = None
     time_limit: float | None = None
     seed: int = 0
@@ -147,15 +151,16 @@ class Recipe:
 
 PRESETS: dict[str, dict[str, Any]] = {
     # The tutorial: Embedding(vocab, 20) → Bidirectional(LSTM(64)) → Dense(64, relu) → Dense(1, sigmoid),
-    # Adam 1e-3, batches of 32 padded to their longest review, 10 epochs, no masking.
+    # Adam 1e-3, batches of 32 padded to their longest review, 10 epochs, no masking. Its tokenizer
+    # (tfds' Tokenizer) keeps case, and its `padded_batch` reads the training set in one fixed order.
     "book-bilstm": dict(cell="lstm", bidirectional=True, layers=1, units=64, embedding_dim=20, dense_units=64,
-                        pooling="last", max_len=None, tokenizer="word", vocab_size=None, mask=False, dropout=0.0,
-                        epochs=10, batch_size=32, lr=1e-3, bucket=False, patience=None),
+                        pooling="last", max_len=None, tokenizer="word_cased", vocab_size=None, mask=False,
+                        dropout=0.0, epochs=10, batch_size=32, lr=1e-3, bucket=False, shuffle=False, patience=None),
     # The same with Bidirectional(SimpleRNN(64)) and each review cut to its last 100 tokens.
     "book-bisimplernn-100": dict(cell="simple_rnn", bidirectional=True, layers=1, units=64, embedding_dim=20,
-                                 dense_units=64, pooling="last", max_len=100, tokenizer="word", vocab_size=None,
-                                 mask=False, dropout=0.0, epochs=10, batch_size=32, lr=1e-3, bucket=False,
-                                 patience=None),
+                                 dense_units=64, pooling="last", max_len=100, tokenizer="word_cased",
+                                 vocab_size=None, mask=False, dropout=0.0, epochs=10, batch_size=32, lr=1e-3,
+                                 bucket=False, shuffle=False, patience=None),
     # The best measured recipe for a 2-core CPU (docs/results/sentiment.md lists the attempts): on
     # English, the masked mean of word and word-bigram embeddings (fastText's model) beat every
     # recurrent model that trains in 30 minutes here.
@@ -337,7 +342,7 @@ class TextEncoder:
 
     def tokens(self, text: str) -> list[str]:
         """The tokenizer's tokens (the last `max_len`), then their 2..n-grams."""
-        return with_ngrams(self.vocabulary.tokenizer(text)[-self.max_len if self.max_len else None:], self.ngrams)
+        return kept_tokens(self.vocabulary.tokenizer(text), self.max_len, self.ngrams)
 
     def encode(self, text: str) -> list[int]:
         return self.vocabulary.encode(self.tokens(text)) or [self.vocabulary.unknown_index]
@@ -352,10 +357,11 @@ class TextEncoder:
 
     @classmethod
     def build(cls, train: TextLabelSplit, recipe: Recipe, source: DataSource | None = None) -> "TextEncoder":
-        """The encoder of `recipe`, with the vocabulary of the whole training texts (not cut to `max_len`)."""
+        """The encoder of `recipe`, with the vocabulary of the tokens it keeps of the training texts (each
+        text's last `max_len`, as the tutorial counts them: a token the model never reads in training is unknown)."""
         tokenizer = TOKENIZERS[recipe.tokenizer]()
-        vocabulary = Vocabulary.build((with_ngrams(tokenizer(text), recipe.ngrams) for text in train.texts),
-                                      max_size=recipe.vocab_size, tokenizer=tokenizer)
+        vocabulary = Vocabulary.build((kept_tokens(tokenizer(text), recipe.max_len, recipe.ngrams)
+                                       for text in train.texts), max_size=recipe.vocab_size, tokenizer=tokenizer)
         return cls(vocabulary, recipe.max_len, label_names_of(train), recipe.batch_size,
                    length_sorted=recipe.mask, source=source.to_config() if source else None, ngrams=recipe.ngrams)
 
@@ -364,6 +370,15 @@ class TextEncoder:
         vocabulary = Vocabulary.from_json(json.dumps(config["vocabulary"]))
         return cls(vocabulary, config["max_len"], config["label_names"], config["batch_size"],
                    config["length_sorted"], config.get("source"), config.get("ngrams", 1))
+
+
+def kept_tokens(tokens: list[str], max_len: int | None, ngrams: int) -> list[str]:
+    """The last `max_len` of `tokens` (all with None), then their 2..`ngrams`-grams.
+
+        >>> kept_tokens(["a", "very", "good", "film"], 2, 2)
+        ['good', 'film', 'good film']
+    """
+    return with_ngrams(tokens[-max_len:] if max_len else tokens, ngrams)
 
 
 def with_ngrams(tokens: list[str], ngrams: int) -> list[str]:
@@ -693,7 +708,8 @@ def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out:
     callbacks = [c for c in (timer, stopper, limit) if c is not None]
     fit_started = time.perf_counter()
     history = model.fit(
-        ReviewBatches(train_ids, train_split.labels, recipe.batch_size, bucket=recipe.bucket, seed=recipe.seed),
+        ReviewBatches(train_ids, train_split.labels, recipe.batch_size, shuffle=recipe.shuffle, bucket=recipe.bucket,
+                      seed=recipe.seed),
         validation_data=batches_for_inference(encoder, validation_ids, validation_split.labels),
         epochs=recipe.epochs, verbose=verbose, callbacks=callbacks, seed=recipe.seed)
     train_seconds = time.perf_counter() - fit_started
@@ -802,13 +818,16 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     option("--pooling", choices=("last", *POOLINGS),
            help="last output, or max/average over time (default last; average for transformers)")
     option("--max-len", type=int, help="keep each text's last N tokens (default: all)")
-    option("--tokenizer", choices=sorted(TOKENIZERS), help="word (lowercased), char, jamo or morpheme (Kiwi)")
+    option("--tokenizer", choices=sorted(TOKENIZERS),
+           help="word (lowercased), word_cased (the tutorial's), char, jamo or morpheme (Kiwi)")
     option("--vocab-size", type=int, help="keep the N most frequent training tokens (default: all)")
     option("--ngrams", type=int, help="also read each text's 2..N-grams as tokens (default 1: none)")
     option("--mask", action=argparse.BooleanOptionalAction, default=None,
            help="mask padding so it never changes a result (default no, as the tutorial)")
     option("--bucket", action=argparse.BooleanOptionalAction, default=None,
            help="batch texts of similar length together (default no)")
+    option("--shuffle", action=argparse.BooleanOptionalAction, default=None,
+           help="a new order of the training texts each epoch (default yes; the book presets: no, as the tutorial)")
     option("--dropout", type=float, help="dropout after the embedding and after the recurrent layers, or "
                                           "inside and after the transformer blocks (default 0)")
     option("--epochs", type=int, help="epochs (default 10)")
