@@ -4,7 +4,7 @@ Reads finished runs (trained first, one at a time):
 
     export SEQLAB_DATA_DIR=../shared/datasets
     python benchmarks/sentiment_results.py --only transformer/official transformer/official-bilstm
-    seqlab charlm train --preset best --threads 1 --out runs/results/best
+    seqlab charlm train --preset best --threads 1 --out runs/results/best-dropout0.4
     seqlab charlm train --preset transformer --threads 1 --out runs/results/transformer
     python benchmarks/transformer_results.py --write docs/results/attention.md
 
@@ -59,6 +59,11 @@ class CharRun:
         record = json.loads((directory / "history.json").read_text())
         self.history, self.parameters = record["history"], record["parameters"]
         self.generator = load_generator(directory)
+
+    def command(self) -> str:
+        """The command that started the run (OUT/command.txt's first line)."""
+        record = self.directory / "command.txt"
+        return record.read_text().splitlines()[0] if record.is_file() else f"seqlab charlm train --out {self.directory}"
 
     def best_held_out(self) -> tuple[int, float]:
         losses = self.history["val_loss"]
@@ -142,15 +147,15 @@ def section(sentiment_runs: Path, lstm_dir: Path, transformer_dir: Path) -> str:
                   f"{transformer.settings.seq_len // 2}); it generates by re-reading its last "
                   f"{transformer.settings.seq_len} characters for every new one (no state to carry).", "",
                   *charlm_rows(lstm, transformer), "",
-                  f"Commands: `seqlab charlm train --preset best --out {lstm_dir}`, "
-                  f"`seqlab charlm train --preset transformer --out {transformer_dir}`."]
+                  f"Commands: `{lstm.command()}`, `{transformer.command()}`."]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sentiment-runs", type=Path, default=Path("runs/sentiment-results"))
-    parser.add_argument("--lstm", type=Path, default=Path("runs/results/best"))
+    parser.add_argument("--lstm", type=Path, default=Path("runs/results/best-dropout0.4"),
+                        help="the best LSTM run (docs/results/charlm.md)")
     parser.add_argument("--transformer", type=Path, default=Path("runs/results/transformer"))
     parser.add_argument("--write", type=Path, help="replace this file's section from the marker on (else print)")
     args = parser.parse_args(argv)

@@ -16,6 +16,7 @@ import torch
 
 import seqlab
 from seqlab import kernels, layers
+from seqlab.kernels import paired  # noqa: F401  (kernels.paired for monkeypatching)
 
 NATIVE_CONFIGS = [
     ("LSTM", {}),
@@ -203,3 +204,46 @@ def test_auto_runs_large_cpu_grus_in_the_hoisted_loop(monkeypatch):
     layers.GRU(32)(x)
     layers.LSTM(256)(x)
     assert [type(cell).__name__ for cell in calls] == ["GRUCell", "LSTMCell"]
+
+
+PAIRED_CONFIGS = [("LSTM", {}), ("LSTM", {"peephole": True}), ("GRU", {}), ("GRU", {"reset_after": False}),
+                  ("SimpleRNN", {"activation": "relu"})]
+
+
+@pytest.mark.parametrize("cell_type, extra", PAIRED_CONFIGS)
+@pytest.mark.parametrize("mask_kind", ["none", "left", "both"])
+@pytest.mark.parametrize("return_sequences", [True, False])
+def test_paired_bidirectional_loop_equals_two_separate_loops(cell_type, extra, mask_kind, return_sequences,
+                                                             monkeypatch):
+    """Recurrent dropout in training: both directions share one loop; same outputs, states, gradients, masks."""
+    rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{extra}-{mask_kind}-{return_sequences}".encode()))
+    layer = layers.Bidirectional(getattr(layers, cell_type)(
+        4, return_sequences=return_sequences, return_state=True, dropout=0.25, recurrent_dropout=0.3,
+        dtype=torch.float64, **extra))
+    layer.build((3, 6, 2))
+    layer.set_weights([rng.normal(0, 0.5, w.shape) for w in layer.get_weights()])
+    x, mask = torch.from_numpy(rng.normal(size=(3, 6, 2))), random_mask(rng, 3, 6, mask_kind)
+    calls = []
+    original = kernels.paired.run_paired
+    monkeypatch.setattr(kernels.paired, "run_paired", lambda *a: calls.append(1) or original(*a))
+    torch.manual_seed(7)
+    together, together_grads = run_and_grad(layer, x, mask, training=True)
+    monkeypatch.setattr(kernels.paired, "can_pair", lambda *a: False)
+    torch.manual_seed(7)  # the same dropout masks: drawn in the same order, forward then backward
+    apart, apart_grads = run_and_grad(layer, x, mask, training=True)
+    assert calls == [1]
+    for a, b in zip(together + list(together_grads), apart + list(apart_grads)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_paired_loop_is_not_used_where_a_native_kernel_runs(monkeypatch):
+    calls = []
+    original = kernels.paired.run_paired
+    monkeypatch.setattr(kernels.paired, "run_paired", lambda *a: calls.append(1) or original(*a))
+    x = torch.randn(2, 5, 3)
+    layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=False)  # inference: native
+    layers.Bidirectional(layers.LSTM(4))(x, mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool())
+    assert calls == []
+    layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=True)
+    layers.Bidirectional(layers.LSTM(4, execution="reference"))(x)  # forced: each direction's own loop
+    assert calls == [1]

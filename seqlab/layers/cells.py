@@ -296,13 +296,13 @@ class GRUCell(RecurrentCell):
                 inner = inner + self.bias[1]
             r_z, r_r, r_h = inner.chunk(3, dim=-1)
         else:
-            r_z, r_r = (h_dropped @ self.recurrent_kernel[:, :2 * u]).chunk(2, dim=-1)
+            r_z, r_r = (h_dropped @ self.recurrent_kernel[..., :2 * u]).chunk(2, dim=-1)
         z = self.recurrent_activation(x_z + r_z)
         r = self.recurrent_activation(x_r + r_r)
         if self.reset_after:
             candidate = self.activation(x_h + r * r_h)
         else:
-            candidate = self.activation(x_h + (r * h_dropped) @ self.recurrent_kernel[:, 2 * u:])
+            candidate = self.activation(x_h + (r * h_dropped) @ self.recurrent_kernel[..., 2 * u:])
         h = z * h_prev + (1 - z) * candidate
         return h, [h]
 

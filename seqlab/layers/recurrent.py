@@ -24,7 +24,7 @@ Keras' semantics, kept exactly:
 - `dropout` / `recurrent_dropout` draw one mask per sequence, reused at every
   step, in training mode only.
 
-Execution: `_loop` below is the reference, the definition of correct. Where
+Execution: `reference_loop` below is the reference, the definition of correct. Where
 PyTorch's native kernel computes the same equation (`seqlab.kernels.native`),
 `execution="auto"` (the default) runs there instead; `execution="reference"`
 or `"native"` forces a path.
@@ -45,6 +45,34 @@ import torch
 from seqlab.kernels import native
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+
+
+def reference_loop(cell: RecurrentCell, projected: torch.Tensor, states: list[torch.Tensor],
+                   mask: torch.Tensor | None, recurrent_mask: torch.Tensor | None,
+                   zero_output_for_mask: bool = False, time_axis: int = 1) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The reference time loop: `projected (batch, time, k*units)` → outputs `(batch, time, units)`, final states.
+
+    Each step is `cell.step(projected_t, states, recurrent_mask)`. At a step
+    where `mask (batch, time)` is False the states are held and the output is
+    the previous output (zeros with `zero_output_for_mask`). Leading axes
+    before `time_axis` are carried through every step (the paired
+    bidirectional loop stacks the two directions there: `(2, batch, time, k*units)`).
+    """
+    steps = projected.shape[time_axis]
+    step_masks = [None] * steps if mask is None else mask.unsqueeze(-1).unbind(time_axis)
+    previous_output = projected.new_zeros(*projected.shape[:time_axis], cell.units)
+    outputs = []
+    for projected_t, keep in zip(projected.unbind(time_axis), step_masks):
+        output, new_states = cell.step(projected_t, states, recurrent_mask)
+        if keep is None:
+            states = new_states
+        else:
+            states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
+            held = torch.zeros_like(output) if zero_output_for_mask else previous_output
+            output = torch.where(keep, output, held)
+        previous_output = output
+        outputs.append(output)
+    return torch.stack(outputs, dim=time_axis), states
 
 
 class RNN(Layer):
@@ -136,25 +164,8 @@ class RNN(Layer):
                 f"{self.name} cannot run on PyTorch's native kernel (its configuration or mask is "
                 "not one the kernel computes exactly); use execution='auto'."
             )
-        return self._loop(self.cell.project_inputs(inputs), states, mask, recurrent_mask)
-
-    def _loop(self, projected: torch.Tensor, states: list[torch.Tensor],
-              mask: torch.Tensor | None, recurrent_mask: torch.Tensor | None):
-        """The reference time loop: `projected (batch, time, k*units)` → outputs, final states."""
-        step_masks = [None] * projected.shape[1] if mask is None else mask[:, :, None].unbind(1)
-        previous_output = projected.new_zeros(projected.shape[0], self.cell.units)
-        outputs = []
-        for projected_t, keep in zip(projected.unbind(1), step_masks):
-            output, new_states = self.cell.step(projected_t, states, recurrent_mask)
-            if keep is None:
-                states = new_states
-            else:
-                states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
-                held = torch.zeros_like(output) if self.zero_output_for_mask else previous_output
-                output = torch.where(keep, output, held)
-            previous_output = output
-            outputs.append(output)
-        return torch.stack(outputs, dim=1), states
+        return reference_loop(self.cell, self.cell.project_inputs(inputs), states, mask, recurrent_mask,
+                              self.zero_output_for_mask)
 
     # --------------------------------------------------------------- validation
     def _check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from seqlab.kernels import native
+from seqlab.kernels import native, paired
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.recurrent import RNN
 
@@ -85,6 +85,12 @@ class Bidirectional(Layer):
         fused = self._run_fused(inputs, mask, training, forward_state, backward_state)
         if fused is not None:
             forward_output, backward_output, states = fused
+        elif paired.can_pair(self.forward_layer, self.backward_layer, inputs, training):
+            forward_output, backward_output, states = paired.run_paired(
+                self.forward_layer, self.backward_layer, inputs, mask, training, forward_state, backward_state)
+            if self.return_sequences:
+                backward_output = backward_output.flip(1)
+            states = states if self.return_state else []
         else:
             forward_output, backward_output, states = self._run_each(
                 inputs, mask, training, forward_state, backward_state)

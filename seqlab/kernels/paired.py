@@ -1,0 +1,126 @@
+"""Both directions of a `Bidirectional` layer in one reference loop.
+
+Where neither direction can run on a native kernel (recurrent dropout in
+training, peephole LSTMs, GRU `reset_after=False`, large GRUs on CPU), the
+two directions would each run the reference loop: 2T Python steps of small
+operations. They are independent, so they can share every step instead: the
+directions are stacked on a leading axis and each weight of the step becomes
+a pair, so one batched matrix product serves both,
+
+    (2, batch, units) @ (2, units, k·units) → (2, batch, k·units)
+
+and every elementwise operation runs once on both. The step is each cell's
+own `step` (`seqlab.layers.cells`), called through `torch.func.functional_call`
+with the paired weights, and the loop is `reference_loop`: the same
+equations, the same random dropout masks, drawn in the same order as two
+separate runs would draw them (forward, then backward). `tests/test_execution_paths.py`
+holds it equal to running the two directions apart.
+
+    >>> layer = Bidirectional(LSTM(64, recurrent_dropout=0.2, return_sequences=True))
+    >>> layer(torch.randn(32, 200, 20), training=True).shape     # one 200-step loop, not two
+    torch.Size([32, 200, 128])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+from seqlab.kernels import native
+from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+from seqlab.layers.recurrent import RNN, reference_loop
+
+PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
+
+
+def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) -> bool:
+    """Whether `run_paired` gives what running `forward` and `backward` apart gives, and is their path."""
+    forward_cell, backward_cell = forward.cell, backward.cell
+    return (forward.execution == backward.execution == "auto" and type(forward_cell) in PAIRABLE_CELLS
+            and not forward.go_backwards and backward.go_backwards
+            and not (forward.time_major or backward.time_major or forward.stateful or backward.stateful)
+            and forward.zero_output_for_mask == backward.zero_output_for_mask
+            and _same_step(forward_cell, backward_cell)
+            and not any(native.preferred(cell, inputs) and native.supports(cell, training)
+                        for cell in (forward_cell, backward_cell)))
+
+
+def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool,
+               forward_state: Any = None, backward_state: Any = None):
+    """Run both layers over `inputs (batch, time, features)` in one loop.
+
+    Returns `(forward_output, backward_output, [*forward_states, *backward_states])`:
+    sequences `(batch, time, units)` (the backward one in its processing
+    order, last input first) with `return_sequences`, else each direction's
+    last output `(batch, units)`.
+    """
+    inputs = forward._check_inputs(inputs)
+    mask = forward._check_mask(mask, inputs.shape[0], inputs.shape[1])
+    projected, states, recurrent_masks = [], [], []
+    for layer, initial in ((forward, forward_state), (backward, backward_state)):
+        input_mask, recurrent_mask = layer.cell.dropout_masks(inputs[:, 0], training)
+        read = inputs if input_mask is None else inputs * input_mask[:, None, :]
+        projected.append(layer.cell.project_inputs(read.flip(1) if layer.go_backwards else read))
+        states.append(layer._initial_states(initial, inputs))
+        recurrent_masks.append(recurrent_mask)
+    both_masks = None if mask is None else torch.stack([mask, mask.flip(1)])
+    outputs, final_states = functional_call(
+        _Loop(forward.cell), _paired_step_weights(forward.cell, backward.cell),
+        (torch.stack(projected), [torch.stack(pair) for pair in zip(*states)], both_masks,
+         _paired_masks(*recurrent_masks, like=projected[0]), forward.zero_output_for_mask))
+    forward_output, backward_output = (outputs if forward.return_sequences else outputs[:, :, -1]).unbind(0)
+    forward_states, backward_states = ([state[i] for state in final_states] for i in (0, 1))
+    return forward_output, backward_output, forward_states + backward_states
+
+
+class _Loop(torch.nn.Module):
+    """`reference_loop` over a cell whose weights `functional_call` swaps for the paired ones."""
+
+    def __init__(self, cell: RecurrentCell):
+        super().__init__()
+        self.cell = cell
+
+    def forward(self, projected, states, mask, recurrent_mask, zero_output_for_mask):
+        return reference_loop(self.cell, projected, states, mask, recurrent_mask, zero_output_for_mask, time_axis=2)
+
+
+def _paired_step_weights(forward: RecurrentCell, backward: RecurrentCell) -> dict[str, torch.Tensor]:
+    """The weights `step` reads, each stacked so that it broadcasts over `(2, batch, ...)`.
+
+    Matrices `(units, k·units)` → `(2, units, k·units)` (a batched product);
+    vectors `(k,)` → `(2, 1, k)`; GRU's two-row bias `(2, 3·units)` →
+    `(2 rows, 2, 1, 3·units)`, so that `bias[1]` is the pair of recurrent biases.
+    The input kernel is left out: the inputs are projected before the loop.
+    """
+    paired = {}
+    for name, weight in forward.named_parameters(recurse=False):
+        if name == "kernel":
+            continue
+        other = getattr(backward, name)
+        if weight.dim() == 1:
+            paired[f"cell.{name}"] = torch.stack([weight, other])[:, None]
+        elif name == "bias":
+            paired[f"cell.{name}"] = torch.stack([weight, other], dim=1)[:, :, None]
+        else:
+            paired[f"cell.{name}"] = torch.stack([weight, other])
+    return paired
+
+
+def _paired_masks(forward: torch.Tensor | None, backward: torch.Tensor | None,
+                  like: torch.Tensor) -> torch.Tensor | None:
+    """The two recurrent dropout masks `(2, batch, units)`; a direction without one gets ones."""
+    if forward is None and backward is None:
+        return None
+    shape = (like.shape[0], (forward if forward is not None else backward).shape[-1])
+    ones = like.new_ones(shape)
+    return torch.stack([ones if forward is None else forward, ones if backward is None else backward])
+
+
+def _same_step(forward: RecurrentCell, backward: RecurrentCell) -> bool:
+    """Whether both cells compute the same step equation (only their weights differ)."""
+    return (native.same_equation(forward, backward)
+            and getattr(forward, "recurrent_activation", None) is getattr(backward, "recurrent_activation", None)
+            and getattr(forward, "peephole", False) == getattr(backward, "peephole", False)
+            and getattr(forward, "reset_after", None) == getattr(backward, "reset_after", None))
