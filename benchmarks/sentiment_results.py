@@ -51,14 +51,15 @@ class Run:
         return command + [*self.extra, "--verbose", "2", "--out", str(out)]
 
 
-# In the order the issue asks for, then the tutorial's SimpleRNN recipe with other seeds (its final-epoch
+# In the order the issue asks for, then the tutorial's two recipes with other seeds (their final-epoch
 # accuracy swings widely), then the transformer and a recurrent model of the same size on the same data.
 RUNS = (
     Run("book-bisimplernn-100", "imdb", "book"),
     Run("book-bilstm", "imdb", "book"),
     Run("best", "imdb", "official"),
     Run("best", "nsmc"),
-    *(Run("book-bisimplernn-100", "imdb", "book", ("--seed", str(seed)), f"seed{seed}") for seed in (1, 2, 3)),
+    *(Run("book-bisimplernn-100", "imdb", "book", ("--seed", str(seed)), f"seed{seed}") for seed in (1, 2)),
+    *(Run("book-bilstm", "imdb", "book", ("--seed", str(seed)), f"seed{seed}") for seed in (1, 2)),
     Run("transformer", "imdb", "official"),
     Run("transformer", "imdb", "official", ("--arch", "rnn", "--cell", "lstm", "--pooling", "max"), "bilstm"),
     Run("book-bisimplernn-100", "imdb", "official"),
