@@ -51,17 +51,6 @@ def supports(cell: RecurrentCell, training: bool) -> bool:
     return False
 
 
-def preferred(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
-    """Whether the native kernel is also the faster path here (see docs/performance.md).
-
-    PyTorch has no fused GRU kernel on CPU: nn.GRU multiplies the inputs step
-    by step, while the reference loop hoists them into one large matrix
-    product. From about 256 units that saving outweighs the loop's per-step
-    Python cost (config A-GRU: 426 vs 566 ms/step on one thread).
-    """
-    return not (isinstance(cell, GRUCell) and inputs.device.type == "cpu" and cell.units >= 256)
-
-
 def same_equation(forward: RecurrentCell, backward: RecurrentCell) -> bool:
     """Whether two cells can share one bidirectional kernel call."""
     return (type(forward) is type(backward) and forward.units == backward.units

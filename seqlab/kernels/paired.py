@@ -43,8 +43,7 @@ def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) 
             and not (forward.time_major or backward.time_major or forward.stateful or backward.stateful)
             and forward.zero_output_for_mask == backward.zero_output_for_mask
             and _same_step(forward_cell, backward_cell)
-            and not any(native.preferred(cell, inputs) and native.supports(cell, training)
-                        for cell in (forward_cell, backward_cell)))
+            and not any(native.supports(cell, training) for cell in (forward_cell, backward_cell)))
 
 
 def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool,

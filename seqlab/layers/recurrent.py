@@ -150,8 +150,7 @@ class RNN(Layer):
 
     def _run(self, inputs, states, mask, recurrent_mask, training):
         """Pick the execution path: PyTorch's native kernel where exact, else the reference loop."""
-        wanted = self.execution == "native" or (self.execution == "auto" and native.preferred(self.cell, inputs))
-        if wanted and native.supports(self.cell, training):
+        if self.execution != "reference" and native.supports(self.cell, training):
             need_sequence = self.return_sequences or self.zero_output_for_mask
             result = native.run_native([self.cell], inputs, [states], mask, need_sequence,
                                        self.zero_output_for_mask, training,

@@ -140,7 +140,6 @@ class Bidirectional(Layer):
                 and not forward.time_major and not forward.stateful and not backward.stateful
                 and native.supports(forward.cell, training) and native.supports(backward.cell, training)
                 and native.same_equation(forward.cell, backward.cell)
-                and native.preferred(forward.cell, forward.cell.kernel)
                 and not (training and (forward.cell.dropout > 0 or backward.cell.dropout > 0)))
 
     def _merge(self, forward_output: torch.Tensor, backward_output: torch.Tensor) -> Any:
