@@ -127,9 +127,9 @@ def machine_section() -> str:
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     return (f"Machine: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}, one intra-op thread "
-            f"(`--threads 1`). The two cores were shared with other jobs throughout (load average when "
-            f"this page was written: {load}), so times are wall-clock times under that load, not the "
-            "speed of an idle machine.")
+            f"(`--threads 1`). Other training jobs shared the two cores during the training runs, so epoch "
+            f"times are wall-clock times under that load, not the speed of an idle machine; the load average "
+            f"when this page (and its generation timings) was written: {load}.")
 
 
 def targets_section(book: Run, best: Run | None, speed: dict, korean: Run | None) -> str:
