@@ -17,8 +17,10 @@ self-attention over the text, then average pooling over time):
 
 Data: IMDb (`split="official"` or the tutorial's `"book"`), NSMC (Korean), or
 any CSV/TSV with a text and a two-valued label column. Presets name recipes:
-`book-bilstm` and `book-bisimplernn-100` are the tutorial's exactly; `best`
-is the best measured recipe for a small CPU (see docs/results/sentiment.md).
+`book-bilstm` and `book-bisimplernn-100` are the tutorial's exactly (case-
+sensitive words, one fixed batch order); `best` is the best measured recipe
+for a small CPU (see docs/results/sentiment.md); `transformer` is the Keras
+example's transformer classifier.
 A saved model directory carries everything needed to read raw text again:
 tokenizer, vocabulary, `max_len`, label names (config.json, "tokenizer").
 
