@@ -38,6 +38,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_command_group(subcommands: argparse._SubParsersAction, name: str, *, help: str, description: str,
+                      dest: str, metavar: str = "COMMAND") -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """A subcommand `name` with subcommands of its own: `(its parser, the group to add them to)`.
+
+    Given without one of them (`seqlab charlm`), it prints its help to stderr and exits with 2.
+    """
+    parser = subcommands.add_parser(name, help=help, description=description)
+    parser.set_defaults(handler=lambda args: _print_help(parser))
+    return parser, parser.add_subparsers(dest=dest, metavar=metavar)
+
+
+def _print_help(parser: argparse.ArgumentParser) -> int:
+    parser.print_help(sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

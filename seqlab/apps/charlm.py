@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from seqlab import layers
+from seqlab.cli import add_command_group
 from seqlab.data.datasets import load_gutenberg, load_text_corpus
 from seqlab.data.fetch import DatasetNotFoundError, search_folders, sha256_of
 from seqlab.data.tokenizers import CharTokenizer
@@ -524,19 +525,13 @@ def stream_samples(generator: TextGenerator, prime: str, length: int, sampling: 
 # ---------------------------------------------------------------------- CLI
 def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `charlm` with `train`, `generate` and `demo` to the `seqlab` command."""
-    parser = subcommands.add_parser("charlm", help="character-level language model: train, generate, demo",
-                                    description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="charlm_command", metavar="COMMAND")
-    parser.set_defaults(handler=lambda args: _missing_command(parser))
+    parser, commands = add_command_group(subcommands, "charlm", dest="charlm_command",
+                                         help="character-level language model: train, generate, demo",
+                                         description=__doc__.split("\n\n")[0])
     _add_train(commands)
     _add_generate(commands)
     _add_demo(commands)
     return parser
-
-
-def _missing_command(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _add_source_options(parser: argparse.ArgumentParser) -> None:

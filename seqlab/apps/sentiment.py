@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqlab.cli import add_command_group
 from seqlab.data import (BucketBatchSampler, CharTokenizer, JamoTokenizer, KiwiTokenizer, Vocabulary,
                          WordTokenizer, pad_batch)
 from seqlab.data.datasets import TextLabelSplit, load_imdb, load_nsmc, load_text_label
@@ -767,19 +768,13 @@ def _minutes(seconds: float) -> str:
 # ----------------------------------------------------------------------- CLI
 def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentParser:
     """Add `sentiment` with `train`, `evaluate` and `predict` to the `seqlab` command."""
-    parser = subcommands.add_parser("sentiment", help="sentiment classification: train, evaluate, predict",
-                                    description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="sentiment_command", metavar="COMMAND")
-    parser.set_defaults(handler=lambda args: _missing_command(parser))
+    parser, commands = add_command_group(subcommands, "sentiment", dest="sentiment_command",
+                                         help="sentiment classification: train, evaluate, predict",
+                                         description=__doc__.split("\n\n")[0])
     _add_train(commands)
     _add_evaluate(commands)
     _add_predict(commands)
     return parser
-
-
-def _missing_command(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _add_data_options(parser: argparse.ArgumentParser, default_dataset: str | None) -> None:

@@ -14,6 +14,8 @@ import argparse
 import sys
 from typing import Any
 
+from seqlab.cli import add_command_group
+
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> None:
@@ -28,9 +30,9 @@ def add_parser(subcommands: argparse._SubParsersAction) -> None:
                           help="a saved seqlab model with the same layers, to fill with the file's weights")
     importer.set_defaults(handler=_import_keras)
 
-    export = subcommands.add_parser("export", help="export a saved seqlab model to another format")
-    formats = export.add_subparsers(dest="format", metavar="FORMAT")
-    export.set_defaults(handler=lambda args: _missing_format(export))
+    _, formats = add_command_group(subcommands, "export", help="export a saved seqlab model to another format",
+                                   description="Export a saved seqlab model to another format.", dest="format",
+                                   metavar="FORMAT")
     onnx = formats.add_parser(
         "onnx", help="write an ONNX graph (dynamic batch and sequence length) that onnxruntime runs",
         description="Export a saved seqlab model to ONNX. --mode auto exports one generation step (ids, h, c → "
@@ -44,11 +46,6 @@ def add_parser(subcommands: argparse._SubParsersAction) -> None:
     onnx.add_argument("--no-verify", action="store_true",
                       help="skip running the graph in onnxruntime against seqlab after writing it")
     onnx.set_defaults(handler=_export_onnx)
-
-
-def _missing_format(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _import_keras(args: argparse.Namespace) -> int:
