@@ -135,12 +135,7 @@ class WindowStepper:
 
     @torch.no_grad()
     def _last_outputs(self) -> torch.Tensor:
-        training = self.model.training
-        self.model.eval()
-        try:
-            return self.model(self.window)[:, -1]
-        finally:
-            self.model.train(training)
+        return self.model(self.window, training=False)[:, -1]
 
 
 def stepper_for(model, batch_size: int = 1) -> Stepper | WindowStepper:
