@@ -24,15 +24,6 @@ FILLER = "the a film movie plot actor was and it is this".split()
 TINY = dict(embedding_dim=8, units=8, dense_units=0, epochs=6, lr=0.02, mask=True, bucket=True, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train fastest on one thread; put torch's setting back afterwards."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def write_reviews(path: Path, rows: int = 240, text_column: str = "review", label_column: str = "sentiment",
                   labels: tuple[str, ...] = ("neg", "pos")) -> Path:
     """A CSV of filler words plus two sentiment words; the label cycles through `labels`."""

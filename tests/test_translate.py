@@ -25,15 +25,6 @@ DATA_DIR = Path(os.environ.get("SEQLAB_DATA_DIR", Path(__file__).resolve().paren
 SYMBOLS = "a b c d e f g h".split()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # These models are tiny: one thread is faster than two, above all on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def reversal_pairs(count: int, seed: int) -> list[tuple[str, str]]:
     """'c a f' -> 'f a c': 2 to 5 symbols."""
     rng = random.Random(seed)
