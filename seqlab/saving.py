@@ -13,7 +13,7 @@ history, callback and RNG states) as
     training_state.safetensors   those tensors
 
 Nothing is pickled. Every save writes a complete new directory beside the
-target (`.NAME.saving-PID-XXXX`), fsyncs it and swaps it in with one rename,
+target (`.NAME.saving-PID-` plus a random suffix), fsyncs it and swaps it in with one rename,
 so a crash or Ctrl-C mid-save leaves the previous version intact.
 
 Models are rebuilt from their config through a registry of class names:
