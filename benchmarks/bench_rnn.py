@@ -36,6 +36,7 @@ from torch import nn
 import seqlab
 from seqlab import kernels, layers
 from seqlab.kernels.stepping import Stepper
+from seqlab.kernels import fused
 
 Step = Callable[[], None]
 
@@ -141,6 +142,10 @@ def peers_for(config: str, use_keras: bool) -> dict[str, Step]:
     fast, loop = seqlab_model(config), seqlab_model(config)
     kernels.force_execution(loop, "reference")
     peers = {"seqlab": torch_step(config, fast, ids, targets)}
+    if config != "B-RD" and fused.available():  # B-RD's "auto" already is the C++ loop
+        compiled = seqlab_model(config)
+        kernels.force_execution(compiled, "fused")
+        peers["seqlab C++ loop"] = torch_step(config, compiled, ids, targets)
     if config in ("A", "A-GRU", "B", "B-GRU", "C"):
         peers["torch native"] = torch_step(config, torch_model(config), ids, targets)
     peers["python loop"] = torch_step(config, loop, ids, targets)

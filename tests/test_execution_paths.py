@@ -16,7 +16,7 @@ import torch
 
 import seqlab
 from seqlab import kernels, layers
-from seqlab.kernels import paired  # noqa: F401  (kernels.paired for monkeypatching)
+from seqlab.kernels import fused, paired  # noqa: F401  (kernels.fused, kernels.paired for monkeypatching)
 
 NATIVE_CONFIGS = [
     ("LSTM", {}),
@@ -159,8 +159,9 @@ def test_weight_conversion_is_cached_outside_autograd():
 @pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])
 @pytest.mark.parametrize("mask_kind", ["none", "right", "left", "both"])
 @pytest.mark.parametrize("return_sequences", [True, False])
-def test_fused_bidirectional_equals_reference(cell_type, mask_kind, return_sequences, monkeypatch):
+def test_native_bidirectional_equals_reference(cell_type, mask_kind, return_sequences, monkeypatch):
     rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{mask_kind}-{return_sequences}".encode()))
+    monkeypatch.setattr(kernels.fused, "preferred", lambda *a: False)  # the native kernels, not the C++ loop
     calls = []  # for each native kernel call: was it bidirectional?
     original = kernels.native._call
     monkeypatch.setattr(kernels.native, "_call", lambda *a: calls.append(a[-1]) or original(*a))
@@ -169,12 +170,12 @@ def test_fused_bidirectional_equals_reference(cell_type, mask_kind, return_seque
         return layers.Bidirectional(getattr(layers, cell_type)(
             4, return_sequences=return_sequences, return_state=True, execution=execution, dtype=torch.float64))
 
-    reference, fused = make("reference"), make("auto")
-    reference.build((3, 6, 2)), fused.build((3, 6, 2))
-    fused.set_weights([rng.normal(0, 0.5, w.shape) for w in reference.get_weights()])
-    reference.set_weights(fused.get_weights())
+    reference, fast = make("reference"), make("auto")
+    reference.build((3, 6, 2)), fast.build((3, 6, 2))
+    fast.set_weights([rng.normal(0, 0.5, w.shape) for w in reference.get_weights()])
+    reference.set_weights(fast.get_weights())
     x = torch.from_numpy(rng.normal(size=(3, 6, 2)))
-    assert_twins(reference, fused, x, random_mask(rng, 3, 6, mask_kind))
+    assert_twins(reference, fast, x, random_mask(rng, 3, 6, mask_kind))
     padded = mask_kind != "none"
     # Unpadded: both directions in one kernel call; padded: each direction natively, segmented.
     assert calls and all(bidirectional == (not padded) for bidirectional in calls)
@@ -194,17 +195,18 @@ def test_segmented_masked_batch_with_many_lengths(cell_type, return_state):
     assert_twins(reference, fast, torch.from_numpy(rng.normal(size=(20, 20, 3))), mask)
 
 
-def test_auto_runs_every_supported_cell_natively(monkeypatch):
+def test_inference_runs_every_supported_cell_natively(monkeypatch):
     """Quiet-machine measurements (docs/performance.md, run 2): nn.GRU's kernel is as fast as the hoisted
     loop at 512 units on one thread and 1.25x faster on two, so large GRUs run natively too."""
     calls = []
     original = kernels.native._call
     monkeypatch.setattr(kernels.native, "_call", lambda *a: calls.append(a[0]) or original(*a))
     x = torch.randn(2, 3, 4)
-    layers.GRU(256)(x)
-    layers.GRU(32)(x)
-    layers.LSTM(256)(x)
-    layers.GRU(8, reset_after=False)(x)  # no native kernel computes it: the reference loop
+    with torch.no_grad():
+        layers.GRU(256)(x)
+        layers.GRU(32)(x)
+        layers.LSTM(256)(x)
+        layers.GRU(8, reset_after=False)(x)  # no native kernel computes it: the C++ loop
     assert [type(cell).__name__ for cell in calls] == ["GRUCell", "GRUCell", "LSTMCell"]
 
 
@@ -243,7 +245,8 @@ def test_paired_loop_is_not_used_where_a_native_kernel_runs(monkeypatch):
     original = kernels.paired.run_paired
     monkeypatch.setattr(kernels.paired, "run_paired", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(2, 5, 3)
-    layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=False)  # inference: native
+    with torch.no_grad():
+        layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=False)  # inference: native
     layers.Bidirectional(layers.LSTM(4))(x, mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool())
     assert calls == []
     layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=True)

@@ -4,7 +4,9 @@ Each tutorial-style model (Bi-LSTM classifier, char-LSTM language model,
 stacked GRU with reset_after=False, attention classifiers) is built in Keras
 with random weights, saved as .keras, as legacy .h5 and as .weights.h5 (filled
 into a seqlab twin), and must give Keras' predictions within 1e-5 on a padded
-batch. Keras 2 files come from tf_keras. Skipped without TensorFlow, except
+batch. Keras 2 files (functional and Sequential .h5, weights-only .h5) are
+written by hand in tf.keras 2's layout from the Keras model's weights, and
+come from tf_keras when it is installed. Skipped without TensorFlow, except
 in CI, where a missing oracle fails.
 """
 
@@ -251,12 +253,142 @@ def test_keras2_functional_h5_layout(tmp_path):
     assert_close(predict(model, ids), keras_outputs(keras_model, ids))
 
 
+def keras2_bilstm_layers(names: list[str]) -> list[dict]:
+    """The Keras 2 configs of bilstm_classifier's layers (`names`: embedding, bidirectional, dense), as
+    tf.keras 2 writes them: every argument, initializers as {class_name, config}, dtype strings."""
+    def initializer(class_name, **config):
+        return {"class_name": class_name, "config": config}
+
+    regularizers = {key: None for key in ("kernel_regularizer", "bias_regularizer", "activity_regularizer",
+                                          "kernel_constraint", "bias_constraint")}
+    lstm = {"name": "lstm", "trainable": True, "dtype": "float32", "return_sequences": False,
+            "return_state": False, "go_backwards": False, "stateful": False, "unroll": False, "time_major": False,
+            "units": 6, "activation": "tanh", "recurrent_activation": "sigmoid", "use_bias": True,
+            "kernel_initializer": initializer("GlorotUniform", seed=None),
+            "recurrent_initializer": initializer("Orthogonal", gain=1.0, seed=None),
+            "bias_initializer": initializer("Zeros"), "unit_forget_bias": True, **regularizers,
+            "recurrent_regularizer": None, "recurrent_constraint": None, "dropout": 0.0, "recurrent_dropout": 0.0,
+            "implementation": 2}
+    embedding, bidirectional, dense = names
+    return [
+        {"class_name": "Embedding", "config": {
+            "name": embedding, "trainable": True, "batch_input_shape": [None, None], "dtype": "float32",
+            "input_dim": VOCABULARY, "output_dim": 8,
+            "embeddings_initializer": initializer("RandomUniform", minval=-0.05, maxval=0.05, seed=None),
+            "embeddings_regularizer": None, "activity_regularizer": None, "embeddings_constraint": None,
+            "mask_zero": True, "input_length": None}},
+        {"class_name": "Bidirectional", "config": {
+            "name": bidirectional, "trainable": True, "dtype": "float32",
+            "layer": {"class_name": "LSTM", "config": lstm}, "merge_mode": "concat"}},
+        {"class_name": "Dense", "config": {
+            "name": dense, "trainable": True, "dtype": "float32", "units": 1, "activation": "sigmoid",
+            "use_bias": True, "kernel_initializer": initializer("GlorotUniform", seed=None),
+            "bias_initializer": initializer("Zeros"), **regularizers}}]
+
+
+def keras2_bilstm_weights(keras_model, names: list[str]) -> dict[str, dict[str, np.ndarray]]:
+    """bilstm_classifier's weights under Keras 2's names: {layer: {"<layer>/.../<weight>:0": array}}."""
+    embedding, bidirectional, dense = names
+    lstm = [f"{bidirectional}/{direction}_lstm/lstm_cell/{weight}:0" for direction in ("forward", "backward")
+            for weight in ("kernel", "recurrent_kernel", "bias")]
+    weight_names = [[f"{embedding}/embeddings:0"], lstm, [f"{dense}/kernel:0", f"{dense}/bias:0"]]
+    return {name: dict(zip(full, [w.numpy() for w in layer.weights]))
+            for name, full, layer in zip(names, weight_names, keras_model.layers)}
+
+
+def write_keras2_weights(group, weights: dict[str, dict[str, np.ndarray]], layer_names: list[str]) -> None:
+    """Keras 2's `save_weights_to_hdf5_group`: `layer_names`, and per layer its `weight_names` and arrays."""
+    group.attrs["layer_names"] = np.array([n.encode() for n in layer_names])  # tf.keras writes bytes
+    group.attrs["backend"] = b"tensorflow"
+    group.attrs["keras_version"] = b"2.15.0"
+    for name in layer_names:
+        layer_group = group.create_group(name)
+        arrays = weights.get(name, {})
+        layer_group.attrs["weight_names"] = np.array([n.encode() for n in arrays]) if arrays else np.array([])
+        for weight_name, array in arrays.items():
+            layer_group.create_dataset(weight_name, data=array)
+
+
+KERAS2_SEQUENTIAL_LAYOUTS = ("input_layer", "first_layer_shape", "build_input_shape")
+
+
+def keras2_sequential_file(path, keras_model, layout: str) -> None:
+    """Write `keras_model` (bilstm_classifier) as Keras 2 `model.save("m.h5")` writes a Sequential.
+
+    `layout`: "input_layer" (built on `keras.Input`: an InputLayer config first,
+    tf.keras 2.13+'s module/registered_name keys), "first_layer_shape" (no
+    InputLayer, the first layer's `batch_input_shape` gives the input, as
+    Keras 2 before tf.keras 2.4 wrote), "build_input_shape" (no InputLayer, no
+    layer shape: built with `model.build((None, None))`). The InputLayer has
+    no weights, so it is not among `model_weights`' layer names.
+    """
+    import h5py
+
+    names = ["embedding", "bidirectional", "dense"]
+    specs = keras2_bilstm_layers(names)
+    config = {"name": "sequential", "layers": specs}
+    if layout == "input_layer":
+        specs.insert(0, {"class_name": "InputLayer", "config": {
+            "batch_input_shape": [None, None], "dtype": "int32", "sparse": False, "ragged": False,
+            "name": "input_1"}})
+        for spec in specs:
+            spec.update(module="keras.layers", registered_name=None)
+    elif layout == "build_input_shape":
+        del specs[0]["config"]["batch_input_shape"]
+        config["build_input_shape"] = [None, None]
+    with h5py.File(path, "w") as file:
+        file.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": config})
+        file.attrs["keras_version"] = "2.15.0"
+        file.attrs["backend"] = "tensorflow"
+        write_keras2_weights(file.create_group("model_weights"), keras2_bilstm_weights(keras_model, names), names)
+
+
+def bilstm_keras_model(seed: int):
+    return randomize(keras.Sequential([keras.Input(shape=(None,), dtype="int32"), *bilstm_classifier(keras.layers)]),
+                     seed)
+
+
+@pytest.mark.parametrize("layout", KERAS2_SEQUENTIAL_LAYOUTS)
+def test_keras2_sequential_h5_layout(tmp_path, layout):
+    keras_model = bilstm_keras_model(25)
+    keras2_sequential_file(tmp_path / "keras2.h5", keras_model, layout)
+    model = from_keras(tmp_path / "keras2.h5")
+    assert isinstance(model, seqlab.Sequential) and not model.training
+    assert [type(layer).__name__ for layer in model.layers if not isinstance(layer, layers.InputLayer)] == \
+        ["Embedding", "Bidirectional", "Dense"]
+    assert model.count_params() == keras_model.count_params() == 8 * VOCABULARY + 2 * 4 * 6 * (8 + 6 + 1) + 13
+    ids = padded_ids(26)
+    expected = keras_outputs(keras_model, ids)
+    assert expected.shape == (4, 1)
+    assert_close(predict(model, ids), expected)
+
+
+@pytest.mark.parametrize("filename", ["bilstm.weights.h5", "bilstm_weights.h5"])
+def test_keras2_weights_only_h5_layout(tmp_path, filename):
+    """Keras 2 `save_weights(...)`: `layer_names` at the file's root, matched to the model's layers by order."""
+    import h5py
+
+    keras_model = bilstm_keras_model(27)
+    names = ["embedding_1", "bidirectional_1", "dense_1"]  # other names than seqlab's: the order decides
+    with h5py.File(tmp_path / filename, "w") as file:
+        write_keras2_weights(file, keras2_bilstm_weights(keras_model, names), names)
+    twin = seqlab.Sequential(bilstm_classifier(layers))
+    twin.build((None, None))
+    assert from_keras(tmp_path / filename, model=twin) is twin
+    ids = padded_ids(28)
+    assert_close(predict(twin.eval(), ids), keras_outputs(keras_model, ids))
+    with pytest.raises(KerasImportError, match="holds only weights"):
+        from_keras(tmp_path / filename)
+
+
 @pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
 def test_keras2_h5_files_from_tf_keras(tmp_path):
     """Real Keras 2 HDF5 files (tf_keras): a whole Sequential model, a functional graph, bare weights.
 
     tf-keras is optional (it installs the full tensorflow wheel): without it,
-    test_keras2_functional_h5_layout covers the Keras 2 layout.
+    the hand-written Keras 2 files above (test_keras2_functional_h5_layout,
+    test_keras2_sequential_h5_layout, test_keras2_weights_only_h5_layout)
+    cover the Keras 2 layouts.
     """
     tf_keras = pytest.importorskip("tf_keras", reason="real Keras 2 files need tf-keras (pip install tf-keras)")
     ids = padded_ids(7)

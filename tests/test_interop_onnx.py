@@ -1,10 +1,11 @@
 """seqlab → ONNX: every application model exported and run in onnxruntime, matching seqlab within 1e-4.
 
-Models equivalent to the applications (sentiment: Embedding(mask_zero) →
-Bidirectional(LSTM) → Dense; char-LM: Embedding → LSTM(return_sequences) →
-Dense, exported as one generation step; the Translator encoder–decoder) are
-exported once and run at two batch sizes and sequence lengths, padded batches
-included. Skipped without onnx/onnxruntime, except in CI.
+The applications' own models (`seqlab.apps.sentiment.build_model` for every
+preset, `seqlab.apps.charlm.build_model` for every preset, exported as one
+generation step or as the whole sequence, stateful ones included; the
+Translator encoder–decoder) and small models covering every recurrent option
+are exported once and run at two batch sizes and sequence lengths, padded
+batches included. Skipped without onnx/onnxruntime, except in CI.
 """
 
 from __future__ import annotations
@@ -85,34 +86,126 @@ def test_sentiment_classifier_honours_padding_at_any_batch_and_length(tmp_path):
                                runner.run(None, {"inputs": short.numpy()})[0], atol=1e-6)
 
 
-# ---------------------------------------------------------------------------- char-LM, one step
-@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
-def test_char_lm_step_with_state_in_and_out_reproduces_the_sequence(tmp_path, cell):
-    recurrent = getattr(layers, cell)
-    model = sequential(layers.Embedding(VOCABULARY, 8), recurrent(16, return_sequences=True), layers.Dropout(0.2),
-                       recurrent(16, return_sequences=True), layers.Dense(VOCABULARY))
-    path = export_onnx(model, tmp_path / "charlm.onnx")
-    runner = session(path)
-    state_names = ["h", "c"] if cell == "LSTM" else ["h"]
-    assert [i.name for i in runner.get_inputs()] == ["ids", *state_names]
+# ---------------------------------------------------------------------------- the sentiment app's models
+@pytest.mark.parametrize("preset", ["book-bilstm", "book-bisimplernn-100", "best", "transformer"])
+def test_sentiment_app_model_of_each_preset(tmp_path, preset):
+    from seqlab.apps import sentiment
+
+    torch.manual_seed(0)
+    model = sentiment.build_model(sentiment.make_recipe(preset), vocabulary_size=VOCABULARY)
+    runner = session(export_onnx(model, tmp_path / "sentiment.onnx"))
+    for seed, (batch, time) in enumerate([(2, 5), (7, 13)]):
+        ids = padded_ids(seed, batch, time)
+        assert (ids == 0).any()
+        (expected,) = seqlab_outputs(model, ids)
+        assert expected.shape == (batch, 1) and ((expected > 0) & (expected < 1)).all()
+        assert_close([expected], runner.run(None, {"inputs": ids.numpy()}))
+
+
+def test_model_export_onnx_method(tmp_path):
+    from seqlab.apps import sentiment
+
+    torch.manual_seed(0)
+    model = sentiment.build_model(sentiment.make_recipe("book-bilstm"), vocabulary_size=VOCABULARY)
+    model.train()
+    path = model.export_onnx(tmp_path / "out" / "model.onnx")
+    assert path == tmp_path / "out" / "model.onnx" and path.stat().st_size > 0
+    assert model.training  # export ran the model in inference mode and gave it back as it was
+    ids = padded_ids(5, 4, 9)
+    assert_close(seqlab_outputs(model, ids), session(path).run(None, {"inputs": ids.numpy()}))
+
+
+# ---------------------------------------------------------------------------- char-LM
+def assert_step_graph_generates(model, runner):
+    """Feeding the step graph one id at a time (states fed back, from zeros) gives the model's logits."""
+    state_names = [i.name for i in runner.get_inputs()][1:]
     assert [o.name for o in runner.get_outputs()] == ["logits", *[f"next_{n}" for n in state_names]]
+    recurrent = [layer for layer in model.layers if isinstance(layer, layers.RNN)]
     for seed, (batch, time) in enumerate([(1, 4), (5, 9)]):
         ids = padded_ids(seed, batch, time).clamp(min=1)
+        model.reset_states()  # a stateful model starts from zeros too
         (expected,) = seqlab_outputs(model, ids)
-        states = {name: np.zeros((2, batch, 16), np.float32) for name in state_names}
+        states = {name: np.zeros((len(recurrent), batch, recurrent[0].units), np.float32) for name in state_names}
         for step in range(time):  # generation: feed each step's states back in
             logits, *new = runner.run(None, {"ids": ids[:, step].numpy(), **states})
             np.testing.assert_allclose(logits, expected[:, step], atol=TOLERANCE, rtol=0)
             states = dict(zip(state_names, new))
 
 
+def assert_sequence_graph_reproduces(model, runner):
+    for batch, time in [(2, 3), (4, 11)]:
+        ids = padded_ids(batch, batch, time).clamp(min=1)
+        model.reset_states()
+        assert_close(seqlab_outputs(model, ids), runner.run(None, {"inputs": ids.numpy()}))
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_char_lm_step_with_state_in_and_out_reproduces_the_sequence(tmp_path, cell):
+    recurrent = getattr(layers, cell)
+    model = sequential(layers.Embedding(VOCABULARY, 8), recurrent(16, return_sequences=True), layers.Dropout(0.2),
+                       recurrent(16, return_sequences=True), layers.Dense(VOCABULARY))
+    runner = session(export_onnx(model, tmp_path / "charlm.onnx"))
+    assert [i.name for i in runner.get_inputs()] == (["ids", "h", "c"] if cell == "LSTM" else ["ids", "h"])
+    assert_step_graph_generates(model, runner)
+
+
 def test_char_lm_as_a_whole_sequence(tmp_path):
     model = sequential(layers.Embedding(VOCABULARY, 8), layers.LSTM(12, return_sequences=True),
                        layers.Dense(VOCABULARY))
-    runner = session(export_onnx(model, tmp_path / "sequence.onnx", mode="sequence"))
-    for batch, time in [(2, 3), (4, 11)]:
-        ids = padded_ids(batch, batch, time).clamp(min=1)
-        assert_close(seqlab_outputs(model, ids), runner.run(None, {"inputs": ids.numpy()}))
+    assert_sequence_graph_reproduces(model, session(export_onnx(model, tmp_path / "sequence.onnx", mode="sequence")))
+
+
+@pytest.mark.parametrize("preset", ["book", "best", "quick", "transformer"])
+def test_charlm_app_model_of_each_preset(tmp_path, preset):
+    from seqlab.apps import charlm
+
+    torch.manual_seed(0)
+    model = charlm.build_model(VOCABULARY, charlm.Settings(**charlm.PRESETS[preset]))
+    runner = session(export_onnx(model, tmp_path / "charlm.onnx"))
+    if preset == "transformer":  # no recurrent state to step: the whole (causal) sequence
+        assert [i.name for i in runner.get_inputs()] == ["inputs"]
+        assert_sequence_graph_reproduces(model, runner)
+    else:
+        assert [i.name for i in runner.get_inputs()] == ["ids", "h", "c"]
+        assert_step_graph_generates(model, runner)
+
+
+def carried(model) -> list:
+    return [layer.carried_states for layer in model.layers if isinstance(layer, layers.RNN)]
+
+
+@pytest.mark.parametrize("mode", ["step", "sequence"])
+def test_stateful_char_lm_exports_from_zero_state_and_keeps_its_own(tmp_path, mode):
+    from seqlab.apps import charlm
+
+    torch.manual_seed(0)
+    settings = charlm.Settings(**{**charlm.PRESETS["quick"], "layers": 2})
+    model = charlm.build_model(VOCABULARY, settings)
+    assert all(layer.stateful for layer in model.layers if isinstance(layer, layers.RNN))
+    seqlab_outputs(model, padded_ids(0, settings.batch_size, 6).clamp(min=1))  # as after training: a carried state
+    before = [[state.clone() for state in states] for states in carried(model)]
+    assert all(states is not None and states[0].shape == (settings.batch_size, 256) for states in before)
+    runner = session(export_onnx(model, tmp_path / "charlm.onnx", mode=mode))
+    for states, saved in zip(carried(model), before):  # export neither advanced nor forgot the state
+        assert len(states) == len(saved) and all(torch.equal(a, b) for a, b in zip(states, saved))
+    if mode == "step":
+        assert_step_graph_generates(model, runner)
+    else:
+        assert_sequence_graph_reproduces(model, runner)
+
+
+def test_export_command_on_a_saved_stateful_char_lm(tmp_path):
+    from seqlab.apps import charlm
+
+    torch.manual_seed(0)
+    model = charlm.build_model(VOCABULARY, charlm.Settings(**charlm.PRESETS["quick"]))
+    model.save(tmp_path / "model")
+    parser = argparse.ArgumentParser(prog="seqlab")
+    add_parser(parser.add_subparsers())
+    args = parser.parse_args(["export", "onnx", str(tmp_path / "model"), str(tmp_path / "x.onnx"),
+                              "--mode", "sequence"])
+    assert args.handler(args) == 0
+    assert_sequence_graph_reproduces(model, session(tmp_path / "x.onnx"))
 
 
 # ---------------------------------------------------------------------------- translator

@@ -1,4 +1,5 @@
-"""Two CPU processes under torchrun (gloo) train like one process on the same global batch."""
+"""Two CPU processes under torchrun (gloo) train like one process on the same global batch, and the
+applications' train commands run under torchrun write their files and print their reports once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+
+from test_charlm import ENGLISH
+from test_charlm import TINY as CHARLM_TINY
+from test_sentiment import write_reviews
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,6 +55,28 @@ WORKER = textwrap.dedent(f"""
 """)
 
 
+# A clock-based callback (a time budget) may ask to stop on one process only; all must stop together.
+ONE_RANK_STOPS = textwrap.dedent(f"""
+    import sys
+    from pathlib import Path
+    sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]
+    import torch.distributed as dist
+    from seqlab.training import BinaryCrossentropy, Callback
+    from test_training_toys import SignOfSum, sign_of_sum_data
+
+    class StopOnRankOne(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if dist.get_rank() == 1 and batch == 2:
+                self.model.stop_training = True
+
+    model = SignOfSum(units=4)
+    model.compile("adam", BinaryCrossentropy(from_logits=True), device="cpu")
+    x, y = sign_of_sum_data(160)
+    model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[StopOnRankOne()])
+    Path(sys.argv[1], f"steps{{dist.get_rank()}}").write_text(str(model.optimizer.iterations))
+""")
+
+
 def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -60,16 +87,31 @@ def _results(directory: Path, name: str) -> tuple[dict, dict]:
     return load_file(str(directory / f"{name}.safetensors")), json.loads((directory / f"{name}.json").read_text())
 
 
-@pytest.mark.skipif(not torch.distributed.is_available(), reason="this torch build has no torch.distributed")
+def _torchrun(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`torchrun --nproc_per_node 2 ARGUMENTS` on CPU (gloo), run in `cwd`."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONWARNINGS": "ignore",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    launched = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), *arguments],
+        env=env, cwd=cwd, capture_output=True, text=True, timeout=240)
+    assert launched.returncode == 0, launched.stderr[-3000:]
+    return launched
+
+
+def _lines_starting(text: str, start: str) -> int:
+    return sum(line.startswith(start) for line in text.splitlines())
+
+
+needs_distributed = pytest.mark.skipif(not torch.distributed.is_available(),
+                                       reason="this torch build has no torch.distributed")
+
+
+@needs_distributed
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "GLOO_SOCKET_IFNAME": "lo", "PYTHONWARNINGS": "ignore"}
-    launched = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
-         "--master_addr", "127.0.0.1", "--master_port", str(_free_port()), str(script), str(tmp_path / "two")],
-        env=env, capture_output=True, text=True, timeout=240)
-    assert launched.returncode == 0, launched.stderr[-3000:]
+    launched = _torchrun(str(script), str(tmp_path / "two"), cwd=tmp_path)
 
     namespace: dict = {}
     exec(compile(WORKER, str(script), "exec"), namespace)
@@ -86,3 +128,43 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_pat
         assert (tmp_path / "two" / name / "last" / "model.safetensors").is_file()
     # only rank 0 reports: one line per epoch per model
     assert launched.stderr.count("Epoch 1/2") == 2, launched.stderr[-3000:]
+
+
+@needs_distributed
+def test_charlm_train_under_torchrun_writes_and_reports_once(tmp_path):
+    (tmp_path / "island.txt").write_text(ENGLISH, encoding="utf-8")
+    launched = _torchrun("-m", "seqlab", "charlm", "train", "--text", "island.txt", *CHARLM_TINY,
+                         "--epochs", "2", "--verbose", "2", "--out", "run", cwd=tmp_path)
+    run = tmp_path / "run"
+    for name in ("settings.json", "command.txt", "log.csv", "history.json", "model/model.safetensors",
+                 "checkpoints/best/config.json"):
+        assert (run / name).is_file(), name
+    assert not list(run.glob("*.tmp"))
+    assert (run / "command.txt").read_text().count("seqlab charlm train") == 1
+    history = json.loads((run / "history.json").read_text())
+    assert history["epochs"] == [1, 2] and history["history"]["val_loss"][1] < history["history"]["val_loss"][0]
+    assert len((run / "log.csv").read_text().splitlines()) == 3  # the header and two epochs
+    for start in ("Text: ", "Model: ", "Epoch 1/2", "Epoch 2/2", "Held-out loss after epoch 2", "Saved "):
+        assert _lines_starting(launched.stderr, start) == 1, (start, launched.stderr[-3000:])
+
+
+@needs_distributed
+def test_sentiment_train_under_torchrun_writes_and_reports_once(tmp_path):
+    write_reviews(tmp_path / "tiny.csv")
+    launched = _torchrun("-m", "seqlab", "sentiment", "train", "--dataset", "csv:tiny.csv", "--text-column", "review",
+                         "--label-column", "sentiment", "--embedding-dim", "8", "--units", "8", "--dense-units", "0",
+                         "--epochs", "3", "--lr", "0.02", "--verbose", "2", "--threads", "1", "--out", "model",
+                         cwd=tmp_path)
+    summary = json.loads((tmp_path / "model" / "summary.json").read_text())
+    assert (tmp_path / "model" / "model.safetensors").is_file()
+    assert summary["epochs_run"] == 3 and summary["test"]["count"] == 24
+    for start in ("tiny.csv (", "vocabulary ", "Epoch 1/3", "Epoch 3/3", "Test accuracy", "Saved "):
+        assert _lines_starting(launched.stderr, start) == 1, (start, launched.stderr[-3000:])
+
+
+@needs_distributed
+def test_a_stop_asked_by_one_process_stops_every_process_at_the_same_step(tmp_path):
+    script = tmp_path / "stop.py"
+    script.write_text(ONE_RANK_STOPS)
+    _torchrun(str(script), str(tmp_path), cwd=tmp_path)
+    assert (tmp_path / "steps0").read_text() == (tmp_path / "steps1").read_text() == "3"

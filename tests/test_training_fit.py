@@ -167,6 +167,24 @@ def test_a_dataloader_and_a_list_of_batches_train_like_arrays():
         _sign_model().fit(loader, batch_size=32, verbose=0)
 
 
+def test_batches_of_numpy_arrays_give_the_numbers_of_tensor_batches():
+    x, y = sign_of_sum_data(96)
+    numpy_batches = [(x[i:i + 32], y[i:i + 32]) for i in range(0, 96, 32)]
+    tensor_batches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in numpy_batches]
+    results = []
+    for batches in (tensor_batches, numpy_batches):
+        model = _sign_model(seed=2)
+        # a list and a one-shot generator of batches take the same path through the adapter
+        history = model.fit((batch for batch in batches), epochs=1, shuffle=False, verbose=0)
+        results.append((history.history["loss"][0], model.evaluate(batches, verbose=0),
+                        model.predict(iter(batches)), model.state_dict()))
+    (tensor_loss, tensor_eval, tensor_pred, tensor_state), (numpy_loss, numpy_eval, numpy_pred, numpy_state) = results
+    assert numpy_loss == tensor_loss and numpy_eval == tensor_eval
+    assert numpy_pred.shape == (96, 1)
+    np.testing.assert_array_equal(numpy_pred, tensor_pred)
+    assert all(torch.equal(tensor_state[k], numpy_state[k]) for k in tensor_state)
+
+
 def test_tbptt_carries_state_across_windows_and_learns_a_periodic_stream():
     set_seed(0)
     stream = torch.arange(2000) % 5
@@ -265,3 +283,24 @@ def test_distributed_without_a_launcher_says_how_to_launch():
 def test_mixed_precision_on_cpu_warns_and_trains_in_float32():
     with pytest.warns(UserWarning, match="needs a CUDA device"):
         SignOfSum().compile("adam", "mse", device="cpu", mixed_precision=True)
+
+
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="mixed precision autocasts on CUDA only, and torch sees no CUDA GPU here")
+
+
+@needs_cuda
+@pytest.mark.parametrize("mixed_precision, dtype", [("bf16", torch.bfloat16), ("fp16", torch.float16)])
+def test_mixed_precision_on_cuda_computes_in_half_precision_and_learns(mixed_precision, dtype):
+    set_seed(0)
+    model = SignOfSum()
+    model.compile("adam", BinaryCrossentropy(from_logits=True), metrics=["accuracy"], device="cuda",
+                  mixed_precision=mixed_precision)
+    model.optimizer.learning_rate = 1e-2
+    seen = set()
+    model.out.register_forward_hook(lambda module, inputs, output: seen.add(output.dtype))
+    x, y = sign_of_sum_data(800)
+    losses = model.fit(x, y, batch_size=32, epochs=4, verbose=0, seed=0).history["loss"]
+    assert seen == {dtype}  # the output layer ran under autocast
+    assert all(p.dtype == torch.float32 and p.device.type == "cuda" for p in model.parameters())  # fp32 master weights
+    assert all(np.isfinite(losses)) and losses[-1] < 0.6 * losses[0], losses

@@ -63,7 +63,7 @@ from seqlab.model import Sequential
 from seqlab.saving import ModelDirectoryError, load_model, read_config, register_serializable
 from seqlab.seeding import derive_seed, set_seed
 from seqlab.training import (Adam, Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
-                             SparseCategoricalCrossentropy, batchify)
+                             SparseCategoricalCrossentropy, batchify, distributed)
 
 __all__ = ["PRESETS", "CharVocabulary", "ChunkBatches", "Settings", "TrainingBudget", "add_parser",
            "build_model", "buffered_shuffle_order", "load_generator", "load_text", "train"]
@@ -400,7 +400,8 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     """Train a character LM as `settings` say; write OUT/settings.json, checkpoints, log.csv, history.json, model.
 
     With `resume=True` the run continues from OUT/checkpoints/last (when there
-    is one) with the settings it started with.
+    is one) with the settings it started with. Under torchrun only rank 0
+    prints and writes; the others return once its files are written.
 
         >>> result = train(Settings(**PRESETS["quick"]), "runs/quick")
         >>> result.history["val_bpc"][-1]
@@ -411,8 +412,8 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     vocabulary = Vocabulary.build([text], tokenizer=CharTokenizer())
     ids = torch.tensor(vocabulary.encode(text), dtype=torch.long)
     train_ids, held_out_ids = split_ids(ids, settings.val_fraction, settings.seq_len)
-    print(f"Text: {len(text):,} characters, {len(vocabulary) - 2:,} distinct; training on the first "
-          f"{len(train_ids):,}, holding out the last {len(held_out_ids):,}.", file=log)
+    distributed.print_main(f"Text: {len(text):,} characters, {len(vocabulary) - 2:,} distinct; training on the "
+                           f"first {len(train_ids):,}, holding out the last {len(held_out_ids):,}.", file=log)
 
     set_seed(settings.seed)
     model = build_model(len(vocabulary), settings)
@@ -421,9 +422,11 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     shape = (f"transformer {settings.layers} blocks × {settings.embedding_dim} ({settings.heads} heads, "
              f"feed-forward {settings.units})" if settings.arch == "transformer" else
              f"{settings.cell} {settings.layers}×{settings.units}, embedding {settings.embedding_dim}")
-    print(f"Model: {shape}, {model.count_params():,} parameters.", file=log)
+    distributed.print_main(f"Model: {shape}, {model.count_params():,} parameters.", file=log)
 
-    (out / "settings.json").write_text(json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
+    if distributed.is_main_process():
+        # replaced whole: with --resume the other processes may be reading the previous one
+        _write_text_atomically(out / "settings.json", json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
     checkpoint = ModelCheckpoint(out / "checkpoints", monitor="val_loss")
     budget = TrainingBudget(settings.max_minutes, settings.max_steps)
     callbacks: list[Callback] = [EpochTimer(), budget]
@@ -440,10 +443,18 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     model_dir = out / "model"
     model.save(model_dir, tokenizer=model.tokenizer)
     stop_reason = budget.reason or history.stop_reason
-    (out / "history.json").write_text(json.dumps(
-        {"history": history.history, "epochs": [e + 1 for e in history.epoch], "stop_reason": stop_reason,
-         "parameters": model.count_params(), "vocabulary_size": len(vocabulary)}, indent=2) + "\n")
+    if distributed.is_main_process():
+        (out / "history.json").write_text(json.dumps(
+            {"history": history.history, "epochs": [e + 1 for e in history.epoch], "stop_reason": stop_reason,
+             "parameters": model.count_params(), "vocabulary_size": len(vocabulary)}, indent=2) + "\n")
+    distributed.current().barrier()  # the others return once the model and history are written
     return TrainResult(model, vocabulary, history.history, model_dir, stop_reason)
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    staging = path.with_name(path.name + ".tmp")
+    staging.write_text(text)
+    os.replace(staging, path)
 
 
 def _fit_data(train_ids: torch.Tensor, held_out_ids: torch.Tensor, settings: Settings,
@@ -672,6 +683,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def _record_command(args: argparse.Namespace, append: bool = False) -> None:
+    if not distributed.is_main_process():
+        return
     Path(args.out).mkdir(parents=True, exist_ok=True)
     with open(Path(args.out) / "command.txt", "a" if append else "w") as record:
         record.write(command_line(args) + "\n")
@@ -690,10 +703,12 @@ def _train_command(args: argparse.Namespace) -> int:
     if losses:
         best = min(range(len(losses)), key=losses.__getitem__)
         kept = "the saved model" if settings.patience is not None else f"{Path(args.out) / 'checkpoints' / 'best'}"
-        print(f"Held-out loss after epoch {len(losses)}: {losses[-1]:.4f} nats/char ({bits[-1]:.4f} bits/char); "
-              f"best: {losses[best]:.4f} ({bits[best]:.4f} bits/char) after epoch {best + 1}, in {kept}.",
-              file=sys.stderr)
-    print(f"Saved {result.model_dir}. Generate with: seqlab charlm generate --model {args.out}", file=sys.stderr)
+        distributed.print_main(
+            f"Held-out loss after epoch {len(losses)}: {losses[-1]:.4f} nats/char ({bits[-1]:.4f} bits/char); "
+            f"best: {losses[best]:.4f} ({bits[best]:.4f} bits/char) after epoch {best + 1}, in {kept}.",
+            file=sys.stderr)
+    distributed.print_main(f"Saved {result.model_dir}. Generate with: seqlab charlm generate --model {args.out}",
+                           file=sys.stderr)
     return 0
 
 
@@ -735,6 +750,8 @@ def _demo_command(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"seqlab charlm demo: {error}", file=sys.stderr)
         return 1
+    if not distributed.is_main_process():
+        return 0  # rank 0 shows the samples
     history = result.history
     print(f"Trained {len(history['loss'])} epoch(s) ({result.stop_reason or 'all epochs'}): held-out loss "
           f"{history['val_loss'][-1]:.4f} nats/char, {history['val_bpc'][-1]:.4f} bits/char. "

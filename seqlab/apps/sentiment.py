@@ -57,6 +57,7 @@ from seqlab.model import Sequential
 from seqlab.saving import load_model, register_serializable
 from seqlab.seeding import set_seed
 from seqlab.training import Adam, Callback, EarlyStopping
+from seqlab.training import distributed
 
 __all__ = ["PRESETS", "DataSource", "Evaluation", "Prediction", "Recipe", "SentimentClassifier",
            "SentimentDataError", "TextEncoder", "TrainResult", "add_parser", "build_model", "evaluate",
@@ -731,10 +732,15 @@ def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out:
 
 
 def save(result: TrainResult, directory: str | os.PathLike) -> Path:
-    """Write the model (with its encoder) and `summary.json` (recipe, scores, history, timings)."""
+    """Write the model (with its encoder) and `summary.json` (recipe, scores, history, timings).
+
+    In a distributed run rank 0 writes and the other processes wait until it has.
+    """
     directory = Path(directory)
     result.classifier.model.save(directory, tokenizer=result.classifier.encoder)
-    (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    if distributed.is_main_process():
+        (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
+    distributed.current().barrier()
     return directory
 
 
@@ -758,7 +764,7 @@ def evaluate(model: str | os.PathLike | SentimentClassifier, dataset: str | Data
 
 def _say(log, text: str) -> None:
     if log is not None:
-        print(text, file=log, flush=True)
+        distributed.print_main(text, file=log, flush=True)
 
 
 def _minutes(seconds: float) -> str:
@@ -874,10 +880,10 @@ def _train_command(args: argparse.Namespace) -> int:
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         print(f"seqlab sentiment train: {error}", file=sys.stderr)
         return 1
-    print(result.test.report(), file=sys.stderr)
-    print(result.report(), file=sys.stderr)
-    print(f"Saved {result.directory}. Predict with: seqlab sentiment predict --model {result.directory} \"text\"",
-          file=sys.stderr)
+    distributed.print_main(result.test.report(), file=sys.stderr)
+    distributed.print_main(result.report(), file=sys.stderr)
+    distributed.print_main(f"Saved {result.directory}. Predict with: seqlab sentiment predict --model "
+                           f"{result.directory} \"text\"", file=sys.stderr)
     return 0
 
 

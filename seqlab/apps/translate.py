@@ -52,7 +52,7 @@ from seqlab.decoding import Hypothesis, beam_search, greedy_decode
 from seqlab.layers import GRU, LSTM, AdditiveAttention, Attention, Bidirectional, Dense, Dropout, Embedding
 from seqlab.saving import register_serializable
 from seqlab.seeding import set_seed
-from seqlab.training import Adam, Model, SparseCategoricalCrossentropy
+from seqlab.training import Adam, Model, SparseCategoricalCrossentropy, distributed
 
 __all__ = [
     "BleuReport", "Translation", "TranslationData", "TranslationInputError", "Translator", "add_parser",
@@ -659,7 +659,7 @@ def _reports_errors(handler):
 def _train(args: argparse.Namespace) -> int:
     data = load_translation_data(args.pairs, args.source, args.target, max_words=args.max_words,
                                  limit=args.limit, test_sources=args.test_sources, seed=args.seed)
-    print(data.summary())
+    distributed.print_main(data.summary())
     model, history, seconds = train_translator(
         data, embedding_dim=args.embedding_dim, units=args.units, cell=args.cell, bidirectional=args.bidirectional,
         attention=None if args.attention == "none" else args.attention, dropout=args.dropout, epochs=args.epochs,
@@ -667,6 +667,9 @@ def _train(args: argparse.Namespace) -> int:
         max_vocabulary=args.max_vocabulary, validation_split=args.validation_split,
         projection_dtype=None if args.projection_dtype == "float32" else args.projection_dtype, seed=args.seed)
     model.save(args.model)
+    distributed.current().barrier()  # the others return once rank 0 has written the model
+    if not distributed.is_main_process():
+        return 0  # rank 0 reports, and scores the held-out sentences
     epochs = len(history.history.get("loss", []))
     print(f"trained {epochs} epochs in {seconds:.0f} s; saved to {args.model}")
     if args.evaluate:

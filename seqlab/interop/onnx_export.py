@@ -15,7 +15,10 @@ graph's input and output names):
                `source (batch, S), target_in (batch, T)` ids, 0 = padding → `logits (batch, T, V)`.
 
 `mode="auto"` picks step for a language model, translator for a translator and
-sequence otherwise.
+sequence otherwise. A stateful layer's carried state is not part of any graph:
+the sequence graph starts every run from zero states (as seqlab does after
+`reset_states()`), the step graph from the states it is given. Exporting
+leaves the model as it was (training flag, carried states).
 
 How recurrent layers get into the graph: PyTorch's exporter traces Python, so
 a time loop would be unrolled to the traced length and its mask handling
@@ -88,14 +91,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, mode: str = "auto"
 
     plan = make_plan(model, mode, example_inputs)
     path = Path(path)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            expected = _as_list(plan.module(*plan.example_inputs))
-            graph = _trace(plan, opset)
-    finally:
-        model.train(was_training)
+    with _as_the_graph_runs(model):
+        expected = _as_list(plan.module(*plan.example_inputs))
+        graph = _trace(plan, opset)
     expand_recurrent_placeholders(graph)
     try:
         onnx.checker.check_model(graph)
@@ -106,6 +104,31 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, mode: str = "auto"
         verify_onnx(data, plan, expected)
     _write_atomically(path, data)
     return path
+
+
+@contextlib.contextmanager
+def _as_the_graph_runs(model: nn.Module) -> Iterator[None]:
+    """Call `model` inside as the exported graph computes it, leaving the model as it was.
+
+    Inference mode without gradients, and every stateful recurrent layer
+    starting from zero states: the graph carries no state between runs (the
+    step graph takes it as inputs). Afterwards the training flag and each
+    layer's `carried_states` are restored, so exporting never advances or
+    forgets the state of a stateful model.
+    """
+    recurrent = [layer for layer in model.modules() if isinstance(layer, RNN)]
+    carried = [layer.carried_states for layer in recurrent]
+    was_training = model.training
+    model.eval()
+    try:
+        for layer in recurrent:
+            layer.carried_states = None
+        with torch.no_grad():
+            yield
+    finally:
+        for layer, states in zip(recurrent, carried):
+            layer.carried_states = states
+        model.train(was_training)
 
 
 # ============================================================================ what to export
@@ -187,13 +210,8 @@ def _sequence_plan(model: nn.Module, example_inputs) -> ExportPlan:
         example_inputs = _example_inputs_of(model)
     example_inputs = tuple(example_inputs)
     module = _Outputs(model, packed=len(example_inputs) > 1)
-    with torch.no_grad():
-        was_training = model.training
-        model.eval()
-        try:
-            outputs = _as_list(module(*example_inputs))
-        finally:
-            model.train(was_training)
+    with _as_the_graph_runs(model):
+        outputs = _as_list(module(*example_inputs))
     single = len(example_inputs) == 1
     input_names = ["inputs"] if single else [f"input_{i}" for i in range(len(example_inputs))]
     output_names = ["outputs"] if len(outputs) == 1 else [f"output_{i}" for i in range(len(outputs))]
@@ -353,7 +371,7 @@ def _traceable_layers(module: nn.Module) -> Iterator[None]:
     """
     recurrent = [m for m in module.modules() if isinstance(m, RNN)]
     norms = [m for m in module.modules() if isinstance(m, LayerNormalization) and (m.scale or m.center)]
-    saved = [(layer, layer.execution, layer.carried_states) for layer in recurrent]
+    saved = [(layer, layer.execution) for layer in recurrent]
     try:
         for layer in recurrent:
             layer.execution = "reference"  # keeps Bidirectional off its fused native path
@@ -362,8 +380,8 @@ def _traceable_layers(module: nn.Module) -> Iterator[None]:
             norm.forward = _static_layer_norm(norm)
         yield
     finally:
-        for layer, execution, carried in saved:
-            layer.execution, layer.carried_states = execution, carried
+        for layer, execution in saved:
+            layer.execution = execution
         for layer in recurrent + norms:
             layer.__dict__.pop("forward", None)
 

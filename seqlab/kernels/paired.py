@@ -1,4 +1,4 @@
-"""Both directions of a `Bidirectional` layer in one reference loop.
+"""Both directions of a `Bidirectional` layer in one loop.
 
 Where neither direction can run on a native kernel (recurrent dropout in
 training, peephole LSTMs, GRU `reset_after=False`, large GRUs on CPU), the
@@ -9,9 +9,11 @@ a pair, so one batched matrix product serves both,
 
     (2, batch, units) @ (2, units, k·units) → (2, batch, k·units)
 
-and every elementwise operation runs once on both. The step is each cell's
-own `step` (`seqlab.layers.cells`), called through `torch.func.functional_call`
-with the paired weights, and the loop is `reference_loop`: the same
+and every elementwise operation runs once on both. Where seqlab's compiled
+C++ loop serves the cells (`seqlab.kernels.fused`), it runs the pair with
+D = 2 directions; otherwise the step is each cell's own `step`
+(`seqlab.layers.cells`), called through `torch.func.functional_call` with the
+paired weights, and the loop is `reference_loop`. Either way: the same
 equations, the same random dropout masks, drawn in the same order as two
 separate runs would draw them (forward, then backward). `tests/test_execution_paths.py`
 holds it equal to running the two directions apart.
@@ -28,22 +30,32 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-from seqlab.kernels import native
+from seqlab.kernels import fused, native
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from seqlab.layers.recurrent import RNN, reference_loop
 
 PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
 
 
-def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) -> bool:
-    """Whether `run_paired` gives what running `forward` and `backward` apart gives, and is their path."""
+def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
+             mask: torch.Tensor | None = None) -> bool:
+    """Whether `run_paired` gives what running `forward` and `backward` apart gives, and is their path.
+
+    It is where neither direction can run natively, and in training without
+    padding where the C++ loop beats the native kernels (`fused.preferred`).
+    """
     forward_cell, backward_cell = forward.cell, backward.cell
-    return (forward.execution == backward.execution == "auto" and type(forward_cell) in PAIRABLE_CELLS
+    if not (forward.execution == backward.execution == "auto" and type(forward_cell) in PAIRABLE_CELLS
             and not forward.go_backwards and backward.go_backwards
             and not (forward.time_major or backward.time_major or forward.stateful or backward.stateful)
             and forward.zero_output_for_mask == backward.zero_output_for_mask
-            and _same_step(forward_cell, backward_cell)
-            and not any(native.supports(cell, training) for cell in (forward_cell, backward_cell)))
+            and _same_step(forward_cell, backward_cell)):
+        return False
+    cells = (forward_cell, backward_cell)
+    if not any(native.supports(cell, training) for cell in cells):
+        return True
+    unpadded = mask is None or bool(torch.as_tensor(mask).all())
+    return unpadded and all(fused.preferred(cell, inputs) for cell in cells)
 
 
 def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool,
@@ -65,12 +77,17 @@ def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Te
         states.append(layer._initial_states(initial, inputs))
         recurrent_masks.append(recurrent_mask)
     both_masks = None if mask is None else torch.stack([mask, mask.flip(1)])
-    outputs, final_states = functional_call(
-        _Loop(forward.cell), _paired_step_weights(forward.cell, backward.cell),
-        (torch.stack(projected), [torch.stack(pair) for pair in zip(*states)], both_masks,
-         _paired_masks(*recurrent_masks, like=projected[0]), forward.zero_output_for_mask))
+    if fused.supports(forward.cell, inputs) and fused.supports(backward.cell, inputs):
+        outputs, (forward_states, backward_states) = fused.run_fused(
+            [forward.cell, backward.cell], torch.stack(projected), states, both_masks, recurrent_masks,
+            forward.zero_output_for_mask)
+    else:
+        outputs, final_states = functional_call(
+            _Loop(forward.cell), _paired_step_weights(forward.cell, backward.cell),
+            (torch.stack(projected), [torch.stack(pair) for pair in zip(*states)], both_masks,
+             _paired_masks(*recurrent_masks, like=projected[0]), forward.zero_output_for_mask))
+        forward_states, backward_states = ([state[i] for state in final_states] for i in (0, 1))
     forward_output, backward_output = (outputs if forward.return_sequences else outputs[:, :, -1]).unbind(0)
-    forward_states, backward_states = ([state[i] for state in final_states] for i in (0, 1))
     return forward_output, backward_output, forward_states + backward_states
 
 

@@ -24,10 +24,11 @@ Keras' semantics, kept exactly:
 - `dropout` / `recurrent_dropout` draw one mask per sequence, reused at every
   step, in training mode only.
 
-Execution: `reference_loop` below is the reference, the definition of correct. Where
-PyTorch's native kernel computes the same equation (`seqlab.kernels.native`),
-`execution="auto"` (the default) runs there instead; `execution="reference"`
-or `"native"` forces a path.
+Execution: `reference_loop` below is the reference, the definition of correct.
+`execution="auto"` (the default) runs PyTorch's native kernel where it computes
+the same equation (`seqlab.kernels.native`), else seqlab's compiled C++ loop
+(`seqlab.kernels.fused`), else the reference loop; `execution="native"`,
+`"fused"` or `"reference"` forces a path.
 
     >>> lstm = LSTM(16, return_sequences=True, return_state=True)
     >>> seq, h, c = lstm(torch.randn(4, 10, 8))
@@ -42,9 +43,12 @@ from typing import Any
 
 import torch
 
-from seqlab.kernels import native
+from seqlab.kernels import fused, native
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+
+
+EXECUTION_PATHS = ("auto", "native", "fused", "reference")
 
 
 def reference_loop(cell: RecurrentCell, projected: torch.Tensor, states: list[torch.Tensor],
@@ -98,8 +102,8 @@ class RNN(Layer):
         self.unroll = unroll  # accepted for Keras compatibility; the loop is the same either way
         self.time_major = time_major
         self.zero_output_for_mask = zero_output_for_mask
-        if execution not in ("auto", "native", "reference"):
-            raise ValueError(f"execution must be 'auto', 'native' or 'reference', got {execution!r}.")
+        if execution not in EXECUTION_PATHS:
+            raise ValueError(f"execution must be one of {EXECUTION_PATHS}, got {execution!r}.")
         self.execution = execution
         self.carried_states: list[torch.Tensor] | None = None
 
@@ -149,8 +153,12 @@ class RNN(Layer):
         return [output, *states] if self.return_state else output
 
     def _run(self, inputs, states, mask, recurrent_mask, training):
-        """Pick the execution path: PyTorch's native kernel where exact, else the reference loop."""
-        if self.execution != "reference" and native.supports(self.cell, training):
+        """Pick the execution path (see `seqlab.kernels`): the C++ loop or PyTorch's native kernel, else the reference loop."""
+        if mask is not None and bool(mask.all()):
+            mask = None  # nothing is padded
+        if self.execution == "auto" and mask is None and fused.preferred(self.cell, inputs):
+            return self._run_fused(inputs, states, mask, recurrent_mask)
+        if self.execution in ("auto", "native") and native.supports(self.cell, training):
             need_sequence = self.return_sequences or self.zero_output_for_mask
             result = native.run_native([self.cell], inputs, [states], mask, need_sequence,
                                        self.zero_output_for_mask, training,
@@ -163,8 +171,22 @@ class RNN(Layer):
                 f"{self.name} cannot run on PyTorch's native kernel (its configuration or mask is "
                 "not one the kernel computes exactly); use execution='auto'."
             )
+        if self.execution in ("auto", "fused") and fused.supports(self.cell, inputs):
+            return self._run_fused(inputs, states, mask, recurrent_mask)
+        if self.execution == "fused":
+            raise ValueError(
+                f"{self.name} cannot run on seqlab's C++ loop (it serves tanh/sigmoid LSTMs without "
+                "peephole, GRUs and tanh/relu SimpleRNNs in float32/float64 on CPU, and needs the "
+                "compiled extension); use execution='auto'."
+            )
         return reference_loop(self.cell, self.cell.project_inputs(inputs), states, mask, recurrent_mask,
                               self.zero_output_for_mask)
+
+    def _run_fused(self, inputs, states, mask, recurrent_mask):
+        outputs, (final_states,) = fused.run_fused(
+            [self.cell], self.cell.project_inputs(inputs)[None], [states], None if mask is None else mask[None],
+            [recurrent_mask], self.zero_output_for_mask)
+        return outputs[0], final_states
 
     # --------------------------------------------------------------- validation
     def _check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:

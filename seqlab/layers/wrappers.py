@@ -82,15 +82,14 @@ class Bidirectional(Layer):
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
         training = self.training if training is None else training
-        fused = self._run_fused(inputs, mask, training, forward_state, backward_state)
-        if fused is not None:
-            forward_output, backward_output, states = fused
-        elif paired.can_pair(self.forward_layer, self.backward_layer, inputs, training):
+        if paired.can_pair(self.forward_layer, self.backward_layer, inputs, training, mask):
             forward_output, backward_output, states = paired.run_paired(
                 self.forward_layer, self.backward_layer, inputs, mask, training, forward_state, backward_state)
             if self.return_sequences:
                 backward_output = backward_output.flip(1)
             states = states if self.return_state else []
+        elif (both := self._run_native_pair(inputs, mask, training, forward_state, backward_state)) is not None:
+            forward_output, backward_output, states = both
         else:
             forward_output, backward_output, states = self._run_each(
                 inputs, mask, training, forward_state, backward_state)
@@ -114,10 +113,10 @@ class Bidirectional(Layer):
             backward_output = backward_output.flip(0 if self.forward_layer.time_major else 1)
         return forward_output, backward_output, states
 
-    def _run_fused(self, inputs, mask, training, forward_state, backward_state):
+    def _run_native_pair(self, inputs, mask, training, forward_state, backward_state):
         """Both directions in one native bidirectional kernel call, when that is exact; else None."""
         forward, backward = self.forward_layer, self.backward_layer
-        if not self._can_fuse(training):
+        if not self._can_run_native_pair(training):
             return None
         inputs = forward._check_inputs(inputs)
         mask = forward._check_mask(mask, inputs.shape[0], inputs.shape[1])
@@ -134,7 +133,7 @@ class Bidirectional(Layer):
         states = forward_states + backward_states if self.return_state else []
         return forward_output, backward_output, states
 
-    def _can_fuse(self, training: bool) -> bool:
+    def _can_run_native_pair(self, training: bool) -> bool:
         forward, backward = self.forward_layer, self.backward_layer
         return (forward.execution == backward.execution == "auto" and not forward.go_backwards
                 and not forward.time_major and not forward.stateful and not backward.stateful

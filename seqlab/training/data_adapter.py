@@ -199,12 +199,12 @@ class IterableBatches:
         items = itertools.chain(self._peeked, self.iterable) if self.one_shot else self.iterable
         self._peeked = []
         for item in items:
-            x, y, sample_weight = _unpack(item)
+            x, y, sample_weight = (to_tensor(part) for part in _unpack(item))
             rows = rows_of(x)
             if rows < self.group.world_size:
                 continue
             shard = self.group.shard(rows)
-            yield tuple(map_tensors(lambda t: t[shard], to_tensor(part)) for part in (x, y, sample_weight))
+            yield tuple(map_tensors(lambda t: t[shard], part) for part in (x, y, sample_weight))
 
     def first(self) -> Batch:
         if not self.one_shot:

@@ -25,12 +25,12 @@ import atexit
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Mapping, TextIO
 
 import torch
 import torch.distributed as dist
 
-__all__ = ["ProcessGroup", "current", "is_main_process", "launched_by_torchrun", "setup"]
+__all__ = ["ProcessGroup", "current", "is_main_process", "launched_by_torchrun", "print_main", "setup"]
 
 
 @dataclass(frozen=True)
@@ -95,9 +95,21 @@ def current() -> ProcessGroup:
     return ProcessGroup()
 
 
-def is_main_process() -> bool:
-    """True on rank 0 (and in a single process): the one that writes files and prints."""
-    return current().is_main
+def is_main_process(environ: Mapping[str, str] = os.environ) -> bool:
+    """True on rank 0 (and in a single process): the one that writes files and prints.
+
+    Before `fit` joins the process group, a launcher's `RANK` decides, so
+    that what an application prints or writes before training happens once.
+    """
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank() == 0
+    return not launched_by_torchrun(environ) or int(environ["RANK"]) == 0
+
+
+def print_main(*values: object, file: TextIO | None = None, flush: bool = False) -> None:
+    """`print` on the main process only: a report or progress line of a distributed run appears once."""
+    if is_main_process():
+        print(*values, file=file, flush=flush)
 
 
 def setup(distributed: bool | None, device: torch.device) -> tuple[ProcessGroup, torch.device]:

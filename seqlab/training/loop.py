@@ -277,7 +277,7 @@ class FitRun:
         try:
             for epoch in range(initial_epoch, self.epochs):
                 logs = self._epoch(epoch)
-                if self.model.stop_training:
+                if self._stopping():
                     break
         except NonFiniteLossError as error:
             self._report_non_finite_loss(error)
@@ -301,7 +301,7 @@ class FitRun:
             self.callbacks.fire("on_train_batch_end", step, batch_logs)
             self.progress.advance(batch_logs, result.units, result.unit)
             steps += 1
-            if self.model.stop_training:
+            if self._stopping():
                 break
         if steps == 0:
             raise EmptyDataError(f"The training data produced no batches in epoch {epoch + 1}. Check that "
@@ -312,6 +312,17 @@ class FitRun:
         self.callbacks.fire("on_epoch_end", epoch, logs)
         self.progress.end(logs)
         return logs
+
+    def _stopping(self) -> bool:
+        """Whether a callback of any process set `stop_training` (a clock-based one may on one process only).
+
+        Every process then stops at the same step; one that went on would wait for the others forever.
+        """
+        group = self.trainer.group
+        if group.is_distributed:
+            votes = group.all_reduce_sum(torch.tensor([float(self.model.stop_training)]))
+            self.model.stop_training = bool(votes.item())
+        return self.model.stop_training
 
     def evaluate(self, batches: Batches) -> dict[str, float]:
         """Loss and metrics over `batches` (states reset first for stateful windows)."""

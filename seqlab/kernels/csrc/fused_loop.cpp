@@ -1,0 +1,407 @@
+// The recurrent time loop in C++: forward and a hand-written backward.
+//
+// The same equations as `reference_loop` (seqlab/layers/recurrent.py) and the
+// cells' `step` (seqlab/layers/cells.py), for SimpleRNN (tanh or relu), LSTM
+// (tanh/sigmoid, no peephole) and GRU (tanh/sigmoid, reset_after true or
+// false), with D stacked directions (1, or 2 for a Bidirectional layer).
+// Each step is one batched product for the recurrent half, h_{t-1} U, and one
+// pass over the elements that applies the gates, Keras' mask and saves what
+// the backward pass needs. The backward pass is written out (no autograd
+// graph); the recurrent kernel's gradient is one product over all steps,
+// dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t.
+//
+// Layout, time-major, direction-stacked, all contiguous (u = units, G = gates: 1, 4, 3):
+//   projected  (T, D, B, G*u)   x_t W_x + b_x, each direction in its processing order
+//   U          (D, u, G*u)      recurrent kernel, Keras' layout and gate order (i f c o / z r h)
+//   rbias      (D, 1, G*u)      GRU reset_after=true: the recurrent bias (None otherwise)
+//   h0, c0     (D, B, u)        initial states (c0 only for the LSTM)
+//   keep       (T, D, B)        bool, true at real steps (None: no mask)
+//   rdrop      (D, B, u)        recurrent dropout keep-mask, already scaled (None: no dropout)
+// At a masked step the states are held and the output repeats the previous
+// output (zeros with zero_output), as in Keras.
+
+#include <ATen/Parallel.h>
+#include <torch/extension.h>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+using torch::Tensor;
+
+namespace {
+
+enum Cell : int64_t { kSimpleTanh = 0, kSimpleRelu = 1, kLSTM = 2, kGRUResetAfter = 3, kGRUResetBefore = 4 };
+
+// ------------------------------------------------------------------ elementwise math
+// exp for float32 that the compiler vectorizes (Cephes' expf: range reduction
+// to [-ln2/2, ln2/2], degree-6 polynomial, scale by 2^k; relative error ~2e-7).
+// NaN propagates. float64 uses std::exp.
+inline float exp_fast(float x) {
+  x = std::min(std::max(x, -87.0f), 88.0f);
+  const float k = std::floor(x * 1.44269504088896341f + 0.5f);
+  const float r = x - k * 0.693359375f + k * 2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const float y = p * r * r + r + 1.0f;
+  return y * std::bit_cast<float>((static_cast<int32_t>(k) + 127) << 23);
+}
+inline double exp_fast(double x) { return std::exp(x); }
+
+template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_fast(-x)); }
+template <typename T> inline T tanh_of(T x) { return T(2) / (T(1) + exp_fast(T(-2) * x)) - T(1); }
+
+// ------------------------------------------------------------------ one step, one row
+// A row is one (direction, sample) pair; `x` its projected input, `rec` its
+// recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h`/`c` its states
+// (updated in place), `gates` where the activated gates are saved.
+
+// The pointers never overlap (`__restrict__`), which lets the compiler vectorize each loop.
+template <typename T>
+struct Row {
+  const T* __restrict__ x;
+  const T* __restrict__ rec;
+  T* __restrict__ gates;
+  T* __restrict__ extra;   // LSTM: tanh(c_t); GRU reset_after: h_{t-1} W_hh + b_hh
+  T* __restrict__ h;
+  T* __restrict__ c;
+  T* __restrict__ new_h;   // the step's new h before masking (written for every cell)
+};
+
+template <typename T>
+inline void simple_forward(const Row<T>& row, int64_t u, bool relu) {
+#pragma omp simd
+  for (int64_t j = 0; j < u; ++j) {
+    const T a = row.x[j] + row.rec[j];
+    const T h = relu ? std::max(a, T(0)) : tanh_of(a);
+    row.gates[j] = h;
+    row.new_h[j] = h;
+  }
+}
+
+template <typename T>
+inline void lstm_forward(const Row<T>& row, int64_t u) {
+  const T* __restrict__ x = row.x;
+  const T* __restrict__ rec = row.rec;
+  T* __restrict__ gates = row.gates;
+#pragma omp simd
+  for (int64_t j = 0; j < 2 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                     // i, f
+#pragma omp simd
+  for (int64_t j = 2 * u; j < 3 * u; ++j) gates[j] = tanh_of(x[j] + rec[j]);                 // c~
+#pragma omp simd
+  for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                 // o
+  T* __restrict__ cell = row.c;  // the step's own copy of c_{t-1}; the caller applies the mask
+  T* __restrict__ tanh_c = row.extra;
+  T* __restrict__ new_h = row.new_h;
+#pragma omp simd
+  for (int64_t j = 0; j < u; ++j) {
+    const T c = gates[u + j] * cell[j] + gates[j] * gates[2 * u + j];                          // f*c + i*c~
+    tanh_c[j] = tanh_of(c);
+    cell[j] = c;
+    new_h[j] = gates[3 * u + j] * tanh_c[j];                                                   // o*tanh(c)
+  }
+}
+
+// GRU, first half: the update and reset gates z, r.
+template <typename T>
+inline void gru_gates(const Row<T>& row, int64_t u) {
+#pragma omp simd
+  for (int64_t j = 0; j < 2 * u; ++j) row.gates[j] = sigmoid(row.x[j] + row.rec[j]);
+}
+
+// GRU, second half: h~ from its pre-activation's recurrent part `inner`, then h_t.
+//   reset_after:  h~ = tanh(x_h + r * inner), inner = h W_hh + b_hh
+//   reset_before: h~ = tanh(x_h + inner),     inner = (r * h) W_hh
+template <typename T>
+inline void gru_candidate(const Row<T>& row, const T* inner, int64_t u, bool reset_after) {
+#pragma omp simd
+  for (int64_t j = 0; j < u; ++j) {
+    const T z = row.gates[j], r = row.gates[u + j];
+    const T cand = tanh_of(row.x[2 * u + j] + (reset_after ? r * inner[j] : inner[j]));
+    row.gates[2 * u + j] = cand;
+    if (reset_after) row.extra[j] = inner[j];
+    row.new_h[j] = cand + z * (row.h[j] - cand);
+  }
+}
+
+template <typename T>
+T* ptr(const Tensor& t) { return t.defined() ? t.data_ptr<T>() : nullptr; }
+
+Tensor given(const std::optional<Tensor>& t) { return t.has_value() ? t->contiguous() : Tensor(); }
+
+// Rows per parallel task: about 16k gate values, so small layers stay on one thread.
+int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, 16384 / width); }
+
+int64_t gates_of(int64_t cell) { return cell == kLSTM ? 4 : (cell == kSimpleTanh || cell == kSimpleRelu) ? 1 : 3; }
+
+// ------------------------------------------------------------------ forward
+template <typename T>
+std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& U, const Tensor& rbias,
+                                 const Tensor& h0, const Tensor& c0, const Tensor& keep, const Tensor& rdrop,
+                                 bool zero_output) {
+  const int64_t T_ = projected.size(0), D = U.size(0), B = h0.size(1), u = U.size(1), G = gates_of(cell);
+  const int64_t rows = D * B, width = G * u;
+  const bool lstm = cell == kLSTM, masked = keep.defined();
+  Tensor outputs = torch::empty({T_, D, B, u}, projected.options());
+  Tensor h_prev = torch::empty_like(outputs);
+  Tensor c_prev = lstm ? torch::empty_like(outputs) : Tensor();
+  Tensor gates = torch::empty_like(projected);
+  Tensor extra = (lstm || cell == kGRUResetAfter) ? torch::empty_like(outputs) : Tensor();
+  Tensor h = h0.clone(), c = lstm ? c0.clone() : Tensor();
+  Tensor hd = rdrop.defined() ? torch::empty_like(h) : h;                 // h * dropout mask
+  Tensor rec = torch::empty({D, B, cell == kGRUResetBefore ? 2 * u : width}, projected.options());
+  Tensor inner = cell == kGRUResetBefore ? torch::empty_like(h) : Tensor();
+  Tensor r_hd = cell == kGRUResetBefore ? torch::empty_like(h) : Tensor();
+  Tensor new_h = torch::empty_like(h), new_c = lstm ? torch::empty_like(h) : Tensor();
+  Tensor last = torch::zeros_like(h);                                      // the last output (masking)
+  Tensor U_zr = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u) : U;
+  Tensor U_h = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u) : Tensor();
+  Tensor rb = rbias.defined() ? rbias.expand({D, B, width}) : Tensor();
+
+  T *hp = ptr<T>(h), *cp = ptr<T>(c), *hdp = ptr<T>(hd), *lastp = ptr<T>(last), *recp = ptr<T>(rec);
+  T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h), *new_c_p = ptr<T>(new_c);
+  T *out_p = ptr<T>(outputs), *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *r_hd_p = ptr<T>(r_hd);
+  const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop);
+  const bool* keepp = masked ? keep.data_ptr<bool>() : nullptr;
+  const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
+  for (int64_t t = 0; t < T_; ++t) {
+    const int64_t step = t * rows;
+    std::copy(hp, hp + rows * u, h_prev_p + step * u);
+    if (lstm) std::copy(cp, cp + rows * u, c_prev_p + step * u);
+    if (dropp) {
+#pragma omp simd
+      for (int64_t k = 0; k < rows * u; ++k) hdp[k] = hp[k] * dropp[k];
+    }
+    if (rb.defined()) at::baddbmm_out(rec, rb, hd, U);
+    else at::bmm_out(rec, hd, U_zr);
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t n = begin; n < end; ++n) {
+        Row<T> row{x_p + (step + n) * width, recp + n * rec_width, gates_p + (step + n) * width,
+                   extra_p ? extra_p + (step + n) * u : nullptr, hp + n * u,
+                   lstm ? new_c_p + n * u : nullptr, new_h_p + n * u};
+        if (lstm) {
+          std::copy(cp + n * u, cp + (n + 1) * u, row.c);
+          lstm_forward(row, u);
+        } else if (cell == kGRUResetAfter) {
+          gru_gates(row, u);
+          gru_candidate(row, row.rec + 2 * u, u, true);
+        } else if (cell == kGRUResetBefore) {
+          gru_gates(row, u);
+          const T* r = row.gates + u;
+          T* rh = r_hd_p + n * u;
+#pragma omp simd
+          for (int64_t j = 0; j < u; ++j) rh[j] = r[j] * hdp[n * u + j];
+        } else {
+          simple_forward(row, u, cell == kSimpleRelu);
+        }
+      }
+    });
+    if (cell == kGRUResetBefore) {  // the candidate needs (r * h) W_hh: a second product
+      at::bmm_out(inner, r_hd, U_h);
+      at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t n = begin; n < end; ++n) {
+          Row<T> row{x_p + (step + n) * width, nullptr, gates_p + (step + n) * width, nullptr,
+                     hp + n * u, nullptr, new_h_p + n * u};
+          gru_candidate(row, inner_p + n * u, u, false);
+        }
+      });
+    }
+    // Keras' mask: where the step is real, take the new states and output; else hold them.
+    T* out = out_p + step * u;
+    for (int64_t n = 0; n < rows; ++n) {
+      const int64_t o = n * u;
+      if (!masked || keepp[step + n]) {
+        std::copy(new_h_p + o, new_h_p + o + u, hp + o);
+        if (lstm) std::copy(new_c_p + o, new_c_p + o + u, cp + o);
+        std::copy(new_h_p + o, new_h_p + o + u, out + o);
+        if (masked) std::copy(new_h_p + o, new_h_p + o + u, lastp + o);
+      } else if (zero_output) {
+        std::fill(out + o, out + o + u, T(0));
+      } else {
+        std::copy(lastp + o, lastp + o + u, out + o);
+      }
+    }
+  }
+  return {outputs, h, c, h_prev, c_prev, gates, extra};
+}
+
+// ------------------------------------------------------------------ backward
+template <typename T>
+std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, const Tensor& grad_h,
+                                  const Tensor& grad_c, const Tensor& U, const Tensor& keep, const Tensor& rdrop,
+                                  bool zero_output, const Tensor& h_prev, const Tensor& c_prev, const Tensor& gates,
+                                  const Tensor& extra) {
+  const int64_t T_ = gates.size(0), D = U.size(0), B = h_prev.size(2), u = U.size(1), G = gates_of(cell);
+  const int64_t rows = D * B, width = G * u;
+  const bool lstm = cell == kLSTM, masked = keep.defined();
+  auto opts = gates.options();
+  Tensor gh = grad_h.defined() ? grad_h.clone() : torch::zeros({D, B, u}, opts);
+  Tensor gc = lstm ? (grad_c.defined() ? grad_c.clone() : torch::zeros({D, B, u}, opts)) : Tensor();
+  Tensor held = torch::zeros({D, B, u}, opts);      // gradient reaching an output a masked step repeated
+  Tensor carry = torch::empty({D, B, u}, opts);     // gradient to h_{t-1} that bypasses the product
+  Tensor g_hd = torch::empty({D, B, u}, opts);      // gradient to h_{t-1} * m through the product
+  Tensor grad_projected = torch::empty_like(gates);
+  // What multiplies U in the step: equal to grad_projected except for the GRU's candidate columns.
+  Tensor grad_recurrent = cell == kGRUResetAfter ? torch::empty_like(gates) : grad_projected;
+  Tensor g_rh = cell == kGRUResetBefore ? torch::empty({D, B, u}, opts) : Tensor();
+  Tensor Ut = U.transpose(1, 2);
+  Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
+  Tensor U_h_t = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u).transpose(1, 2) : Tensor();
+
+  const Tensor grad_out = grad_outputs.defined() ? grad_outputs : torch::zeros_like(h_prev);
+  T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
+  T *dz_p = ptr<T>(grad_projected), *dr_p = ptr<T>(grad_recurrent);
+  const T *gop = ptr<T>(grad_out), *dropp = ptr<T>(rdrop), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra);
+  const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev);
+  const bool* keepp = masked ? keep.data_ptr<bool>() : nullptr;
+  const int64_t grain = rows_per_task(width);
+  for (int64_t t = T_ - 1; t >= 0; --t) {
+    const int64_t step = t * rows;
+    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      std::vector<T> g_new_h(u), g_new_c(u);  // gradients to the step's new h and c
+      for (int64_t n = begin; n < end; ++n) {
+        const int64_t o = n * u, idx = (step + n) * width;
+        const bool real = !masked || keepp[step + n];
+        T *ghr = ghp + o, *heldr = heldp + o, *carryr = carryp + o;
+        // Through the mask: a real step passes the output's and the state's gradients to the new
+        // state; a masked one passes them on to the held state and the repeated output.
+        const T* go = gop + (step + n) * u;
+        if (real) {
+#pragma omp simd
+          for (int64_t j = 0; j < u; ++j) {
+            g_new_h[j] = go[j] + heldr[j] + ghr[j];
+            carryr[j] = heldr[j] = T(0);
+          }
+          if (lstm) for (int64_t j = 0; j < u; ++j) g_new_c[j] = gcp[o + j], gcp[o + j] = T(0);
+        } else {
+#pragma omp simd
+          for (int64_t j = 0; j < u; ++j) {
+            carryr[j] = ghr[j];
+            heldr[j] = zero_output ? T(0) : go[j] + heldr[j];
+            g_new_h[j] = T(0);
+          }
+          if (lstm) std::fill(g_new_c.begin(), g_new_c.end(), T(0));
+        }
+        const T* g = gates_p + idx;
+        T* dz = dz_p + idx;
+        const T* hp = h_prev_p + (step + n) * u;
+        if (cell == kSimpleTanh || cell == kSimpleRelu) {
+#pragma omp simd
+          for (int64_t j = 0; j < u; ++j)
+            dz[j] = cell == kSimpleTanh ? g_new_h[j] * (T(1) - g[j] * g[j]) : (g[j] > T(0) ? g_new_h[j] : T(0));
+        } else if (lstm) {
+          const T* tc = extra_p + (step + n) * u;
+          const T* cp = c_prev_p + (step + n) * u;
+#pragma omp simd
+          for (int64_t j = 0; j < u; ++j) {
+            const T i = g[j], f = g[u + j], cand = g[2 * u + j], o_ = g[3 * u + j];
+            const T g_c = g_new_c[j] + g_new_h[j] * o_ * (T(1) - tc[j] * tc[j]);  // total gradient to c_t
+            dz[j] = g_c * cand * i * (T(1) - i);
+            dz[u + j] = g_c * cp[j] * f * (T(1) - f);
+            dz[2 * u + j] = g_c * i * (T(1) - cand * cand);
+            dz[3 * u + j] = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
+            gcp[o + j] += g_c * f;  // gradient to c_{t-1} (plus what a masked step held)
+          }
+        } else {  // GRU: h_t = h~ + z * (h_{t-1} - h~)
+#pragma omp simd
+          for (int64_t j = 0; j < u; ++j) {
+            const T z = g[j], cand = g[2 * u + j];
+            dz[j] = g_new_h[j] * (hp[j] - cand) * z * (T(1) - z);
+            dz[2 * u + j] = g_new_h[j] * (T(1) - z) * (T(1) - cand * cand);
+            carryr[j] += g_new_h[j] * z;
+          }
+          if (cell == kGRUResetAfter) {
+            const T* inner = extra_p + (step + n) * u;
+            T* dr = dr_p + idx;
+#pragma omp simd
+            for (int64_t j = 0; j < u; ++j) {
+              const T r = g[u + j], d_cand = dz[2 * u + j];
+              dz[u + j] = d_cand * inner[j] * r * (T(1) - r);
+              dr[j] = dz[j], dr[u + j] = dz[u + j], dr[2 * u + j] = d_cand * r;
+            }
+          }
+        }
+      }
+    });
+    if (cell == kGRUResetBefore) {  // the reset gate's gradient needs the product's: (r * hd) W_hh
+      at::bmm_out(g_rh, grad_projected[t].narrow(2, 2 * u, u), U_h_t);
+      const T* grh = ptr<T>(g_rh);
+      for (int64_t n = 0; n < rows; ++n) {
+        const int64_t o = n * u, idx = (step + n) * width;
+        const T* g = gates_p + idx;
+        T* dz = dz_p + idx;
+        const T* hp = h_prev_p + (step + n) * u;
+#pragma omp simd
+        for (int64_t j = 0; j < u; ++j) {
+          const T r = g[u + j], hd = dropp ? hp[j] * dropp[o + j] : hp[j];
+          dz[u + j] = grh[o + j] * hd * r * (T(1) - r);
+        }
+      }
+      at::bmm_out(g_hd, grad_projected[t].narrow(2, 0, 2 * u), U_zr_t);
+      for (int64_t n = 0; n < rows; ++n) {  // plus the path through r * hd
+        const T* r = gates_p + (step + n) * width + u;
+#pragma omp simd
+        for (int64_t j = 0; j < u; ++j) ghdp[n * u + j] += grh[n * u + j] * r[j];
+      }
+    } else {
+      at::bmm_out(g_hd, (cell == kGRUResetAfter ? grad_recurrent : grad_projected)[t], Ut);
+    }
+#pragma omp simd
+    for (int64_t k = 0; k < rows * u; ++k) ghp[k] = carryp[k] + (dropp ? ghdp[k] * dropp[k] : ghdp[k]);
+  }
+
+  // The recurrent kernel's gradient, one product over all steps: dU[d] = Σ_t hd_{t-1}ᵀ · dz_t.
+  auto over_time = [D](const Tensor& x) { return x.transpose(0, 1).reshape({D, -1, x.size(-1)}); };
+  Tensor hd_all = rdrop.defined() ? h_prev * rdrop : h_prev;
+  Tensor grad_U;
+  if (cell == kGRUResetBefore) {
+    Tensor r_hd = gates.narrow(3, u, u) * hd_all;
+    grad_U = torch::cat({torch::bmm(over_time(hd_all).transpose(1, 2), over_time(grad_projected.narrow(3, 0, 2 * u))),
+                         torch::bmm(over_time(r_hd).transpose(1, 2), over_time(grad_projected.narrow(3, 2 * u, u)))},
+                        2);
+  } else {
+    grad_U = torch::bmm(over_time(hd_all).transpose(1, 2), over_time(grad_recurrent));
+  }
+  Tensor grad_rbias = cell == kGRUResetAfter ? grad_recurrent.sum({0, 2}).unsqueeze(1) : Tensor();
+  return {grad_projected, grad_U, grad_rbias, gh, gc};
+}
+
+}  // namespace
+
+// Returns {outputs (T,D,B,u), h_T, c_T | None, and what backward needs: h_prev (T,D,B,u),
+// c_prev | None, gates (T,D,B,G*u) activated (SimpleRNN: h; LSTM: i f c~ o; GRU: z r h~),
+// extra (T,D,B,u) | None: tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU}.
+std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor& U,
+                            const std::optional<Tensor>& rbias, const Tensor& h0, const std::optional<Tensor>& c0,
+                            const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop, bool zero_output) {
+  TORCH_CHECK(projected.device().is_cpu(), "the fused loop runs on CPU tensors");
+  return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_forward", [&] {
+    return forward_impl<scalar_t>(cell, projected.contiguous(), U.contiguous(), given(rbias), h0.contiguous(),
+                                  given(c0), given(keep), given(rdrop), zero_output);
+  });
+}
+
+// Gradients {projected, U, rbias | None, h0, c0 | None} from those of outputs, h_T, c_T (None = zero).
+std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_outputs,
+                             const std::optional<Tensor>& grad_h, const std::optional<Tensor>& grad_c,
+                             const Tensor& U, const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
+                             bool zero_output, const Tensor& h_prev, const std::optional<Tensor>& c_prev,
+                             const Tensor& gates, const std::optional<Tensor>& extra) {
+  return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "fused_backward", [&] {
+    return backward_impl<scalar_t>(cell, given(grad_outputs), given(grad_h), given(grad_c), U.contiguous(),
+                                   given(keep), given(rdrop), zero_output, h_prev, given(c_prev), gates,
+                                   given(extra));
+  });
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward, "recurrent time loop, forward");
+  m.def("backward", &backward, "recurrent time loop, backward");
+}

@@ -1,0 +1,179 @@
+"""The compiled C++ loop (`seqlab.kernels.fused`) is a twin of the reference loop.
+
+Random configurations of every cell it serves (LSTM, GRU with reset_after
+either way, SimpleRNN tanh/relu), with masks none/right/left/both/holes,
+go_backwards, recurrent dropout in training, initial states, stateful layers,
+one direction or a Bidirectional pair, float32 and float64: outputs, states
+and the gradients of the inputs and every weight agree with
+`execution="reference"` within 1e-5 (float32) and 1e-10 (float64).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from seqlab import kernels, layers
+from seqlab.kernels import fused
+from test_execution_paths import TOLERANCE, assert_twins, random_mask, run_and_grad
+
+FUSED_CONFIGS = [
+    ("LSTM", {}),
+    ("GRU", {"reset_after": True}),
+    ("GRU", {"reset_after": False}),
+    ("SimpleRNN", {"activation": "tanh"}),
+    ("SimpleRNN", {"activation": "relu"}),
+]
+
+
+def holes_mask(rng: np.random.Generator, batch: int, time: int) -> torch.Tensor:
+    """An arbitrary mask (gaps inside sequences), with at least one real step per row."""
+    mask = rng.random((batch, time)) < 0.6
+    mask[np.arange(batch), rng.integers(0, time, size=batch)] = True
+    return torch.from_numpy(mask)
+
+
+def _cases(count, seed):
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        cell_type, extra = FUSED_CONFIGS[index % len(FUSED_CONFIGS)]
+        yield pytest.param(cell_type, extra, str(rng.choice(["none", "right", "left", "both", "holes"])),
+                           bool(rng.random() < 0.4), bool(rng.random() < 0.5), bool(rng.random() < 0.5),
+                           float(rng.choice([0.0, 0.3])), [torch.float32, torch.float64][index % 2],
+                           int(rng.integers(0, 2**31)), id=f"{cell_type}-{sorted(extra.values())}-{index}")
+
+
+def _mask(rng, batch, time, kind):
+    return holes_mask(rng, batch, time) if kind == "holes" else random_mask(rng, batch, time, kind)
+
+
+@pytest.mark.parametrize("cell_type, extra, mask_kind, go_backwards, return_sequences, use_bias, "
+                         "recurrent_dropout, dtype, seed", list(_cases(60, seed=2026)))
+def test_fused_layer_equals_reference(cell_type, extra, mask_kind, go_backwards, return_sequences, use_bias,
+                                      recurrent_dropout, dtype, seed):
+    rng = np.random.default_rng(seed)
+    batch, time, features, units = (int(rng.integers(1, 10)), int(rng.integers(1, 14)),
+                                    int(rng.integers(1, 6)), int(rng.integers(1, 9)))
+    config = dict(units=units, return_sequences=return_sequences, return_state=seed % 3 > 0,
+                  go_backwards=go_backwards, use_bias=use_bias, recurrent_dropout=recurrent_dropout,
+                  zero_output_for_mask=seed % 2 == 0, dtype=dtype, **extra)
+    reference = getattr(layers, cell_type)(execution="reference", seed=seed, **config)
+    fast = getattr(layers, cell_type)(execution="fused", seed=seed, **config)  # same seed: same dropout masks
+    reference.build((batch, time, features)), fast.build((batch, time, features))
+    weights = [rng.normal(0, 0.5, w.shape) for w in reference.get_weights()]
+    reference.set_weights(weights), fast.set_weights(weights)
+    x = torch.from_numpy(rng.normal(size=(batch, time, features))).to(dtype)
+    initial = [torch.from_numpy(rng.normal(size=(batch, units))).to(dtype) for _ in reference.cell.state_size]
+    assert_twins(reference, fast, x, _mask(rng, batch, time, mask_kind), initial_state=initial,
+                 training=recurrent_dropout > 0)
+
+
+@pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)
+@pytest.mark.parametrize("mask_kind", ["none", "left", "holes"])
+def test_fused_bidirectional_pair_equals_reference(cell_type, extra, mask_kind):
+    """Both directions in one C++ loop (D = 2), with recurrent dropout in training."""
+    rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{extra}-{mask_kind}".encode()))
+
+    def make(execution):
+        layer = layers.Bidirectional(getattr(layers, cell_type)(
+            4, return_sequences=True, return_state=True, recurrent_dropout=0.3, execution=execution,
+            dtype=torch.float64, **extra))
+        layer.build((3, 7, 2))
+        return layer
+
+    reference, fast = make("reference"), make("auto")
+    weights = [rng.normal(0, 0.5, w.shape) for w in reference.get_weights()]
+    reference.set_weights(weights), fast.set_weights(weights)
+    x, mask = torch.from_numpy(rng.normal(size=(3, 7, 2))), _mask(rng, 3, 7, mask_kind)
+    torch.manual_seed(3)
+    expected, expected_grads = run_and_grad(reference, x, mask, training=True)
+    torch.manual_seed(3)  # the same recurrent dropout masks, drawn forward then backward
+    got, got_grads = run_and_grad(fast, x, mask, training=True)
+    for a, b in zip(got + list(got_grads), expected + list(expected_grads)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])
+def test_stateful_fused_equals_reference(cell_type):
+    torch.manual_seed(0)
+    reference = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution="reference")
+    fast = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution="fused")
+    reference.build((2, 5, 3)), fast.build((2, 5, 3))
+    fast.set_weights(reference.get_weights())
+    for _ in range(3):  # the carried state moves on with each call
+        x = torch.randn(2, 5, 3)
+        assert_twins(reference, fast, x, None)
+        torch.testing.assert_close(fast.carried_states[0], reference.carried_states[0], rtol=1e-5, atol=1e-5)
+
+
+def _paths_taken(monkeypatch) -> list[str]:
+    """Record which path each recurrent call takes: 'fused:<Cell>' or 'native:<Cell>'."""
+    calls = []
+    run_fused, native_call = fused.run_fused, kernels.native._call
+    monkeypatch.setattr(fused, "run_fused",
+                        lambda cells, *a: calls.append(f"fused:{type(cells[0]).__name__}") or run_fused(cells, *a))
+    monkeypatch.setattr(kernels.native, "_call",
+                        lambda cell, *a: calls.append(f"native:{type(cell).__name__}") or native_call(cell, *a))
+    return calls
+
+
+def test_auto_trains_on_the_fused_loop_and_infers_natively(monkeypatch):
+    """docs/performance.md: in a training step the C++ loop beats PyTorch's kernels except for large LSTMs;
+    in inference the native forward is faster; where no native kernel computes the cell, the C++ loop runs."""
+    calls = _paths_taken(monkeypatch)
+    x = torch.randn(2, 5, 3)
+    for layer in (layers.GRU(4), layers.SimpleRNN(4), layers.LSTM(4), layers.LSTM(256)):
+        layer(x)                                              # gradients needed: a training step
+        with torch.no_grad():
+            layer(x)                                          # inference
+    assert calls == ["fused:GRUCell", "native:GRUCell", "fused:SimpleRNNCell", "native:SimpleRNNCell",
+                     "fused:LSTMCell", "native:LSTMCell", "native:LSTMCell", "native:LSTMCell"]
+    calls.clear()
+    with torch.no_grad():
+        layers.GRU(4, reset_after=False)(x)                    # no native kernel computes it
+        layers.LSTM(4, recurrent_dropout=0.2)(x, training=True)
+        layers.LSTM(4)(x, mask=torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1]]).bool())  # a hole in the mask
+        layers.LSTM(4, peephole=True)(x)                      # peephole: the reference loop
+        layers.LSTM(4, activation="relu")(x)                  # custom activation: the reference loop
+    assert calls == ["fused:GRUCell", "fused:LSTMCell", "fused:LSTMCell"]
+
+
+def test_padded_training_batches_keep_the_segmented_native_path(monkeypatch):
+    """Right-padded batches train natively, segment by segment, so their cost follows the real tokens."""
+    calls = _paths_taken(monkeypatch)
+    x = torch.randn(3, 6, 2)
+    right_padded = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]]).bool()
+    layers.LSTM(4)(x, mask=right_padded)
+    assert set(calls) == {"native:LSTMCell"}
+    calls.clear()
+    layers.Bidirectional(layers.LSTM(4))(x, mask=torch.ones(3, 6, dtype=torch.bool))  # nothing padded
+    assert calls == ["fused:LSTMCell"]                          # one C++ loop for both directions
+
+
+def test_without_the_extension_auto_falls_back_and_forcing_it_says_why(monkeypatch):
+    monkeypatch.setattr(fused, "_extension", None)
+    monkeypatch.setattr(fused, "_failure", "g++ not found")
+    x = torch.randn(2, 5, 3)
+    reference = layers.GRU(4, reset_after=False, execution="reference")
+    auto = layers.GRU(4, reset_after=False)
+    reference.build(x.shape), auto.build(x.shape)
+    auto.set_weights(reference.get_weights())
+    torch.testing.assert_close(auto(x), reference(x))
+    with pytest.raises(ValueError, match="C\\+\\+ loop"):
+        layers.LSTM(4, peephole=True, execution="fused")(x)
+
+
+def test_fused_float32_matches_float64_reference_on_a_long_sequence():
+    """200 steps (config B's length): float32 round-off stays within the twin tolerance."""
+    torch.manual_seed(1)
+    fast = layers.LSTM(16, return_sequences=True, execution="fused")
+    reference = layers.LSTM(16, return_sequences=True, execution="reference", dtype=torch.float64)
+    fast.build((4, 200, 8)), reference.build((4, 200, 8))
+    reference.set_weights(fast.get_weights())
+    x = torch.randn(4, 200, 8)
+    got = fast(x)
+    expected = reference(x.double())
+    torch.testing.assert_close(got, expected.float(), rtol=TOLERANCE[torch.float32], atol=TOLERANCE[torch.float32])
