@@ -20,6 +20,7 @@ from seqlab.data.datasets import read_imdb
 from seqlab.data.datasets.imdb import IMDB_ARCHIVE
 
 TARGET_SECONDS = 10.0
+T = TypeVar("T")
 
 
 def timed(work: Callable[[], T]) -> tuple[T, float]:

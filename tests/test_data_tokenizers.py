@@ -38,7 +38,31 @@ class TestWordTokenizer:
     def test_decomposed_accents_stay_inside_the_word(self):
         decomposed = unicodedata.normalize("NFD", "café résumé")
         assert WordTokenizer()(decomposed) == ["café", "résumé"]
-        assert len(WordTokenizer(normalize=None)(decomposed)) > 2  # why NFC is the default
+        # Without NFC the words stay whole but keep their decomposed spelling, so the same word
+        # would get two vocabulary entries: why NFC is the default.
+        unnormalized = WordTokenizer(normalize=None)(decomposed)
+        assert unnormalized == decomposed.split() and unnormalized != ["café", "résumé"]
+
+    def test_combining_marks_that_nfc_cannot_merge_stay_inside_the_word(self):
+        assert WordTokenizer()("Ọlọ́run n̈oël") == ["Ọlọ́run", "n̈oël"]
+        # lowercasing "İ" gives "i" + U+0307 COMBINING DOT ABOVE, which has no precomposed form
+        assert WordTokenizer(lowercase=True)("İZMİR") == ["i\u0307zmi\u0307r"]
+        assert WordTokenizer(keep_punctuation=True)("Ọlọ́run, n̈oël!") == ["Ọlọ́run", ",", "n̈oël", "!"]
+        # Devanagari vowel signs and virama, and Chakma's (beyond the BMP), are marks too
+        assert WordTokenizer()("हिन्दी 𑄃𑄧𑄁.") == ["हिन्दी", "𑄃𑄧𑄁"]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.text(st.characters(blacklist_categories=("Cs",)))
+           | st.text(st.sampled_from("ab1_ .\u0301\u0323\u0308\u093f\u20dd\U00011127\U000e0100é한")))
+    def test_words_are_maximal_runs_of_letters_digits_and_marks(self, text):
+        words, word = [], ""
+        for character in text + " ":
+            if character.isalnum() or unicodedata.category(character).startswith("M"):
+                word += character
+            elif word:
+                words.append(word)
+                word = ""
+        assert WordTokenizer(normalize=None)(text) == words
 
     def test_custom_pattern_with_groups_returns_whole_matches(self):
         tokenizer = WordTokenizer(pattern=r"(\d+)|[a-z]+")

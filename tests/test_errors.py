@@ -45,14 +45,17 @@ def test_feature_size_change_after_build():
 def test_set_weights_names_the_weight_and_the_expected_shape():
     lstm = layers.LSTM(4)
     lstm.build((None, None, 3))
-    weights = lstm.get_weights()
+    before = lstm.get_weights()
+    # Valid new values for kernel and bias around the bad recurrent kernel: a set_weights that
+    # copied weights one by one before finding the bad shape would change the kernel.
+    weights = [w + 1.0 for w in before]
     weights[1] = np.zeros((4, 12))
     with pytest.raises(ValueError, match=r"'lstm/lstm_cell/recurrent_kernel' expects shape \(4, 16\), got \(4, 12\)"):
         lstm.set_weights(weights)
     with pytest.raises(ValueError, match="got 2 arrays but the layer has 3 weights"):
         lstm.set_weights(weights[:2])
-    before = lstm.get_weights()
-    np.testing.assert_array_equal(before[0], lstm.get_weights()[0])  # nothing was half-written
+    for unchanged, after in zip(before, lstm.get_weights()):  # nothing was half-written
+        np.testing.assert_array_equal(after, unchanged)
 
 
 def test_set_weights_before_build():

@@ -245,9 +245,10 @@ def test_paired_loop_is_not_used_where_a_native_kernel_runs(monkeypatch):
     original = kernels.paired.run_paired
     monkeypatch.setattr(kernels.paired, "run_paired", lambda *a: calls.append(1) or original(*a))
     x = torch.randn(2, 5, 3)
-    with torch.no_grad():
-        layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=False)  # inference: native
-    layers.Bidirectional(layers.LSTM(4))(x, mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool())
+    with torch.no_grad():  # inference: native
+        layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=False)
+        layers.Bidirectional(layers.LSTM(4))(x, mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool())
+    layers.Bidirectional(layers.LSTM(4))(x)  # training an LSTM: oneDNN's kernel
     assert calls == []
     layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=True)
     layers.Bidirectional(layers.LSTM(4, execution="reference"))(x)  # forced: each direction's own loop

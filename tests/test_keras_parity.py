@@ -85,23 +85,102 @@ def _cases(count: int, seed: int):
                            id=f"{cell_type}-{index}")
 
 
-@pytest.mark.parametrize("cell_type, config, padding, seed", list(_cases(24, seed=2024)))
-def test_recurrent_layer_matches_keras(cell_type, config, padding, seed):
+def run_both(cell_type: str, config: dict, padding: str, seed: int, **call_arguments):
+    """Keras' layer with random weights and seqlab's twin with the same weights, called on the
+    same random inputs and mask (plus `call_arguments`): `(seqlab_result, keras_result)`."""
     rng = np.random.default_rng(seed)
     batch, time, features = int(rng.integers(1, 5)), int(rng.integers(1, 8)), int(rng.integers(1, 6))
     x = rng.normal(size=(batch, time, features)).astype("float32")
     mask = make_mask(rng, batch, time, padding)
 
     keras_layer = getattr(keras.layers, cell_type)(**config)
-    keras_result = keras_layer(x, mask=None if mask is None else tf.constant(mask))
+    keras_layer(x, mask=None if mask is None else tf.constant(mask), **call_arguments)
     randomize_keras_weights(keras_layer, rng)
-    keras_result = keras_layer(x, mask=None if mask is None else tf.constant(mask))
+    keras_result = keras_layer(x, mask=None if mask is None else tf.constant(mask), **call_arguments)
 
     ours = getattr(layers, cell_type)(**config)
     ours.build(x.shape)
     ours.set_weights(keras_layer.get_weights())
-    result = ours(torch.from_numpy(x), mask=None if mask is None else torch.from_numpy(mask))
-    assert_same(result, keras_result)
+    result = ours(torch.from_numpy(x), mask=None if mask is None else torch.from_numpy(mask), **call_arguments)
+    return result, keras_result
+
+
+@pytest.mark.parametrize("cell_type, config, padding, seed", list(_cases(24, seed=2024)))
+def test_recurrent_layer_matches_keras(cell_type, config, padding, seed):
+    assert_same(*run_both(cell_type, config, padding, seed))
+
+
+@pytest.mark.parametrize("cell_type, config, padding, seed", list(_cases(6, seed=31)))
+def test_layers_with_dropout_match_keras_in_inference(cell_type, config, padding, seed):
+    config = {**config, "dropout": 0.3, "recurrent_dropout": 0.4}
+    assert_same(*run_both(cell_type, config, padding, seed, training=False))
+
+
+@pytest.mark.parametrize("cell_type, config, padding, seed", list(_cases(6, seed=47)))
+def test_unrolled_layers_match_keras(cell_type, config, padding, seed):
+    assert_same(*run_both(cell_type, {**config, "unroll": True}, padding, seed))
+
+
+def _regularizers(library, cell_type: str) -> dict:
+    """The same regularizer arguments in Keras or seqlab (both name the classes alike)."""
+    r = library.regularizers
+    arguments = {"kernel_regularizer": r.L1(0.003), "recurrent_regularizer": r.L2(0.02),
+                 "bias_regularizer": r.L1L2(l1=0.01, l2=0.005)}
+    if cell_type != "SimpleRNN":  # Keras 3's SimpleRNN drops activity_regularizer (never applies it)
+        arguments["activity_regularizer"] = r.L1L2(l1=0.002, l2=0.03)
+    return arguments
+
+
+@pytest.mark.parametrize("cell_type", CELL_TYPES)
+def test_regularizer_losses_match_keras(cell_type):
+    rng = np.random.default_rng(17)
+    x = rng.normal(size=(3, 4, 5)).astype("float32")
+    config = {"units": 4, "return_sequences": True, "return_state": True}
+    keras_layer = getattr(keras.layers, cell_type)(**config, **_regularizers(keras, cell_type))
+    keras_layer(x)
+    randomize_keras_weights(keras_layer, rng)
+    keras_layer(x)  # the activity penalties are those of the last call
+    ours = getattr(layers, cell_type)(**config, **_regularizers(seqlab, cell_type))
+    ours.build(x.shape)
+    ours.set_weights(keras_layer.get_weights())
+    ours(torch.from_numpy(x))
+
+    # three weights, and the activity penalty of each returned tensor (sequence and states)
+    expected = sorted(float(loss) for loss in keras_layer.losses)
+    assert len(expected) == 3 + {"SimpleRNN": 0, "LSTM": 3, "GRU": 2}[cell_type]
+    penalties = sorted(float(loss.detach()) for loss in ours.losses)
+    np.testing.assert_allclose(penalties, expected, atol=TOLERANCE, rtol=0)
+
+
+def _constraints(library, layer_type: str) -> dict:
+    """The same constraint arguments in Keras or seqlab (both name the classes alike)."""
+    c = library.constraints
+    if layer_type == "Dense":
+        return {"kernel_constraint": c.NonNeg(), "bias_constraint": c.MaxNorm(0.5)}
+    return {"kernel_constraint": c.MaxNorm(0.8), "recurrent_constraint": c.UnitNorm(axis=1),
+            "bias_constraint": c.MinMaxNorm(min_value=3.0, max_value=4.0, rate=0.7)}
+
+
+@pytest.mark.parametrize("layer_type", [*CELL_TYPES, "Dense"])
+def test_constraints_match_keras(layer_type):
+    rng = np.random.default_rng(19)
+    input_shape = (None, 5) if layer_type == "Dense" else (None, None, 5)
+    keras_layer = getattr(keras.layers, layer_type)(4, **_constraints(keras, layer_type))
+    keras_layer.build(input_shape)
+    randomize_keras_weights(keras_layer, rng)
+    # Keras' optimizers apply each variable's constraint after the update step.
+    expected = [keras.ops.convert_to_numpy(w.constraint(w.value) if w.constraint is not None else w.value)
+                for w in keras_layer.weights]
+    constrained = [w.constraint is not None for w in keras_layer.weights]
+    assert sum(constrained) == len(_constraints(keras, layer_type))
+    for moved, before, after in zip(constrained, keras_layer.get_weights(), expected):
+        assert moved != np.allclose(before, after)  # each constraint projects these weights somewhere else
+
+    ours = getattr(layers, layer_type)(4, **_constraints(seqlab, layer_type))
+    ours.build(input_shape)
+    ours.set_weights(keras_layer.get_weights())
+    ours.apply_constraints()
+    assert_same(ours.get_weights(), expected)
 
 
 def _bidirectional_cases(count: int, seed: int):
@@ -133,6 +212,30 @@ def test_bidirectional_matches_keras(cell_type, config, merge_mode, padding, see
     ours.set_weights(keras_layer.get_weights())
     result = ours(torch.from_numpy(x), mask=None if mask is None else torch.from_numpy(mask))
     assert_same(result, keras_result)
+
+
+@pytest.mark.parametrize("build_pair, merge_mode", [
+    (lambda module: (module.LSTM(4, return_sequences=True),
+                     module.GRU(3, return_sequences=True, go_backwards=True, reset_after=False)), "concat"),
+    (lambda module: (module.SimpleRNN(3, activation="relu", return_state=True),
+                     module.SimpleRNN(3, use_bias=False, return_state=True, go_backwards=True)), "sum"),
+], ids=["LSTM-GRU-concat", "SimpleRNN-state-sum"])
+def test_bidirectional_with_custom_backward_layer_matches_keras(build_pair, merge_mode):
+    rng = np.random.default_rng(23)
+    x = rng.normal(size=(3, 6, 4)).astype("float32")
+    mask = make_mask(rng, 3, 6, "right")
+
+    keras_forward, keras_backward = build_pair(keras.layers)
+    keras_layer = keras.layers.Bidirectional(keras_forward, merge_mode=merge_mode, backward_layer=keras_backward)
+    keras_layer(x, mask=tf.constant(mask))
+    randomize_keras_weights(keras_layer, rng)
+    keras_result = keras_layer(x, mask=tf.constant(mask))
+
+    forward, backward = build_pair(layers)
+    ours = layers.Bidirectional(forward, merge_mode=merge_mode, backward_layer=backward)
+    ours.build(x.shape)
+    ours.set_weights(keras_layer.get_weights())
+    assert_same(ours(torch.from_numpy(x), mask=torch.from_numpy(mask)), keras_result)
 
 
 @pytest.mark.parametrize("padding", ["right", "left"])

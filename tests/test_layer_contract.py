@@ -189,6 +189,78 @@ def test_dropout_uses_one_mask_per_sequence_and_only_in_training():
     torch.testing.assert_close(outputs, outputs[:, :1].expand_as(outputs))
 
 
+@pytest.mark.parametrize("execution", ["reference", "auto"])
+def test_recurrent_dropout_uses_one_mask_per_sequence_and_only_in_training(execution, monkeypatch):
+    torch.manual_seed(7)
+    batch, time, u, rate = 3, 6, 5, 0.4
+    x = torch.randn(batch, time, 4)
+    lstm = built(layers.LSTM(u, recurrent_dropout=rate, return_sequences=True, execution=execution), x.shape)
+    drawn = []  # the recurrent masks the cell draws, one entry per draw
+
+    def recording(inputs, training):
+        masks = draw(inputs, training)
+        drawn.append(masks[1])
+        return masks
+
+    draw = lstm.cell.dropout_masks
+    monkeypatch.setattr(lstm.cell, "dropout_masks", recording)
+    W, U, b = (torch.from_numpy(w) for w in lstm.get_weights())
+
+    def by_hand(mask):
+        """The LSTM equations with h_{t-1} * mask feeding every gate, the same mask at each step."""
+        h = c = torch.zeros(batch, u)
+        outputs = []
+        for t in range(time):
+            z = x[:, t] @ W + (h * mask) @ U + b
+            i, f, g, o = torch.sigmoid(z[:, :u]), torch.sigmoid(z[:, u:2 * u]), torch.tanh(z[:, 2 * u:3 * u]), torch.sigmoid(z[:, 3 * u:])
+            c = f * c + i * g
+            h = o * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1)
+
+    with torch.no_grad():
+        outputs = lstm(x, training=True)
+        assert len(drawn) == 1  # one draw per call, not one per step
+        mask = drawn[0]
+        assert mask.shape == (batch, u) and (mask == 0).any()
+        torch.testing.assert_close(mask[mask != 0], torch.full_like(mask[mask != 0], 1 / (1 - rate)))
+        torch.testing.assert_close(outputs, by_hand(mask))
+
+        lstm(x, training=True)  # the next sequence gets its own mask
+        assert len(drawn) == 2 and not torch.equal(drawn[1], mask)
+
+        outputs = lstm(x, training=False)  # inference: no mask at all
+        assert len(drawn) == 3 and drawn[2] is None
+        torch.testing.assert_close(outputs, by_hand(torch.ones(batch, u)))
+
+
+def test_float_inputs_are_cast_to_the_layers_dtype_as_in_keras():
+    torch.manual_seed(9)
+    x = torch.randn(2, 4, 5, dtype=torch.float64)
+    lstm = built(layers.LSTM(3, return_state=True), x.shape)  # float32 weights
+    outputs = lstm(x)
+    assert [o.dtype for o in outputs] == [torch.float32] * 3
+    torch.testing.assert_close(outputs, lstm(x.float()), rtol=0, atol=0)
+    bidirectional = built(layers.Bidirectional(layers.GRU(3)), x.shape)
+    # (the path is chosen before the cast, so the two calls may take different, equal paths)
+    torch.testing.assert_close(bidirectional(x), bidirectional(x.float()), rtol=0, atol=1e-6)
+    wide = built(layers.SimpleRNN(3, dtype="float64"), x.shape)
+    assert wide(x.float()).dtype == torch.float64
+    torch.testing.assert_close(wide(x.float()), wide(x.float().double()), rtol=0, atol=0)
+
+
+def test_numpy_ids_and_masks_are_created_on_the_layers_device():
+    # The "meta" device stands in for a GPU: anything created on the CPU instead would show.
+    embedding = built(layers.Embedding(10, 3), (None, None)).to("meta")
+    ids = embedding._as_tensors(np.array([[1, 2, 0]]))
+    assert ids.device.type == "meta" and ids.dtype == torch.long
+    lstm = built(layers.LSTM(3), (None, None, 4)).to("meta")
+    for mask in (np.ones((2, 5), dtype=bool), torch.ones(2, 5, dtype=torch.bool)):
+        assert lstm._check_mask(mask, 2, 5).device.type == "meta"
+    on_cpu = lstm._check_mask(torch.ones(2, 5, dtype=torch.bool), 2, 5, device=torch.device("cpu"))
+    assert on_cpu.device.type == "cpu"
+
+
 def test_regularizers_appear_in_losses_and_constraints_apply():
     lstm = layers.LSTM(3, kernel_regularizer="l2", bias_regularizer=seqlab.regularizers.l1(0.5),
                        kernel_constraint="non_neg", recurrent_constraint=seqlab.constraints.MaxNorm(0.1))
@@ -288,4 +360,9 @@ def test_layers_build_on_the_input_device_and_match_cpu():
     assert all(w.is_cuda for w in on_gpu.weights)
     on_gpu.set_weights(model.get_weights())
     torch.testing.assert_close(on_gpu(ids.cuda()).cpu(), expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(on_gpu(ids.numpy()).cpu(), expected, atol=1e-5, rtol=0)  # numpy ids follow
     assert result.is_cuda
+    gru = on_gpu.layers[2]  # a CPU mask follows the inputs onto the GPU
+    features = torch.randn(2, 4, 12, device="cuda")
+    cpu_mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
+    torch.testing.assert_close(gru(features, mask=cpu_mask), gru(features, mask=cpu_mask.cuda()))

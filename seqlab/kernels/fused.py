@@ -17,20 +17,24 @@ The extension is compiled on first use with PyTorch's C++ toolchain
 (`torch.utils.cpp_extension`, g++ and ninja; about 30 s, cached under
 `TORCH_EXTENSIONS_DIR`, default `~/.cache/torch_extensions`). Where it cannot
 be built, or with `SEQLAB_NO_EXTENSION=1`, `available()` is False and layers
-run the pure-PyTorch paths, with one warning that says why.
+run the pure-PyTorch paths, with one warning that says why. Loading it also
+tunes glibc to keep freed memory for reuse (`keep_freed_memory`).
 
-    >>> outputs, states = run_fused([cell], projected[None], [states], mask[None], None, False)
+    >>> outputs, last, finals = run_fused([cell], [inputs], [states], mask, [None], False)
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
 import warnings
 from pathlib import Path
 
 import torch
 
 from seqlab import activations
+from seqlab.kernels.native import Blocks
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_loop.cpp"
@@ -57,6 +61,7 @@ def extension():
         from torch.utils.cpp_extension import load
 
         _extension = load("seqlab_fused_loop", [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
+        keep_freed_memory()
     except Exception as error:  # no compiler, no ninja, a broken toolchain: fall back, say so once
         _failure = _first_error_line(error)
         warnings.warn(
@@ -65,6 +70,28 @@ def extension():
             "ninja to enable it, or set SEQLAB_NO_EXTENSION=1 to silence this.",
             RuntimeWarning, stacklevel=2)
     return _extension
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed memory for reuse instead of handing it back to the kernel.
+
+    A training step allocates and frees the same large buffers every time
+    (the loop's saved gates and gradients: tens of MB for a 32 × 200 batch).
+    By default glibc returns such blocks to the kernel, so every step maps
+    them afresh and pays a page fault per 4 KiB: on this CPU that doubled a
+    Bidirectional GRU(64) backward pass (27.7 → 13.0 ms with this setting).
+    Allocations up to 32 MiB then come from the heap, and up to 1 GiB of free
+    heap is kept. Set SEQLAB_MALLOC_TUNING=0 to leave glibc's defaults.
+    Returns whether the setting was applied (glibc on Linux only).
+    """
+    if os.environ.get("SEQLAB_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:  # not glibc (musl, ...)
+        return False
+    trim_threshold, mmap_threshold = -1, -3  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD in <malloc.h>
+    return bool(libc.mallopt(mmap_threshold, 32 << 20)) and bool(libc.mallopt(trim_threshold, 1 << 30))
 
 
 def _first_error_line(error: Exception) -> str:
@@ -97,72 +124,131 @@ def supports(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
             and available())
 
 
-NATIVE_LSTM_FROM_UNITS = 256  # from here oneDNN's LSTM kernel trains faster (docs/performance.md)
-
-
 def preferred(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
     """Whether `execution="auto"` should train this cell on the C++ loop even where a native kernel exists.
 
     Measured on the 2-core CPU (docs/performance.md): in a training step (forward
-    and backward) the loop beats PyTorch's kernels for GRUs and SimpleRNNs of any
-    size and for LSTMs below 256 units; for larger LSTMs oneDNN's GEMMs win, and in
-    inference (no gradient) the native kernels' forward is faster.
+    and backward) the loop beats PyTorch's kernels for GRUs and SimpleRNNs
+    (which have no fused CPU kernel: one product and a dozen small operations per
+    step, each recorded for autograd); oneDNN's LSTM kernel beats it for LSTMs,
+    and in inference (no gradient) the native kernels' forward is as fast.
     """
     needs_grad = torch.is_grad_enabled() and (
         inputs.requires_grad or any(p.requires_grad for p in cell.parameters(recurse=False)))
-    return (needs_grad and supports(cell, inputs)
-            and not (type(cell) is LSTMCell and cell.units >= NATIVE_LSTM_FROM_UNITS))
+    return needs_grad and type(cell) is not LSTMCell and supports(cell, inputs)
 
 
-def run_fused(cells: list[RecurrentCell], projected: torch.Tensor, states: list[list[torch.Tensor]],
-              mask: torch.Tensor | None, recurrent_masks: list[torch.Tensor | None] | None,
-              zero_output_for_mask: bool) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
-    """Run `cells` (one per direction, the same equation) over their projected inputs.
+def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: list[list[torch.Tensor]],
+              mask: torch.Tensor | None, recurrent_masks: list[torch.Tensor | None], zero_output_for_mask: bool,
+              reverse_last: bool = False, need_sequence: bool = True
+              ) -> tuple[torch.Tensor | None, torch.Tensor, list[list[torch.Tensor]]]:
+    """Run `cells` (one per direction, the same equation) over `inputs[d] (batch, time, features)`.
 
-    projected `(D, batch, time, k*units)` (each direction in processing order),
-    states[d] direction d's initial states, mask `(D, batch, time)` or None,
-    recurrent_masks[d] a `(batch, units)` keep-mask or None.
-    Returns outputs `(D, batch, time, units)` and each direction's final states.
+    states[d] are direction d's initial states, mask `(batch, time)` (True at
+    real steps) or None, recurrent_masks[d] a `(batch, units)` keep-mask or
+    None. With `reverse_last` the last direction reads time backwards (a
+    Bidirectional layer's backward half). Returns
+    - outputs `(batch, time, D, units)` in input time order (None unless `need_sequence`),
+    - last `(batch, D, units)`: each direction's output at its last step,
+    - each direction's final states.
+
+    A padded batch whose real steps form one block per row (right-, left- or
+    both-padded) runs sorted by length with the blocks moved to the front, and
+    each step computes only the rows still running, so its cost follows the
+    real tokens; the outputs are put back in Keras' layout.
     """
-    code = cell_code(cells[0])
-    recurrent_kernel = torch.stack([cell.recurrent_kernel for cell in cells])
-    recurrent_bias = None
-    if code == GRU_RESET_AFTER:
-        recurrent_bias = (torch.stack([cell.bias[1] for cell in cells])[:, None] if cells[0].use_bias
-                          else projected.new_zeros(len(cells), 1, recurrent_kernel.shape[-1]))
-    hidden = torch.stack([s[0] for s in states])
-    cell_state = torch.stack([s[1] for s in states]) if code == LSTM else None
-    keep = None if mask is None else mask.permute(2, 0, 1)[..., None].contiguous()
-    dropout = _stacked_masks(recurrent_masks, like=hidden)
-    outputs, h, c = _FusedLoop.apply(code, zero_output_for_mask, projected.permute(2, 0, 1, 3).contiguous(),
-                                     recurrent_kernel, recurrent_bias, hidden, cell_state, keep, dropout)
+    blocks = None if mask is None else Blocks.of(mask)
+    if blocks is not None and blocks.full:
+        mask = blocks = None
+    if blocks is not None and reverse_last and need_sequence and not zero_output_for_mask:
+        blocks = None  # a backward half's held outputs before its block: the plain masked loop has them
+    lengths = order = None
+    if blocks is not None:
+        order = torch.argsort(blocks.lengths, descending=True, stable=True)
+        lengths = blocks.lengths.index_select(0, order)
+        longest = int(lengths[0])
+        inputs = [blocks.gather_to_front(x).index_select(0, order)[:, :longest] for x in inputs]
+        states = [[s.index_select(0, order) for s in per] for per in states]
+        recurrent_masks = [None if m is None else m.index_select(0, order) for m in recurrent_masks]
+        mask = None
+    outputs, h, c = _FusedLoop.apply(
+        cell_code(cells[0]), zero_output_for_mask, reverse_last, _project(cells, inputs),
+        torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]),
+        torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]) if len(states[0]) > 1 else None,
+        mask, stack_keep_masks(recurrent_masks, like=states[0][0]), lengths)
     finals = [[h[d]] if c is None else [h[d], c[d]] for d in range(len(cells))]
-    return outputs.permute(1, 2, 0, 3), finals
+    if blocks is None:
+        last = torch.stack([outputs[:, 0 if reverse_last and d == len(cells) - 1 else -1, d]
+                            for d in range(len(cells))], dim=1)
+        return (outputs if need_sequence else None), last, finals
+    inverse = torch.argsort(order)
+    finals = [[s.index_select(0, inverse) for s in per] for per in finals]
+    last = torch.stack([per[0] for per in finals], dim=1)  # every row has real steps: h_T is its last output
+    if not need_sequence:
+        return None, last, finals
+    outputs = outputs.index_select(0, inverse)
+    placed = [blocks.scatter_back(outputs[:, :, d], zero_output_for_mask) for d in range(len(cells))]
+    return torch.stack(placed, dim=2), last, finals
 
 
-def _stacked_masks(masks: list[torch.Tensor | None] | None, like: torch.Tensor) -> torch.Tensor | None:
-    """The directions' recurrent dropout keep-masks `(D, batch, units)`; one without a mask gets ones."""
-    if masks is None or all(m is None for m in masks):
+def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor]) -> torch.Tensor:
+    """`x_d W_x + b_x` of every direction, time-major: `(time, batch, D, k*units)`.
+
+    Directions that read the same inputs share one product with their kernels
+    side by side; otherwise each is projected and the results concatenated.
+    """
+    time, batch = inputs[0].shape[1], inputs[0].shape[0]
+    rows = [x.transpose(0, 1).reshape(time * batch, -1) for x in inputs]  # (time*batch, features)
+    groups = [cells] if all(x is inputs[0] for x in inputs) else [[cell] for cell in cells]
+    products = []
+    for group, x in zip(groups, rows):
+        kernel = torch.cat([cell.kernel for cell in group], dim=1) if len(group) > 1 else group[0].kernel
+        biases = [cell.input_bias() for cell in group]
+        if biases[0] is None:
+            products.append(x @ kernel)
+        else:
+            products.append(torch.addmm(torch.cat(biases) if len(group) > 1 else biases[0], x, kernel))
+    projected = products[0] if len(products) == 1 else torch.cat(products, dim=-1)
+    return projected.view(time, batch, len(cells), -1)
+
+
+def _recurrent_bias(cells: list[RecurrentCell], like: torch.Tensor) -> torch.Tensor | None:
+    """The reset_after GRU's recurrent biases `(D, 1, 3*units)` (zeros without bias); else None."""
+    if cell_code(cells[0]) != GRU_RESET_AFTER:
         return None
-    return torch.stack([like.new_ones(like.shape[1:]) if m is None else m for m in masks])
+    if cells[0].use_bias:
+        return torch.stack([cell.bias[1] for cell in cells])[:, None]
+    return like.new_zeros(len(cells), 1, cells[0].recurrent_kernel.shape[-1])
+
+
+def stack_keep_masks(masks: list[torch.Tensor | None], like: torch.Tensor) -> torch.Tensor | None:
+    """The directions' recurrent dropout keep-masks `(D, batch, units)`; one without a mask gets ones.
+
+    `like` is a `(batch, units)` tensor of the dtype and device to use (a direction's state).
+    """
+    if all(m is None for m in masks):
+        return None
+    return torch.stack([like.new_ones(like.shape) if m is None else m for m in masks])
 
 
 class _FusedLoop(torch.autograd.Function):
     """Autograd wrapper: the C++ forward saves what the C++ backward needs."""
 
     @staticmethod
-    def forward(ctx, code, zero_output, projected, recurrent_kernel, recurrent_bias, hidden, cell_state,
-                keep, dropout):
+    def forward(ctx, code, zero_output, reverse_last, projected, recurrent_kernel, recurrent_bias, hidden,
+                cell_state, keep, dropout, lengths):
         outputs, h, c, h_prev, c_prev, gates, extra = extension().forward(
-            code, projected, recurrent_kernel, recurrent_bias, hidden, cell_state, keep, dropout, zero_output)
-        ctx.code, ctx.zero_output = code, zero_output
-        ctx.save_for_backward(recurrent_kernel, keep, dropout, h_prev, c_prev, gates, extra)
+            code, projected, recurrent_kernel, recurrent_bias, hidden, cell_state, keep, dropout, lengths,
+            reverse_last, zero_output)
+        ctx.code, ctx.zero_output, ctx.reverse_last = code, zero_output, reverse_last
+        ctx.save_for_backward(recurrent_kernel, keep, dropout, lengths, h_prev, c_prev, gates, extra)
         return outputs, h, c
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_h, grad_c):
-        recurrent_kernel, keep, dropout, h_prev, c_prev, gates, extra = ctx.saved_tensors
+        recurrent_kernel, keep, dropout, lengths, h_prev, c_prev, gates, extra = ctx.saved_tensors
         grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell = extension().backward(
-            ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, keep, dropout, ctx.zero_output,
-            h_prev, c_prev, gates, extra)
-        return None, None, grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell, None, None
+            ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, keep, dropout, lengths, ctx.reverse_last,
+            ctx.zero_output, h_prev, c_prev, gates, extra)
+        return (None, None, None, grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell,
+                None, None, None)

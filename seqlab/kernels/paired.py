@@ -37,12 +37,11 @@ from seqlab.layers.recurrent import RNN, reference_loop
 PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
 
 
-def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
-             mask: torch.Tensor | None = None) -> bool:
+def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) -> bool:
     """Whether `run_paired` gives what running `forward` and `backward` apart gives, and is their path.
 
-    It is where neither direction can run natively, and in training without
-    padding where the C++ loop beats the native kernels (`fused.preferred`).
+    It is where neither direction can run natively, and in training where the
+    C++ loop beats the native kernels (`fused.preferred`).
     """
     forward_cell, backward_cell = forward.cell, backward.cell
     if not (forward.execution == backward.execution == "auto" and type(forward_cell) in PAIRABLE_CELLS
@@ -54,8 +53,7 @@ def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
     cells = (forward_cell, backward_cell)
     if not any(native.supports(cell, training) for cell in cells):
         return True
-    unpadded = mask is None or bool(torch.as_tensor(mask).all())
-    return unpadded and all(fused.preferred(cell, inputs) for cell in cells)
+    return all(fused.preferred(cell, inputs) for cell in cells)
 
 
 def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool,
@@ -63,31 +61,34 @@ def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Te
     """Run both layers over `inputs (batch, time, features)` in one loop.
 
     Returns `(forward_output, backward_output, [*forward_states, *backward_states])`:
-    sequences `(batch, time, units)` (the backward one in its processing
-    order, last input first) with `return_sequences`, else each direction's
-    last output `(batch, units)`.
+    sequences `(batch, time, units)` in input time order with
+    `return_sequences`, else each direction's last output `(batch, units)`.
     """
     inputs = forward._check_inputs(inputs)
     mask = forward._check_mask(mask, inputs.shape[0], inputs.shape[1])
-    projected, states, recurrent_masks = [], [], []
+    reads, states, recurrent_masks = [], [], []
     for layer, initial in ((forward, forward_state), (backward, backward_state)):
         input_mask, recurrent_mask = layer.cell.dropout_masks(inputs[:, 0], training)
-        read = inputs if input_mask is None else inputs * input_mask[:, None, :]
-        projected.append(layer.cell.project_inputs(read.flip(1) if layer.go_backwards else read))
+        reads.append(inputs if input_mask is None else inputs * input_mask[:, None, :])
         states.append(layer._initial_states(initial, inputs))
         recurrent_masks.append(recurrent_mask)
-    both_masks = None if mask is None else torch.stack([mask, mask.flip(1)])
     if fused.supports(forward.cell, inputs) and fused.supports(backward.cell, inputs):
-        outputs, (forward_states, backward_states) = fused.run_fused(
-            [forward.cell, backward.cell], torch.stack(projected), states, both_masks, recurrent_masks,
-            forward.zero_output_for_mask)
-    else:
-        outputs, final_states = functional_call(
-            _Loop(forward.cell), _paired_step_weights(forward.cell, backward.cell),
-            (torch.stack(projected), [torch.stack(pair) for pair in zip(*states)], both_masks,
-             _paired_masks(*recurrent_masks, like=projected[0]), forward.zero_output_for_mask))
-        forward_states, backward_states = ([state[i] for state in final_states] for i in (0, 1))
+        outputs, last, (forward_states, backward_states) = fused.run_fused(
+            [forward.cell, backward.cell], reads, states, mask, recurrent_masks, forward.zero_output_for_mask,
+            reverse_last=True, need_sequence=forward.return_sequences)
+        forward_output, backward_output = (outputs if forward.return_sequences else last).unbind(-2)
+        return forward_output, backward_output, forward_states + backward_states
+    both_masks = None if mask is None else torch.stack([mask, mask.flip(1)])
+    outputs, final_states = functional_call(
+        _Loop(forward.cell), _paired_step_weights(forward.cell, backward.cell),
+        (torch.stack([forward.cell.project_inputs(reads[0]), backward.cell.project_inputs(reads[1].flip(1))]),
+         [torch.stack(pair) for pair in zip(*states)], both_masks,
+         fused.stack_keep_masks(recurrent_masks, like=states[0][0]),
+         forward.zero_output_for_mask))
     forward_output, backward_output = (outputs if forward.return_sequences else outputs[:, :, -1]).unbind(0)
+    if forward.return_sequences:
+        backward_output = backward_output.flip(1)  # processing order → input order
+    forward_states, backward_states = ([state[i] for state in final_states] for i in (0, 1))
     return forward_output, backward_output, forward_states + backward_states
 
 
@@ -122,16 +123,6 @@ def _paired_step_weights(forward: RecurrentCell, backward: RecurrentCell) -> dic
         else:
             paired[f"cell.{name}"] = torch.stack([weight, other])
     return paired
-
-
-def _paired_masks(forward: torch.Tensor | None, backward: torch.Tensor | None,
-                  like: torch.Tensor) -> torch.Tensor | None:
-    """The two recurrent dropout masks `(2, batch, units)`; a direction without one gets ones."""
-    if forward is None and backward is None:
-        return None
-    shape = (like.shape[0], (forward if forward is not None else backward).shape[-1])
-    ones = like.new_ones(shape)
-    return torch.stack([ones if forward is None else forward, ones if backward is None else backward])
 
 
 def _same_step(forward: RecurrentCell, backward: RecurrentCell) -> bool:

@@ -143,7 +143,7 @@ class Layer(nn.Module):
             return inputs
         array = np.asarray(inputs)
         if array.dtype.kind in "iub":
-            return torch.as_tensor(array, dtype=torch.long)
+            return torch.as_tensor(array, dtype=torch.long, device=self._device())
         if array.dtype.kind == "f":
             return torch.as_tensor(array, dtype=self._float_dtype(), device=self._device())
         raise TypeError(

@@ -96,10 +96,15 @@ class RecurrentCell(Layer):
         return self.kernel.shape[0]
 
     # -- the step
+    def input_bias(self) -> torch.Tensor | None:
+        """`b_x`, the bias the input half adds (None with use_bias=False)."""
+        return self.bias if self.use_bias else None
+
     def project_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
         """`x W_x + b_x`: the input half of every step, for any leading shape."""
         projected = inputs @ self.kernel
-        return projected + self.bias if self.use_bias else projected
+        bias = self.input_bias()
+        return projected if bias is None else projected + bias
 
     def forward(self, inputs: torch.Tensor, states: States,
                 training: bool | None = None) -> tuple[torch.Tensor, States]:
@@ -279,11 +284,10 @@ class GRUCell(RecurrentCell):
     def bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
-    def project_inputs(self, inputs):
-        projected = inputs @ self.kernel
+    def input_bias(self):
         if not self.use_bias:
-            return projected
-        return projected + (self.bias[0] if self.reset_after else self.bias)
+            return None
+        return self.bias[0] if self.reset_after else self.bias
 
     def step(self, projected, states, recurrent_mask=None):
         (h_prev,) = states

@@ -156,7 +156,7 @@ class RNN(Layer):
         """Pick the execution path (see `seqlab.kernels`): the C++ loop or PyTorch's native kernel, else the reference loop."""
         if mask is not None and bool(mask.all()):
             mask = None  # nothing is padded
-        if self.execution == "auto" and mask is None and fused.preferred(self.cell, inputs):
+        if self.execution == "auto" and fused.preferred(self.cell, inputs):
             return self._run_fused(inputs, states, mask, recurrent_mask)
         if self.execution in ("auto", "native") and native.supports(self.cell, training):
             need_sequence = self.return_sequences or self.zero_output_for_mask
@@ -183,10 +183,12 @@ class RNN(Layer):
                               self.zero_output_for_mask)
 
     def _run_fused(self, inputs, states, mask, recurrent_mask):
-        outputs, (final_states,) = fused.run_fused(
-            [self.cell], self.cell.project_inputs(inputs)[None], [states], None if mask is None else mask[None],
-            [recurrent_mask], self.zero_output_for_mask)
-        return outputs[0], final_states
+        need_sequence = self.return_sequences or self.zero_output_for_mask
+        outputs, last, (final_states,) = fused.run_fused(
+            [self.cell], [inputs], [states], mask, [recurrent_mask], self.zero_output_for_mask,
+            need_sequence=need_sequence)
+        # Without the sequence, the last output alone (a one-step sequence for forward() to read).
+        return (outputs[:, :, 0] if need_sequence else last[:, None, 0]), final_states
 
     # --------------------------------------------------------------- validation
     def _check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -208,12 +210,16 @@ class RNN(Layer):
             )
         if inputs.shape[0 if not self.time_major else 1] == 0 or inputs.shape[1 if not self.time_major else 0] == 0:
             raise ValueError(f"{self.name} got an empty batch or a sequence with no steps: {tuple(inputs.shape)}.")
-        return inputs
+        # Keras casts floating inputs to the layer's dtype (float64 data into a float32 LSTM
+        # runs in float32), rather than failing in the first matrix product.
+        return inputs.to(self.cell.kernel.dtype)
 
-    def _check_mask(self, mask, batch: int, time: int) -> torch.Tensor | None:
+    def _check_mask(self, mask, batch: int, time: int,
+                    device: torch.device | None = None) -> torch.Tensor | None:
+        """`mask` as bool `(batch, time)` on `device` (default: the layer's weights', where the inputs are)."""
         if mask is None:
             return None
-        mask = torch.as_tensor(mask)
+        mask = torch.as_tensor(mask, device=device if device is not None else self.cell.kernel.device)
         if self.time_major and mask.dim() == 2 and mask.shape == (time, batch):
             mask = mask.transpose(0, 1)
         if tuple(mask.shape) != (batch, time):

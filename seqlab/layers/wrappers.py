@@ -82,11 +82,9 @@ class Bidirectional(Layer):
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
         training = self.training if training is None else training
-        if paired.can_pair(self.forward_layer, self.backward_layer, inputs, training, mask):
+        if paired.can_pair(self.forward_layer, self.backward_layer, inputs, training):
             forward_output, backward_output, states = paired.run_paired(
                 self.forward_layer, self.backward_layer, inputs, mask, training, forward_state, backward_state)
-            if self.return_sequences:
-                backward_output = backward_output.flip(1)
             states = states if self.return_state else []
         elif (both := self._run_native_pair(inputs, mask, training, forward_state, backward_state)) is not None:
             forward_output, backward_output, states = both

@@ -3,22 +3,28 @@
 // The same equations as `reference_loop` (seqlab/layers/recurrent.py) and the
 // cells' `step` (seqlab/layers/cells.py), for SimpleRNN (tanh or relu), LSTM
 // (tanh/sigmoid, no peephole) and GRU (tanh/sigmoid, reset_after true or
-// false), with D stacked directions (1, or 2 for a Bidirectional layer).
-// Each step is one batched product for the recurrent half, h_{t-1} U, and one
-// pass over the elements that applies the gates, Keras' mask and saves what
-// the backward pass needs. The backward pass is written out (no autograd
-// graph); the recurrent kernel's gradient is one product over all steps,
-// dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t.
+// false), with D stacked directions (1, or 2 for a Bidirectional layer, whose
+// second direction reads time backwards). Each step is one batched product for
+// the recurrent half, h_{t-1} U, and one vectorized pass over the elements
+// that applies the gates and Keras' mask and saves what the backward pass
+// needs. The backward pass is written out (no autograd graph); the recurrent
+// kernel's gradient is one product over all steps, dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t.
 //
-// Layout, time-major, direction-stacked, all contiguous (u = units, G = gates: 1, 4, 3):
-//   projected  (T, D, B, G*u)   x_t W_x + b_x, each direction in its processing order
-//   U          (D, u, G*u)      recurrent kernel, Keras' layout and gate order (i f c o / z r h)
-//   rbias      (D, 1, G*u)      GRU reset_after=true: the recurrent bias (None otherwise)
-//   h0, c0     (D, B, u)        initial states (c0 only for the LSTM)
-//   keep       (T, D, B)        bool, true at real steps (None: no mask)
-//   rdrop      (D, B, u)        recurrent dropout keep-mask, already scaled (None: no dropout)
-// At a masked step the states are held and the output repeats the previous
-// output (zeros with zero_output), as in Keras.
+// Shapes (T time, B batch, D directions, u units, G gates: 1, 4, 3; W = G*u):
+//   projected  (T, B, D, W)   x_t W_x + b_x in input time order (what `x @ [W_fwd | W_bwd]` gives)
+//   U          (D, u, W)      recurrent kernels, Keras' layout and gate order (i f c o / z r h)
+//   rbias      (D, 1, W)      GRU reset_after=true: the recurrent bias (None otherwise)
+//   h0, c0     (D, B, u)      initial states (c0 only for the LSTM)
+//   keep       (B, T)         bool, true at real steps, input time order (None: no mask)
+//   rdrop      (D, B, u)      recurrent dropout keep-mask, already scaled (None: no dropout)
+//   lengths    (B,) int64     for right-padded batches sorted longest first: each step then
+//                             computes only the rows that are still running, so a padded
+//                             batch costs what its real tokens cost (None: every row, every step)
+//   outputs    (B, T, D, u)   in input time order: for D = 2 this is Bidirectional's concat
+// Direction D-1 runs backwards in time when reverse_last is set. At a masked
+// step the states are held and the output repeats the previous output (zeros
+// with zero_output), as in Keras. Internally the saved per-step tensors are
+// (D, T, B, .) in processing order, so the gradient products over time are views.
 
 #include <ATen/Parallel.h>
 #include <torch/extension.h>
@@ -59,20 +65,20 @@ template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_fast(-x)
 template <typename T> inline T tanh_of(T x) { return T(2) / (T(1) + exp_fast(T(-2) * x)) - T(1); }
 
 // ------------------------------------------------------------------ one step, one row
-// A row is one (direction, sample) pair; `x` its projected input, `rec` its
-// recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h`/`c` its states
-// (updated in place), `gates` where the activated gates are saved.
-
-// The pointers never overlap (`__restrict__`), which lets the compiler vectorize each loop.
+// A row is one (direction, sample) pair at one step: `x` its projected input,
+// `rec` its recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h` its
+// state before the step, `c` a copy of its cell state that becomes c_t,
+// `gates` where the activated gates are saved, `new_h` the step's new h.
+// The pointers never overlap (`__restrict__`), which lets the compiler vectorize.
 template <typename T>
 struct Row {
   const T* __restrict__ x;
   const T* __restrict__ rec;
   T* __restrict__ gates;
   T* __restrict__ extra;   // LSTM: tanh(c_t); GRU reset_after: h_{t-1} W_hh + b_hh
-  T* __restrict__ h;
+  const T* __restrict__ h;
   T* __restrict__ c;
-  T* __restrict__ new_h;   // the step's new h before masking (written for every cell)
+  T* __restrict__ new_h;
 };
 
 template <typename T>
@@ -97,7 +103,7 @@ inline void lstm_forward(const Row<T>& row, int64_t u) {
   for (int64_t j = 2 * u; j < 3 * u; ++j) gates[j] = tanh_of(x[j] + rec[j]);                 // c~
 #pragma omp simd
   for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                 // o
-  T* __restrict__ cell = row.c;  // the step's own copy of c_{t-1}; the caller applies the mask
+  T* __restrict__ cell = row.c;
   T* __restrict__ tanh_c = row.extra;
   T* __restrict__ new_h = row.new_h;
 #pragma omp simd
@@ -141,51 +147,93 @@ int64_t rows_per_task(int64_t width) { return std::max<int64_t>(1, 16384 / width
 
 int64_t gates_of(int64_t cell) { return cell == kLSTM ? 4 : (cell == kSimpleTanh || cell == kSimpleRelu) ? 1 : 3; }
 
+// Where the loop is at processing step t: each direction's input time and running rows.
+struct Schedule {
+  int64_t T, B, D;
+  bool reverse_last;
+  const int64_t* lengths;  // sorted longest first, or nullptr
+
+  int64_t time(int64_t d, int64_t t) const { return reverse_last && d == D - 1 ? T - 1 - t : t; }
+  int64_t running(int64_t d, int64_t t) const {
+    if (!lengths) return B;
+    const int64_t tau = time(d, t);
+    int64_t rows = 0;
+    while (rows < B && lengths[rows] > tau) ++rows;
+    return rows;
+  }
+};
+
+// out[d, :rows_d] = a[d, :rows_d] @ b[d] (+ bias[d]) for each direction: one batched product
+// when every row runs, else one product per direction on its running rows.
+void per_direction_product(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                           const std::vector<int64_t>& rows, int64_t B) {
+  const int64_t D = a.size(0);
+  if (std::all_of(rows.begin(), rows.end(), [B](int64_t r) { return r == B; })) {
+    if (bias.defined()) at::baddbmm_out(out, bias.expand({D, B, b.size(2)}), a, b);
+    else at::bmm_out(out, a, b);
+    return;
+  }
+  for (int64_t d = 0; d < D; ++d) {
+    if (rows[d] == 0) continue;
+    Tensor o = out[d].narrow(0, 0, rows[d]);
+    if (bias.defined()) at::addmm_out(o, bias[d].expand({rows[d], b.size(2)}), a[d].narrow(0, 0, rows[d]), b[d]);
+    else at::mm_out(o, a[d].narrow(0, 0, rows[d]), b[d]);
+  }
+}
+
 // ------------------------------------------------------------------ forward
 template <typename T>
 std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& U, const Tensor& rbias,
                                  const Tensor& h0, const Tensor& c0, const Tensor& keep, const Tensor& rdrop,
-                                 bool zero_output) {
-  const int64_t T_ = projected.size(0), D = U.size(0), B = h0.size(1), u = U.size(1), G = gates_of(cell);
+                                 const Tensor& lengths, bool reverse_last, bool zero_output) {
+  const int64_t T_ = projected.size(0), B = projected.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
   const int64_t rows = D * B, width = G * u;
-  const bool lstm = cell == kLSTM, masked = keep.defined();
-  Tensor outputs = torch::empty({T_, D, B, u}, projected.options());
-  Tensor h_prev = torch::empty_like(outputs);
-  Tensor c_prev = lstm ? torch::empty_like(outputs) : Tensor();
-  Tensor gates = torch::empty_like(projected);
-  Tensor extra = (lstm || cell == kGRUResetAfter) ? torch::empty_like(outputs) : Tensor();
+  const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
+  const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
+  auto opts = projected.options();
+  Tensor outputs = torch::empty({B, T_, D, u}, opts);
+  Tensor h_prev = torch::empty({D, T_, B, u}, opts);
+  Tensor c_prev = lstm ? torch::empty_like(h_prev) : Tensor();
+  // Rows a step skips keep zeros here: the backward pass multiplies them by zero gradients.
+  Tensor gates = lengths.defined() ? torch::zeros({D, T_, B, width}, opts) : torch::empty({D, T_, B, width}, opts);
+  Tensor extra = (lstm || cell == kGRUResetAfter) ? torch::empty_like(h_prev) : Tensor();
   Tensor h = h0.clone(), c = lstm ? c0.clone() : Tensor();
-  Tensor hd = rdrop.defined() ? torch::empty_like(h) : h;                 // h * dropout mask
-  Tensor rec = torch::empty({D, B, cell == kGRUResetBefore ? 2 * u : width}, projected.options());
+  Tensor hd = rdrop.defined() ? torch::empty_like(h) : h;                  // h * dropout mask
+  Tensor rec = torch::empty({D, B, cell == kGRUResetBefore ? 2 * u : width}, opts);
   Tensor inner = cell == kGRUResetBefore ? torch::empty_like(h) : Tensor();
-  Tensor r_hd = cell == kGRUResetBefore ? torch::empty_like(h) : Tensor();
+  Tensor r_hd = cell == kGRUResetBefore ? torch::zeros_like(h) : Tensor();
   Tensor new_h = torch::empty_like(h), new_c = lstm ? torch::empty_like(h) : Tensor();
-  Tensor last = torch::zeros_like(h);                                      // the last output (masking)
+  Tensor last = torch::zeros_like(h);                                       // the last output (masking)
   Tensor U_zr = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u) : U;
   Tensor U_h = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u) : Tensor();
-  Tensor rb = rbias.defined() ? rbias.expand({D, B, width}) : Tensor();
 
   T *hp = ptr<T>(h), *cp = ptr<T>(c), *hdp = ptr<T>(hd), *lastp = ptr<T>(last), *recp = ptr<T>(rec);
   T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h), *new_c_p = ptr<T>(new_c);
   T *out_p = ptr<T>(outputs), *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *r_hd_p = ptr<T>(r_hd);
   const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop);
-  const bool* keepp = masked ? keep.data_ptr<bool>() : nullptr;
+  const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
+  auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };  // row index in (D, T, B)
+  std::vector<int64_t> running(D);
   for (int64_t t = 0; t < T_; ++t) {
-    const int64_t step = t * rows;
-    std::copy(hp, hp + rows * u, h_prev_p + step * u);
-    if (lstm) std::copy(cp, cp + rows * u, c_prev_p + step * u);
+    for (int64_t d = 0; d < D; ++d) {
+      running[d] = when.running(d, t);
+      std::copy(hp + d * B * u, hp + (d + 1) * B * u, h_prev_p + saved(d, t, 0) * u);
+      if (lstm) std::copy(cp + d * B * u, cp + (d + 1) * B * u, c_prev_p + saved(d, t, 0) * u);
+    }
     if (dropp) {
 #pragma omp simd
       for (int64_t k = 0; k < rows * u; ++k) hdp[k] = hp[k] * dropp[k];
     }
-    if (rb.defined()) at::baddbmm_out(rec, rb, hd, U);
-    else at::bmm_out(rec, hd, U_zr);
+    per_direction_product(rec, hd, U_zr, rbias, running, B);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
-        Row<T> row{x_p + (step + n) * width, recp + n * rec_width, gates_p + (step + n) * width,
-                   extra_p ? extra_p + (step + n) * u : nullptr, hp + n * u,
-                   lstm ? new_c_p + n * u : nullptr, new_h_p + n * u};
+        const int64_t d = n / B, b = n % B;
+        if (b >= running[d]) continue;  // finished: the mask below holds its state
+        const int64_t s = saved(d, t, b);
+        Row<T> row{x_p + ((when.time(d, t) * B + b) * D + d) * width, recp + n * rec_width, gates_p + s * width,
+                   extra_p ? extra_p + s * u : nullptr, hp + n * u, lstm ? new_c_p + n * u : nullptr,
+                   new_h_p + n * u};
         if (lstm) {
           std::copy(cp + n * u, cp + (n + 1) * u, row.c);
           lstm_forward(row, u);
@@ -204,28 +252,31 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
       }
     });
     if (cell == kGRUResetBefore) {  // the candidate needs (r * h) W_hh: a second product
-      at::bmm_out(inner, r_hd, U_h);
+      per_direction_product(inner, r_hd, U_h, Tensor(), running, B);
       at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
         for (int64_t n = begin; n < end; ++n) {
-          Row<T> row{x_p + (step + n) * width, nullptr, gates_p + (step + n) * width, nullptr,
-                     hp + n * u, nullptr, new_h_p + n * u};
+          const int64_t d = n / B, b = n % B;
+          if (b >= running[d]) continue;
+          Row<T> row{x_p + ((when.time(d, t) * B + b) * D + d) * width, nullptr, gates_p + saved(d, t, b) * width,
+                     nullptr, hp + n * u, nullptr, new_h_p + n * u};
           gru_candidate(row, inner_p + n * u, u, false);
         }
       });
     }
     // Keras' mask: where the step is real, take the new states and output; else hold them.
-    T* out = out_p + step * u;
     for (int64_t n = 0; n < rows; ++n) {
-      const int64_t o = n * u;
-      if (!masked || keepp[step + n]) {
+      const int64_t d = n / B, b = n % B, tau = when.time(d, t), o = n * u;
+      T* out = out_p + ((b * T_ + tau) * D + d) * u;
+      const bool real = b < running[d] && (!keepp || keepp[b * T_ + tau]);
+      if (real) {
         std::copy(new_h_p + o, new_h_p + o + u, hp + o);
         if (lstm) std::copy(new_c_p + o, new_c_p + o + u, cp + o);
-        std::copy(new_h_p + o, new_h_p + o + u, out + o);
+        std::copy(new_h_p + o, new_h_p + o + u, out);
         if (masked) std::copy(new_h_p + o, new_h_p + o + u, lastp + o);
       } else if (zero_output) {
-        std::fill(out + o, out + o + u, T(0));
+        std::fill(out, out + u, T(0));
       } else {
-        std::copy(lastp + o, lastp + o + u, out + o);
+        std::copy(lastp + o, lastp + o + u, out);
       }
     }
   }
@@ -236,43 +287,50 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
 template <typename T>
 std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, const Tensor& grad_h,
                                   const Tensor& grad_c, const Tensor& U, const Tensor& keep, const Tensor& rdrop,
-                                  bool zero_output, const Tensor& h_prev, const Tensor& c_prev, const Tensor& gates,
-                                  const Tensor& extra) {
-  const int64_t T_ = gates.size(0), D = U.size(0), B = h_prev.size(2), u = U.size(1), G = gates_of(cell);
+                                  const Tensor& lengths, bool reverse_last, bool zero_output, const Tensor& h_prev,
+                                  const Tensor& c_prev, const Tensor& gates, const Tensor& extra) {
+  const int64_t D = U.size(0), T_ = gates.size(1), B = gates.size(2), u = U.size(1), G = gates_of(cell);
   const int64_t rows = D * B, width = G * u;
-  const bool lstm = cell == kLSTM, masked = keep.defined();
+  const bool lstm = cell == kLSTM;
+  const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
   auto opts = gates.options();
   Tensor gh = grad_h.defined() ? grad_h.clone() : torch::zeros({D, B, u}, opts);
   Tensor gc = lstm ? (grad_c.defined() ? grad_c.clone() : torch::zeros({D, B, u}, opts)) : Tensor();
   Tensor held = torch::zeros({D, B, u}, opts);      // gradient reaching an output a masked step repeated
   Tensor carry = torch::empty({D, B, u}, opts);     // gradient to h_{t-1} that bypasses the product
   Tensor g_hd = torch::empty({D, B, u}, opts);      // gradient to h_{t-1} * m through the product
-  Tensor grad_projected = torch::empty_like(gates);
-  // What multiplies U in the step: equal to grad_projected except for the GRU's candidate columns.
-  Tensor grad_recurrent = cell == kGRUResetAfter ? torch::empty_like(gates) : grad_projected;
+  // Pre-activation gradients, (D, T, B, W) in processing order; zeros where a row had finished.
+  Tensor dz = lengths.defined() ? torch::zeros_like(gates) : torch::empty_like(gates);
+  // What multiplies U in the step: equal to dz except for the reset_after GRU's candidate columns.
+  Tensor dr = cell != kGRUResetAfter ? dz : lengths.defined() ? torch::zeros_like(gates) : torch::empty_like(gates);
+  // Every slot is written, except those of rows that had finished (lengths): those stay zero.
+  Tensor grad_projected = lengths.defined() ? torch::zeros({T_, B, D, width}, opts)
+                                            : torch::empty({T_, B, D, width}, opts);
   Tensor g_rh = cell == kGRUResetBefore ? torch::empty({D, B, u}, opts) : Tensor();
   Tensor Ut = U.transpose(1, 2);
   Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
   Tensor U_h_t = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u).transpose(1, 2) : Tensor();
+  const Tensor grad_out = grad_outputs.defined() ? grad_outputs.contiguous() : torch::zeros({B, T_, D, u}, opts);
 
-  const Tensor grad_out = grad_outputs.defined() ? grad_outputs : torch::zeros_like(h_prev);
   T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
-  T *dz_p = ptr<T>(grad_projected), *dr_p = ptr<T>(grad_recurrent);
+  T *dz_p = ptr<T>(dz), *dr_p = ptr<T>(dr), *gproj_p = ptr<T>(grad_projected);
   const T *gop = ptr<T>(grad_out), *dropp = ptr<T>(rdrop), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra);
   const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev);
-  const bool* keepp = masked ? keep.data_ptr<bool>() : nullptr;
+  const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t grain = rows_per_task(width);
+  auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };
+  std::vector<int64_t> running(D);
   for (int64_t t = T_ - 1; t >= 0; --t) {
-    const int64_t step = t * rows;
+    for (int64_t d = 0; d < D; ++d) running[d] = when.running(d, t);
     at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
       std::vector<T> g_new_h(u), g_new_c(u);  // gradients to the step's new h and c
       for (int64_t n = begin; n < end; ++n) {
-        const int64_t o = n * u, idx = (step + n) * width;
-        const bool real = !masked || keepp[step + n];
+        const int64_t d = n / B, b = n % B, tau = when.time(d, t), o = n * u, s = saved(d, t, b);
+        const bool runs = b < running[d], real = runs && (!keepp || keepp[b * T_ + tau]);
         T *ghr = ghp + o, *heldr = heldp + o, *carryr = carryp + o;
         // Through the mask: a real step passes the output's and the state's gradients to the new
         // state; a masked one passes them on to the held state and the repeated output.
-        const T* go = gop + (step + n) * u;
+        const T* go = gop + ((b * T_ + tau) * D + d) * u;
         if (real) {
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j) {
@@ -289,115 +347,130 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
           }
           if (lstm) std::fill(g_new_c.begin(), g_new_c.end(), T(0));
         }
-        const T* g = gates_p + idx;
-        T* dz = dz_p + idx;
-        const T* hp = h_prev_p + (step + n) * u;
+        if (!runs) continue;  // a finished row: no gradient enters this step's equation
+        const T* g = gates_p + s * width;
+        T* z_grad = dz_p + s * width;
+        const T* hp = h_prev_p + s * u;
         if (cell == kSimpleTanh || cell == kSimpleRelu) {
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j)
-            dz[j] = cell == kSimpleTanh ? g_new_h[j] * (T(1) - g[j] * g[j]) : (g[j] > T(0) ? g_new_h[j] : T(0));
+            z_grad[j] = cell == kSimpleTanh ? g_new_h[j] * (T(1) - g[j] * g[j]) : (g[j] > T(0) ? g_new_h[j] : T(0));
         } else if (lstm) {
-          const T* tc = extra_p + (step + n) * u;
-          const T* cp = c_prev_p + (step + n) * u;
+          const T* tc = extra_p + s * u;
+          const T* cp = c_prev_p + s * u;
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j) {
             const T i = g[j], f = g[u + j], cand = g[2 * u + j], o_ = g[3 * u + j];
             const T g_c = g_new_c[j] + g_new_h[j] * o_ * (T(1) - tc[j] * tc[j]);  // total gradient to c_t
-            dz[j] = g_c * cand * i * (T(1) - i);
-            dz[u + j] = g_c * cp[j] * f * (T(1) - f);
-            dz[2 * u + j] = g_c * i * (T(1) - cand * cand);
-            dz[3 * u + j] = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
+            z_grad[j] = g_c * cand * i * (T(1) - i);
+            z_grad[u + j] = g_c * cp[j] * f * (T(1) - f);
+            z_grad[2 * u + j] = g_c * i * (T(1) - cand * cand);
+            z_grad[3 * u + j] = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
             gcp[o + j] += g_c * f;  // gradient to c_{t-1} (plus what a masked step held)
           }
         } else {  // GRU: h_t = h~ + z * (h_{t-1} - h~)
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j) {
             const T z = g[j], cand = g[2 * u + j];
-            dz[j] = g_new_h[j] * (hp[j] - cand) * z * (T(1) - z);
-            dz[2 * u + j] = g_new_h[j] * (T(1) - z) * (T(1) - cand * cand);
+            z_grad[j] = g_new_h[j] * (hp[j] - cand) * z * (T(1) - z);
+            z_grad[2 * u + j] = g_new_h[j] * (T(1) - z) * (T(1) - cand * cand);
             carryr[j] += g_new_h[j] * z;
           }
           if (cell == kGRUResetAfter) {
-            const T* inner = extra_p + (step + n) * u;
-            T* dr = dr_p + idx;
+            const T* inner = extra_p + s * u;
+            T* r_grad = dr_p + s * width;
 #pragma omp simd
             for (int64_t j = 0; j < u; ++j) {
-              const T r = g[u + j], d_cand = dz[2 * u + j];
-              dz[u + j] = d_cand * inner[j] * r * (T(1) - r);
-              dr[j] = dz[j], dr[u + j] = dz[u + j], dr[2 * u + j] = d_cand * r;
+              const T r = g[u + j], d_cand = z_grad[2 * u + j];
+              z_grad[u + j] = d_cand * inner[j] * r * (T(1) - r);
+              r_grad[j] = z_grad[j], r_grad[u + j] = z_grad[u + j], r_grad[2 * u + j] = d_cand * r;
             }
           }
         }
       }
     });
+    Tensor dz_t = dz.select(1, t);  // (D, B, W)
     if (cell == kGRUResetBefore) {  // the reset gate's gradient needs the product's: (r * hd) W_hh
-      at::bmm_out(g_rh, grad_projected[t].narrow(2, 2 * u, u), U_h_t);
+      per_direction_product(g_rh, dz_t.narrow(2, 2 * u, u), U_h_t, Tensor(), running, B);
       const T* grh = ptr<T>(g_rh);
       for (int64_t n = 0; n < rows; ++n) {
-        const int64_t o = n * u, idx = (step + n) * width;
-        const T* g = gates_p + idx;
-        T* dz = dz_p + idx;
-        const T* hp = h_prev_p + (step + n) * u;
+        const int64_t d = n / B, b = n % B, o = n * u, s = saved(d, t, b);
+        if (b >= running[d]) continue;
+        const T* g = gates_p + s * width;
+        T* z_grad = dz_p + s * width;
+        const T* hp = h_prev_p + s * u;
 #pragma omp simd
         for (int64_t j = 0; j < u; ++j) {
           const T r = g[u + j], hd = dropp ? hp[j] * dropp[o + j] : hp[j];
-          dz[u + j] = grh[o + j] * hd * r * (T(1) - r);
+          z_grad[u + j] = grh[o + j] * hd * r * (T(1) - r);
         }
       }
-      at::bmm_out(g_hd, grad_projected[t].narrow(2, 0, 2 * u), U_zr_t);
+      per_direction_product(g_hd, dz_t.narrow(2, 0, 2 * u), U_zr_t, Tensor(), running, B);
       for (int64_t n = 0; n < rows; ++n) {  // plus the path through r * hd
-        const T* r = gates_p + (step + n) * width + u;
+        const int64_t d = n / B, b = n % B;
+        if (b >= running[d]) continue;
+        const T* r = gates_p + saved(d, t, b) * width + u;
 #pragma omp simd
         for (int64_t j = 0; j < u; ++j) ghdp[n * u + j] += grh[n * u + j] * r[j];
       }
     } else {
-      at::bmm_out(g_hd, (cell == kGRUResetAfter ? grad_recurrent : grad_projected)[t], Ut);
+      per_direction_product(g_hd, cell == kGRUResetAfter ? dr.select(1, t) : dz_t, Ut, Tensor(), running, B);
     }
+    for (int64_t n = 0; n < rows; ++n) {
+      const int64_t d = n / B, b = n % B, o = n * u;
+      if (b < running[d]) {
 #pragma omp simd
-    for (int64_t k = 0; k < rows * u; ++k) ghp[k] = carryp[k] + (dropp ? ghdp[k] * dropp[k] : ghdp[k]);
+        for (int64_t j = 0; j < u; ++j) ghp[o + j] = carryp[o + j] + (dropp ? ghdp[o + j] * dropp[o + j] : ghdp[o + j]);
+        const T* z_grad = dz_p + saved(d, t, b) * width;  // into the input-ordered gradient of `projected`
+        std::copy(z_grad, z_grad + width, gproj_p + ((when.time(d, t) * B + b) * D + d) * width);
+      } else {
+        std::copy(carryp + o, carryp + o + u, ghp + o);
+      }
+    }
   }
 
   // The recurrent kernel's gradient, one product over all steps: dU[d] = Σ_t hd_{t-1}ᵀ · dz_t.
-  auto over_time = [D](const Tensor& x) { return x.transpose(0, 1).reshape({D, -1, x.size(-1)}); };
-  Tensor hd_all = rdrop.defined() ? h_prev * rdrop : h_prev;
+  auto over_time = [D](const Tensor& x) { return x.reshape({D, -1, x.size(-1)}); };  // (D, T, B, .) views
+  Tensor hd_all = rdrop.defined() ? h_prev * rdrop.unsqueeze(1) : h_prev;
   Tensor grad_U;
   if (cell == kGRUResetBefore) {
     Tensor r_hd = gates.narrow(3, u, u) * hd_all;
-    grad_U = torch::cat({torch::bmm(over_time(hd_all).transpose(1, 2), over_time(grad_projected.narrow(3, 0, 2 * u))),
-                         torch::bmm(over_time(r_hd).transpose(1, 2), over_time(grad_projected.narrow(3, 2 * u, u)))},
-                        2);
+    grad_U = torch::cat({torch::bmm(over_time(hd_all).transpose(1, 2), over_time(dz.narrow(3, 0, 2 * u))),
+                         torch::bmm(over_time(r_hd).transpose(1, 2), over_time(dz.narrow(3, 2 * u, u)))}, 2);
   } else {
-    grad_U = torch::bmm(over_time(hd_all).transpose(1, 2), over_time(grad_recurrent));
+    grad_U = torch::bmm(over_time(hd_all).transpose(1, 2), over_time(dr));
   }
-  Tensor grad_rbias = cell == kGRUResetAfter ? grad_recurrent.sum({0, 2}).unsqueeze(1) : Tensor();
+  Tensor grad_rbias = cell == kGRUResetAfter ? dr.sum({1, 2}).unsqueeze(1) : Tensor();
   return {grad_projected, grad_U, grad_rbias, gh, gc};
 }
 
 }  // namespace
 
-// Returns {outputs (T,D,B,u), h_T, c_T | None, and what backward needs: h_prev (T,D,B,u),
-// c_prev | None, gates (T,D,B,G*u) activated (SimpleRNN: h; LSTM: i f c~ o; GRU: z r h~),
-// extra (T,D,B,u) | None: tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU}.
+// Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, in processing
+// order (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
+// extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
 std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor& U,
                             const std::optional<Tensor>& rbias, const Tensor& h0, const std::optional<Tensor>& c0,
-                            const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop, bool zero_output) {
+                            const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
+                            const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output) {
   TORCH_CHECK(projected.device().is_cpu(), "the fused loop runs on CPU tensors");
   return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_forward", [&] {
     return forward_impl<scalar_t>(cell, projected.contiguous(), U.contiguous(), given(rbias), h0.contiguous(),
-                                  given(c0), given(keep), given(rdrop), zero_output);
+                                  given(c0), given(keep), given(rdrop), given(lengths), reverse_last, zero_output);
   });
 }
 
-// Gradients {projected, U, rbias | None, h0, c0 | None} from those of outputs, h_T, c_T (None = zero).
+// Gradients {projected (T,B,D,W), U, rbias | None, h0, c0 | None} from those of outputs, h_T, c_T (None = zero).
 std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_outputs,
                              const std::optional<Tensor>& grad_h, const std::optional<Tensor>& grad_c,
                              const Tensor& U, const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
-                             bool zero_output, const Tensor& h_prev, const std::optional<Tensor>& c_prev,
-                             const Tensor& gates, const std::optional<Tensor>& extra) {
+                             const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output,
+                             const Tensor& h_prev, const std::optional<Tensor>& c_prev, const Tensor& gates,
+                             const std::optional<Tensor>& extra) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "fused_backward", [&] {
     return backward_impl<scalar_t>(cell, given(grad_outputs), given(grad_h), given(grad_c), U.contiguous(),
-                                   given(keep), given(rdrop), zero_output, h_prev, given(c_prev), gates,
-                                   given(extra));
+                                   given(keep), given(rdrop), given(lengths), reverse_last, zero_output, h_prev,
+                                   given(c_prev), gates, given(extra));
   });
 }
 
