@@ -38,6 +38,7 @@ from seqlab.kernels.native import Blocks
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_loop.cpp"
+NAME = "seqlab_fused_loop"
 SIMPLE_TANH, SIMPLE_RELU, LSTM, GRU_RESET_AFTER, GRU_RESET_BEFORE = range(5)
 
 # -march=native: the extension is built on the machine that runs it. -fno-trapping-math and
@@ -58,9 +59,12 @@ def extension():
         _failure = "SEQLAB_NO_EXTENSION is set"
         return None
     try:
-        from torch.utils.cpp_extension import load
+        from torch.utils.cpp_extension import _get_build_directory, load
 
-        _extension = load("seqlab_fused_loop", [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
+        _put_pip_ninja_on_path()
+        if not list(Path(_get_build_directory(NAME, False)).glob(f"{NAME}*.so")):
+            print("seqlab: building the C++ recurrent loop (once; about 30 s)", file=sys.stderr, flush=True)
+        _extension = load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
         keep_freed_memory()
     except Exception as error:  # no compiler, no ninja, a broken toolchain: fall back, say so once
         _failure = _first_error_line(error)
@@ -70,6 +74,17 @@ def extension():
             "ninja to enable it, or set SEQLAB_NO_EXTENSION=1 to silence this.",
             RuntimeWarning, stacklevel=2)
     return _extension
+
+
+def _put_pip_ninja_on_path() -> None:
+    """PyTorch calls `ninja` from PATH; the `ninja` wheel (a dependency) puts it in the venv's bin."""
+    try:
+        import ninja
+    except ImportError:
+        return
+    bin_dir = getattr(ninja, "BIN_DIR", None)
+    if bin_dir and bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
 
 
 def keep_freed_memory() -> bool:
