@@ -18,14 +18,13 @@ The extension is compiled on first use with PyTorch's C++ toolchain
 `TORCH_EXTENSIONS_DIR`, default `~/.cache/torch_extensions`). Where it cannot
 be built, or with `SEQLAB_NO_EXTENSION=1`, `available()` is False and layers
 run the pure-PyTorch paths, with one warning that says why. Loading it also
-tunes glibc to keep freed memory for reuse (`keep_freed_memory`).
+tunes glibc to keep freed memory for reuse (`seqlab.kernels.allocator`).
 
     >>> outputs, last, finals = run_fused([cell], [inputs], [states], mask, [None], False)
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import sys
 import warnings
@@ -34,6 +33,7 @@ from pathlib import Path
 import torch
 
 from seqlab import activations
+from seqlab.kernels.allocator import keep_freed_memory
 from seqlab.kernels.native import Blocks
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
@@ -65,7 +65,7 @@ def extension():
         if not list(Path(_get_build_directory(NAME, False)).glob(f"{NAME}*.so")):
             print("seqlab: building the C++ recurrent loop (once; about 30 s)", file=sys.stderr, flush=True)
         _extension = load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
-        keep_freed_memory()
+        keep_freed_memory()  # the loop allocates the same buffers every step
     except Exception as error:  # no compiler, no ninja, a broken toolchain: fall back, say so once
         _failure = _first_error_line(error)
         warnings.warn(
@@ -85,28 +85,6 @@ def _put_pip_ninja_on_path() -> None:
     bin_dir = getattr(ninja, "BIN_DIR", None)
     if bin_dir and bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([bin_dir, os.environ.get("PATH", "")])
-
-
-def keep_freed_memory() -> bool:
-    """Ask glibc to keep freed memory for reuse instead of handing it back to the kernel.
-
-    A training step allocates and frees the same large buffers every time
-    (the loop's saved gates and gradients: tens of MB for a 32 × 200 batch).
-    By default glibc returns such blocks to the kernel, so every step maps
-    them afresh and pays a page fault per 4 KiB: on this CPU that doubled a
-    Bidirectional GRU(64) backward pass (27.7 → 13.0 ms with this setting).
-    Allocations up to 32 MiB then come from the heap, and up to 1 GiB of free
-    heap is kept. Set SEQLAB_MALLOC_TUNING=0 to leave glibc's defaults.
-    Returns whether the setting was applied (glibc on Linux only).
-    """
-    if os.environ.get("SEQLAB_MALLOC_TUNING", "1") == "0" or not sys.platform.startswith("linux"):
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc (musl, ...)
-        return False
-    trim_threshold, mmap_threshold = -1, -3  # M_TRIM_THRESHOLD, M_MMAP_THRESHOLD in <malloc.h>
-    return bool(libc.mallopt(mmap_threshold, 32 << 20)) and bool(libc.mallopt(trim_threshold, 1 << 30))
 
 
 def _first_error_line(error: Exception) -> str:

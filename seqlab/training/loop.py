@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from seqlab import saving
+from seqlab.kernels.allocator import keep_freed_memory
 from seqlab.seeding import get_rng_state, set_rng_state
 from seqlab.training.callbacks import (Callback, CallbackList, History, ModelCheckpoint, NonFiniteLossError,
                                        TerminateOnNaN)
@@ -239,6 +240,7 @@ class FitRun:
     def __init__(self, model: torch.nn.Module, trainer: Trainer, train: Batches, validation: Batches | None,
                  callbacks: list[Callback], progress: Progress, *, epochs: int, seed: int, verbose: int | str,
                  stateful_windows: bool):
+        keep_freed_memory()  # every step frees and re-allocates the same buffers
         self.model, self.trainer, self.train, self.validation = model, trainer, train, validation
         self.progress, self.epochs, self.seed, self.stateful_windows = progress, epochs, seed, stateful_windows
         self.history = History()
