@@ -37,6 +37,7 @@ import seqlab
 from seqlab import kernels, layers
 from seqlab.kernels.stepping import Stepper
 from seqlab.kernels import fused
+from seqlab.kernels.allocator import keep_freed_memory
 
 Step = Callable[[], None]
 
@@ -226,6 +227,8 @@ MEMORY_PROBE = """
 import resource, sys, torch
 sys.path.insert(0, {root!r})
 from benchmarks.bench_rnn import batch_for, seqlab_model, torch_model, torch_step
+from seqlab.kernels.allocator import keep_freed_memory
+keep_freed_memory()  # both peers with the allocator setting seqlab's training uses
 model = seqlab_model("A") if sys.argv[1] == "seqlab" else torch_model("A")
 ids, targets = batch_for("A", torch.Generator().manual_seed(0))
 step = torch_step("A", model, ids, targets)
@@ -270,8 +273,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     use_keras = not args.no_keras and _keras_available()
+    fused.available()  # build or load the C++ loop before timing anything
+    tuned = keep_freed_memory()  # as seqlab's fit does; every peer shares the process (SEQLAB_MALLOC_TUNING=0: off)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
-          f"({torch.get_num_threads()} threads), seqlab {seqlab.__version__}" + (", keras/tf present" if use_keras else ""))
+          f"({torch.get_num_threads()} threads), seqlab {seqlab.__version__}, glibc keeps freed memory: {tuned}"
+          + (", keras/tf present" if use_keras else ""))
     for config in args.configs.split(","):
         if config == "D":
             print_table("D: generate 500 characters (A's model)", generation_rates(), "characters/s",
