@@ -35,6 +35,7 @@ from torch import nn
 
 import seqlab
 from seqlab import kernels, layers
+from seqlab.generation import draw
 from seqlab.kernels.stepping import Stepper
 from seqlab.kernels import fused
 from seqlab.kernels.allocator import keep_freed_memory
@@ -187,9 +188,9 @@ def generation_rates(length: int = 500) -> dict[str, float]:
     model = seqlab_model("A")
     model.eval()
     rates = {}
-    for batch in (1, 64):
+    for batch in (1, 64):  # seqlab's own sampler, as `seqlab charlm generate` draws
         stepper = Stepper(model, batch_size=batch)
-        rates[f"seqlab stepper, batch {batch}"] = _sample_rate(stepper.step, batch, length)
+        rates[f"seqlab stepper, batch {batch}"] = _sample_rate(stepper.step, batch, length, draw)
     native = TorchCharModel(nn.LSTM).eval()
     state: list = [None]
 
@@ -209,16 +210,20 @@ def generation_rates(length: int = 500) -> dict[str, float]:
     return rates
 
 
+def _multinomial(probabilities: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.multinomial(probabilities, 1, generator=generator).squeeze(1)
+
+
 @torch.no_grad()
-def _sample_rate(step: Callable[[torch.Tensor], torch.Tensor], batch: int, length: int) -> float:
+def _sample_rate(step: Callable[[torch.Tensor], torch.Tensor], batch: int, length: int,
+                 sample: Callable[[torch.Tensor, torch.Generator], torch.Tensor] = _multinomial) -> float:
     generator = torch.Generator().manual_seed(0)
     ids = torch.zeros(batch, dtype=torch.long)
     for _ in range(20):
         step(ids)
     start = time.perf_counter()
     for _ in range(length):
-        logits = step(ids)
-        ids = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator).squeeze(1)
+        ids = sample(torch.softmax(step(ids), dim=-1), generator)
     return batch * length / (time.perf_counter() - start)
 
 

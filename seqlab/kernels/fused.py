@@ -184,6 +184,19 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
     return torch.stack(placed, dim=2), last, finals
 
 
+def step(cell: RecurrentCell, projected: torch.Tensor, states: list[torch.Tensor]
+         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """`cell.step(projected (batch, k*units), states)` on the C++ loop, without autograd (generation).
+
+    One time step, no mask, no dropout: `(h_t, new states)`, equal to the cell's own step.
+    """
+    code = cell_code(cell)
+    _, h, c, *_ = extension().forward(
+        code, projected[None, :, None], cell.recurrent_kernel[None], _recurrent_bias([cell], projected),
+        states[0][None], states[1][None] if code == LSTM else None, None, None, None, False, False)
+    return h[0], ([h[0]] if c is None else [h[0], c[0]])
+
+
 def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor]) -> torch.Tensor:
     """`x_d W_x + b_x` of every direction, time-major: `(time, batch, D, k*units)`.
 

@@ -10,7 +10,8 @@ per-call setup done once:
 - the first recurrent layer's input projection is folded into the embedding:
   `table = project_inputs(embeddings)` (`(vocabulary, k*units)`), so a step
   starts with a row lookup instead of a matrix product;
-- the rest is each cell's own `step` (the reference equations) and the
+- the rest is each cell's step (on the compiled C++ loop where it serves
+  the cell, `seqlab.kernels.fused.step`, else the cell's own `step`) and the
   output layers, in inference mode without autograd.
 
 `step(ids (batch,)) → outputs (batch, ...)` (the model's last layer, e.g.
@@ -31,8 +32,11 @@ position's vector changes). `stepper_for(model)` picks the right one.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 
+from seqlab.kernels import fused
 from seqlab.layers.core import Activation, Dense, Dropout
 from seqlab.layers.embedding import Embedding
 from seqlab.layers.positional import PositionEmbedding
@@ -50,6 +54,9 @@ class Stepper:
         with torch.no_grad():
             first = self.recurrent[0].cell
             self.table = first.project_inputs(self.embedding.embeddings).contiguous()
+        # Each cell's step: on the C++ loop where it serves the cell (no per-step Python), else the cell's own.
+        self.cell_steps = [partial(fused.step, layer.cell) if fused.supports(layer.cell, self.table)
+                           else layer.cell.step for layer in self.recurrent]
         self.states = self.initial_states(batch_size)
 
     @property
@@ -87,7 +94,7 @@ class Stepper:
             cell = layer.cell
             if index:
                 projected = cell.project_inputs(hidden)
-            hidden, self.states[index] = cell.step(projected, self.states[index])
+            hidden, self.states[index] = self.cell_steps[index](projected, self.states[index])
         return self._head(hidden)
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
