@@ -185,3 +185,19 @@ def test_fused_float32_matches_float64_reference_on_a_long_sequence():
     got = fast(x)
     expected = reference(x.double())
     torch.testing.assert_close(got, expected.float(), rtol=TOLERANCE[torch.float32], atol=TOLERANCE[torch.float32])
+
+
+@pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_single_step_for_generation_equals_the_cells_step(cell_type, extra, dtype):
+    torch.manual_seed(4)
+    layer = getattr(layers, cell_type)(6, dtype=dtype, **extra)
+    layer.build((3, 1, 5))
+    cell = layer.cell
+    projected = cell.project_inputs(torch.randn(3, 5, dtype=dtype))
+    states = [torch.randn(3, 6, dtype=dtype) for _ in cell.state_size]
+    with torch.no_grad():
+        expected_h, expected_states = cell.step(projected, states)
+        got_h, got_states = fused.step(cell, projected, states)
+    for got, expected in zip([got_h, *got_states], [expected_h, *expected_states]):
+        torch.testing.assert_close(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])

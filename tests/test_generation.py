@@ -10,7 +10,7 @@ import torch
 import seqlab
 from seqlab import layers
 from seqlab.data import CharTokenizer, Vocabulary
-from seqlab.generation import (Sampling, TextGenerator, UnknownCharactersError, generate_steps, scale_logits,
+from seqlab.generation import (Sampling, draw, TextGenerator, UnknownCharactersError, generate_steps, scale_logits,
                                top_k_mask, top_p_mask)
 
 LOGITS = torch.tensor([[1.0, 1.0, 3.0]])
@@ -94,6 +94,16 @@ def test_draws_follow_the_distribution():
     ids, _ = Sampling(scale_factor=0.5).choose(logits, generator)
     frequencies = torch.bincount(ids, minlength=3).float() / len(ids)
     torch.testing.assert_close(frequencies, torch.tensor([0.2119, 0.2119, 0.5761]), atol=0.015, rtol=0)
+
+
+def test_draw_never_picks_a_zero_probability_entry_and_follows_the_rest():
+    generator = torch.Generator().manual_seed(1)
+    probabilities = torch.tensor([[0.0, 0.25, 0.0, 0.75, 0.0]]).expand(40_000, 5)
+    ids = draw(probabilities, generator)
+    counts = torch.bincount(ids, minlength=5)
+    assert counts[[0, 2, 4]].tolist() == [0, 0, 0]
+    assert abs(counts[3].item() / len(ids) - 0.75) < 0.01
+    assert draw(torch.tensor([[0.0, 1.0]]), generator).tolist() == [1]
 
 
 @pytest.mark.parametrize("arguments, message", [
