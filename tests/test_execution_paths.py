@@ -108,16 +108,17 @@ def test_stacked_bidirectional_model_paths_agree(mask_kind, dtype):
     assert_twins(reference, fast, x, random_mask(rng, 4, 7, mask_kind))
 
 
+@pytest.mark.parametrize("path", ["native", "fused"])
 @pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])
-def test_stateful_native_equals_reference(cell_type):
+def test_stateful_fast_paths_equal_reference(cell_type, path):
     torch.manual_seed(2)
     reference = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution="reference")
-    fast = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution="native")
+    fast = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution=path)
     reference.build((3, 5, 2)), fast.build((3, 5, 2))
     fast.set_weights(reference.get_weights())
-    for _ in range(3):
-        x = torch.randn(3, 5, 2)
-        torch.testing.assert_close(fast(x), reference(x), rtol=1e-5, atol=1e-5)
+    for _ in range(3):  # the carried state moves on with each call
+        assert_twins(reference, fast, torch.randn(3, 5, 2), None)
+        torch.testing.assert_close(fast.carried_states[0], reference.carried_states[0], rtol=1e-5, atol=1e-5)
 
 
 def test_auto_falls_back_to_the_reference_where_native_differs():
