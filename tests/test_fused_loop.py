@@ -188,3 +188,14 @@ def test_single_step_for_generation_equals_the_cells_step(cell_type, extra, dtyp
         got_h, got_states = fused.step(cell, projected, states)
     for got, expected in zip([got_h, *got_states], [expected_h, *expected_states]):
         torch.testing.assert_close(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+def test_directions_reading_the_same_padded_inputs_share_one_projection(monkeypatch):
+    """Without input dropout both directions are projected by one product, padded batches included."""
+    products = []
+    original = torch.addmm
+    monkeypatch.setattr(torch, "addmm", lambda *a, **k: products.append(a[2].shape) or original(*a, **k))
+    x = torch.randn(3, 6, 2)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0]]).bool()
+    layers.Bidirectional(layers.GRU(4))(x, mask=mask)
+    assert products == [torch.Size([2, 24])]  # kernels side by side: (features, 2 directions × 3 gates × 4)

@@ -160,7 +160,8 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
         order = torch.argsort(blocks.lengths, descending=True, stable=True)
         lengths = blocks.lengths.index_select(0, order)
         longest = int(lengths[0])
-        inputs = [blocks.gather_to_front(x).index_select(0, order)[:, :longest] for x in inputs]
+        gathered = {id(x): blocks.gather_to_front(x).index_select(0, order)[:, :longest] for x in inputs}
+        inputs = [gathered[id(x)] for x in inputs]  # directions reading the same inputs still share them
         states = [[s.index_select(0, order) for s in per] for per in states]
         recurrent_masks = [None if m is None else m.index_select(0, order) for m in recurrent_masks]
         mask = None
