@@ -163,12 +163,47 @@ struct Schedule {
   }
 };
 
+// out[d] = a[d] @ b[d] (+ bias[d]) for a handful of rows (generation: one row per stream). Such a
+// product is bound by reading b (4 MiB for an LSTM(512)), so each thread streams its share of b's
+// columns once, for every row at a time; BLAS runs a single-row product on one core.
+constexpr int64_t kFewRows = 4;
+
+template <typename T>
+void few_rows_product(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
+  const int64_t D = a.size(0), R = a.size(1), K = a.size(2), N = b.size(2);
+  const Tensor a_c = a.contiguous();
+  const T *a_p = a_c.data_ptr<T>(), *b_p = b.data_ptr<T>(), *bias_p = bias.defined() ? bias.data_ptr<T>() : nullptr;
+  T* out_p = out.data_ptr<T>();
+  at::parallel_for(0, N, 512, [&](int64_t begin, int64_t end) {
+    for (int64_t d = 0; d < D; ++d) {
+      for (int64_t r = 0; r < R; ++r) {
+        T* o = out_p + (d * R + r) * N;
+        for (int64_t j = begin; j < end; ++j) o[j] = bias_p ? bias_p[d * bias.stride(0) + j] : T(0);
+      }
+      for (int64_t k = 0; k < K; ++k) {
+        const T* __restrict__ row = b_p + d * b.stride(0) + k * b.stride(1);
+        for (int64_t r = 0; r < R; ++r) {
+          const T weight = a_p[(d * R + r) * K + k];
+          T* __restrict__ o = out_p + (d * R + r) * N;
+#pragma omp simd
+          for (int64_t j = begin; j < end; ++j) o[j] += weight * row[j];
+        }
+      }
+    }
+  });
+}
+
 // out[d, :rows_d] = a[d, :rows_d] @ b[d] (+ bias[d]) for each direction: one batched product
 // when every row runs, else one product per direction on its running rows.
 void per_direction_product(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
                            const std::vector<int64_t>& rows, int64_t B) {
   const int64_t D = a.size(0);
-  if (std::all_of(rows.begin(), rows.end(), [B](int64_t r) { return r == B; })) {
+  const bool all_rows = std::all_of(rows.begin(), rows.end(), [B](int64_t r) { return r == B; });
+  if (all_rows && B <= kFewRows && b.stride(2) == 1 && out.is_contiguous()) {
+    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "few_rows_product", [&] { few_rows_product<scalar_t>(out, a, b, bias); });
+    return;
+  }
+  if (all_rows) {
     if (bias.defined()) at::baddbmm_out(out, bias.expand({D, B, b.size(2)}), a, b);
     else at::bmm_out(out, a, b);
     return;
