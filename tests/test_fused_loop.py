@@ -199,3 +199,18 @@ def test_directions_reading_the_same_padded_inputs_share_one_projection(monkeypa
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0]]).bool()
     layers.Bidirectional(layers.GRU(4))(x, mask=mask)
     assert products == [torch.Size([2, 24])]  # kernels side by side: (features, 2 directions × 3 gates × 4)
+
+
+@pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)
+def test_float32_keeps_its_relative_precision_near_zero(cell_type, extra):
+    """tanh(x) for small x must not be 1 - 2/(e^2x + 1) (which cancels): relative error stays at float32's."""
+    torch.manual_seed(0)
+    fast = getattr(layers, cell_type)(4, return_sequences=True, execution="fused", **extra)
+    reference = getattr(layers, cell_type)(4, return_sequences=True, execution="reference", dtype=torch.float64,
+                                           **extra)
+    fast.build((2, 3, 4)), reference.build((2, 3, 4))
+    reference.set_weights(fast.get_weights())
+    x = torch.randn(2, 3, 4) * 1e-4
+    got, expected = fast(x).double(), reference(x.double())
+    relative = ((got - expected).abs() / expected.abs().clamp_min(1e-30)).max().item()
+    assert relative < 1e-4, relative

@@ -30,6 +30,25 @@ def test_steps_equal_running_the_whole_prefix(cell):
     torch.testing.assert_close(outputs, full[:, -1], rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_steps_hold_the_state_at_padding_as_the_masked_model_does(dtype):
+    """Embedding(mask_zero=True): a 0 id holds every layer's state and repeats its last output."""
+    torch.manual_seed(3)
+    model = seqlab.Sequential([layers.Embedding(12, 5, mask_zero=True, dtype=dtype),
+                               layers.GRU(6, return_sequences=True, dtype=dtype),
+                               layers.LSTM(4, return_sequences=True, dtype=dtype), layers.Dense(12, dtype=dtype)])
+    model.build((None, None))
+    model.eval()
+    ids = torch.randint(1, 12, (3, 8))
+    ids[0, 4] = ids[1, 0] = ids[2, 6] = 0  # padding inside, at the start and near the end
+    full = model(ids)
+    tolerance = {torch.float32: 1e-5, torch.float64: 1e-10}[dtype]
+    stepper = Stepper(model, batch_size=3)
+    torch.testing.assert_close(stepper.prime(ids[:, :3]), full[:, 2], rtol=tolerance, atol=tolerance)
+    for t in range(3, 8):
+        torch.testing.assert_close(stepper.step(ids[:, t]), full[:, t], rtol=tolerance, atol=tolerance)
+
+
 def test_stepper_rejects_models_it_cannot_step():
     with pytest.raises(ValueError, match="starts with an Embedding"):
         Stepper(seqlab.Sequential([layers.LSTM(3)]))

@@ -38,7 +38,22 @@ from seqlab.kernels.native import Blocks
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_loop.cpp"
-NAME = "seqlab_fused_loop"
+def _build_name() -> str:
+    """The extension's name, tied to this CPU: built with -march=native, it must not be loaded on another
+    CPU sharing the same cache (a shared home directory, an image moved between machines)."""
+    import hashlib
+    import platform
+
+    fingerprint = platform.machine()
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            fingerprint += next((line for line in cpuinfo if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        fingerprint += platform.processor()
+    return "seqlab_fused_loop_" + hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
+
+
+NAME = _build_name()
 SIMPLE_TANH, SIMPLE_RELU, LSTM, GRU_RESET_AFTER, GRU_RESET_BEFORE = range(5)
 
 # -march=native: the extension is built on the machine that runs it. -fno-trapping-math and

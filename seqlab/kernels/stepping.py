@@ -57,7 +57,10 @@ class Stepper:
         # Each cell's step: on the C++ loop where it serves the cell (no per-step Python), else the cell's own.
         self.cell_steps = [partial(fused.step, layer.cell) if fused.supports(layer.cell, self.table)
                            else layer.cell.step for layer in self.recurrent]
-        self.states = self.initial_states(batch_size)
+        # Embedding(mask_zero=True): a 0 id is padding, where every layer holds its states and repeats
+        # its last output, as the whole model does on the sequence.
+        self.masking = bool(self.embedding.mask_zero)
+        self.reset(batch_size)
 
     @property
     def device(self) -> torch.device:
@@ -70,6 +73,7 @@ class Stepper:
         """Zero every state (optionally for a new batch size)."""
         self.batch_size = batch_size or self.batch_size
         self.states = self.initial_states(self.batch_size)
+        self.last_outputs = [states[0].new_zeros(states[0].shape) for states in self.states]
 
     @torch.no_grad()
     def prime(self, ids: torch.Tensor) -> torch.Tensor:
@@ -79,9 +83,11 @@ class Stepper:
         if ids.shape[0] != self.batch_size:
             self.reset(ids.shape[0])
         hidden = self.embedding(ids)
+        mask = ids != 0 if self.masking else None
         for index, layer in enumerate(self.recurrent):
-            sequence, *states = _run_with_state(layer, hidden, self.states[index])
+            sequence, *states = _run_with_state(layer, hidden, self.states[index], mask)
             self.states[index] = states
+            self.last_outputs[index] = sequence[:, -1]
             hidden = sequence
         return self._head(hidden[:, -1])
 
@@ -89,12 +95,17 @@ class Stepper:
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Advance every stream by one token `ids (batch,)`; returns the outputs `(batch, ...)`."""
         projected = self.table[ids]
+        keep = (ids != 0)[:, None] if self.masking else None
         hidden = None
         for index, layer in enumerate(self.recurrent):
-            cell = layer.cell
             if index:
-                projected = cell.project_inputs(hidden)
-            hidden, self.states[index] = self.cell_steps[index](projected, self.states[index])
+                projected = layer.cell.project_inputs(hidden)
+            hidden, states = self.cell_steps[index](projected, self.states[index])
+            if keep is not None:  # padding: hold the states, repeat the last output
+                states = [torch.where(keep, new, old) for new, old in zip(states, self.states[index])]
+                hidden = torch.where(keep, hidden, self.last_outputs[index])
+                self.last_outputs[index] = hidden
+            self.states[index] = states
         return self._head(hidden)
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
@@ -163,12 +174,12 @@ def _position_limit(model) -> int | None:
     return min(limits) if limits else None
 
 
-def _run_with_state(layer: RNN, inputs: torch.Tensor, states: list[torch.Tensor]):
+def _run_with_state(layer: RNN, inputs: torch.Tensor, states: list[torch.Tensor], mask: torch.Tensor | None):
     """The layer's own (fast) sequence path from `states`, returning [sequence, *final_states]."""
     saved = layer.return_sequences, layer.return_state, layer.stateful
     layer.return_sequences, layer.return_state, layer.stateful = True, True, False
     try:
-        return layer(inputs, initial_state=states, training=False)
+        return layer(inputs, mask=mask, initial_state=states, training=False)
     finally:
         layer.return_sequences, layer.return_state, layer.stateful = saved
 

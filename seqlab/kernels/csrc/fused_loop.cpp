@@ -62,7 +62,21 @@ inline float exp_fast(float x) {
 inline double exp_fast(double x) { return std::exp(x); }
 
 template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_fast(-x)); }
-template <typename T> inline T tanh_of(T x) { return T(2) / (T(1) + exp_fast(T(-2) * x)) - T(1); }
+
+// tanh for float32, vectorizable: Cephes' tanhf polynomial for |x| < 0.625 (where 1 - 2/(e^2x + 1)
+// would cancel the leading digits), else 1 - 2/(e^2x + 1); relative error ~2e-7. float64: std::tanh.
+inline float tanh_of(float x) {
+  const float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  const float small = x + x * z * p;
+  const float large = 1.0f - 2.0f / (exp_fast(2.0f * x) + 1.0f);
+  return std::fabs(x) < 0.625f ? small : large;
+}
+inline double tanh_of(double x) { return std::tanh(x); }
 
 // ------------------------------------------------------------------ one step, one row
 // A row is one (direction, sample) pair at one step: `x` its projected input,
@@ -133,7 +147,7 @@ inline void gru_candidate(const Row<T>& row, const T* inner, int64_t u, bool res
     const T cand = tanh_of(row.x[2 * u + j] + (reset_after ? r * inner[j] : inner[j]));
     row.gates[2 * u + j] = cand;
     if (reset_after) row.extra[j] = inner[j];
-    row.new_h[j] = cand + z * (row.h[j] - cand);
+    row.new_h[j] = z * row.h[j] + (T(1) - z) * cand;  // the cell's own order of operations
   }
 }
 
@@ -389,7 +403,8 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         if (cell == kSimpleTanh || cell == kSimpleRelu) {
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j)
-            z_grad[j] = cell == kSimpleTanh ? g_new_h[j] * (T(1) - g[j] * g[j]) : (g[j] > T(0) ? g_new_h[j] : T(0));
+            z_grad[j] = cell == kSimpleTanh ? g_new_h[j] * (T(1) - g[j] * g[j])
+                                            : (g[j] <= T(0) ? T(0) : g_new_h[j]);  // NaN passes, as in PyTorch
         } else if (lstm) {
           const T* tc = extra_p + s * u;
           const T* cp = c_prev_p + s * u;
