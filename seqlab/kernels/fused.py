@@ -2,23 +2,27 @@
 
 `csrc/fused_loop.cpp` runs the reference loop's equations (the cells' `step`,
 Keras' masking, recurrent dropout) with the Python interpreter and the
-autograd graph out of the loop: each step is a few ATen calls, the backward
-pass is written out, and the recurrent kernel's gradient is one product over
-all steps,
+autograd graph out of the loop. Each step is one batched product for the
+recurrent half, `h_{t-1} U`, and one vectorized pass over the elements (the
+gates, the mask, what the backward pass needs); the backward pass is written
+out, and the recurrent kernel's gradient is one product over all steps,
 
     dU = Σ_t (h_{t-1} * m)ᵀ · dz_t        (m: the recurrent dropout keep-mask)
 
 It serves SimpleRNN (tanh, relu), LSTM (tanh/sigmoid, no peephole) and GRU
 (tanh/sigmoid, `reset_after` either way) on CPU in float32 and float64, with
 any mask, for one direction or both directions of a Bidirectional layer at
-once (stacked on a leading axis, one batched product per step).
+once (the backward one reading time in reverse). Padded batches run sorted by
+length, each step computing only the rows still running. `step` is one time
+step without autograd, for generation.
 
 The extension is compiled on first use with PyTorch's C++ toolchain
 (`torch.utils.cpp_extension`, g++ and ninja; about 30 s, cached under
-`TORCH_EXTENSIONS_DIR`, default `~/.cache/torch_extensions`). Where it cannot
-be built, or with `SEQLAB_NO_EXTENSION=1`, `available()` is False and layers
-run the pure-PyTorch paths, with one warning that says why. Loading it also
-tunes glibc to keep freed memory for reuse (`seqlab.kernels.allocator`).
+`TORCH_EXTENSIONS_DIR`, default `~/.cache/torch_extensions`, under a name tied
+to this CPU). Where it cannot be built, or with `SEQLAB_NO_EXTENSION=1`,
+`available()` is False and layers run the pure-PyTorch paths, with one
+warning that says why. Loading it also tunes glibc to keep freed memory for
+reuse (`seqlab.kernels.allocator`).
 
     >>> outputs, last, finals = run_fused([cell], [inputs], [states], mask, [None], False)
 """
@@ -38,6 +42,8 @@ from seqlab.kernels.native import Blocks
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_loop.cpp"
+
+
 def _build_name() -> str:
     """The extension's name, tied to this CPU: built with -march=native, it must not be loaded on another
     CPU sharing the same cache (a shared home directory, an image moved between machines)."""
