@@ -18,8 +18,8 @@
 //   keep       (B, T)         bool, true at real steps, input time order (None: no mask)
 //   rdrop      (D, B, u)      recurrent dropout keep-mask, already scaled (None: no dropout)
 //   lengths    (B,) int64     for right-padded batches sorted longest first: each step then
-//                             computes only the rows that are still running, so a padded
-//                             batch costs what its real tokens cost (None: every row, every step)
+//                             computes only the rows that are still running (None: every row,
+//                             every step); the saving grows with the batch (docs/performance.md)
 //   outputs    (B, T, D, u)   in input time order: for D = 2 this is Bidirectional's concat
 // Direction D-1 runs backwards in time when reverse_last is set. At a masked
 // step the states are held and the output repeats the previous output (zeros
