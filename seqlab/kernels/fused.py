@@ -167,9 +167,9 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
     - each direction's final states.
 
     A padded batch whose real steps form one block per row (right-, left- or
-    both-padded) runs sorted by length with the blocks moved to the front, and
-    each step computes only the rows still running, so its cost follows the
-    real tokens; the outputs are put back in Keras' layout.
+    both-padded) runs sorted by length with the blocks moved to the front, cut
+    to its longest row, and each step computes only the rows still running; the
+    outputs are put back in Keras' layout.
     """
     blocks = None if mask is None else Blocks.of(mask)
     if blocks is not None and blocks.full:
