@@ -110,7 +110,9 @@ def test_stacked_bidirectional_model_paths_agree(mask_kind, dtype):
 
 @pytest.mark.parametrize("path", ["native", "fused"])
 @pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])
-def test_stateful_fast_paths_equal_reference(cell_type, path):
+def test_stateful_fast_paths_equal_reference(cell_type, path, request):
+    if path == "fused":
+        request.getfixturevalue("compiled_loop")
     torch.manual_seed(2)
     reference = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution="reference")
     fast = getattr(layers, cell_type)(6, stateful=True, return_sequences=True, execution=path)

@@ -20,6 +20,8 @@ from seqlab import kernels, layers
 from seqlab.kernels import fused
 from test_execution_paths import TOLERANCE, assert_twins, random_mask, run_and_grad
 
+pytestmark = pytest.mark.usefixtures("compiled_loop")
+
 FUSED_CONFIGS = [
     ("LSTM", {}),
     ("GRU", {"reset_after": True}),
