@@ -24,6 +24,7 @@ pytestmark = pytest.mark.usefixtures("compiled_loop")
 
 FUSED_CONFIGS = [
     ("LSTM", {}),
+    ("LSTM", {"peephole": True}),
     ("GRU", {"reset_after": True}),
     ("GRU", {"reset_after": False}),
     ("SimpleRNN", {"activation": "tanh"}),
@@ -126,9 +127,9 @@ def test_auto_trains_on_the_fused_loop_and_infers_natively(monkeypatch):
         layers.GRU(4, reset_after=False)(x)                    # no native kernel computes it
         layers.LSTM(4, recurrent_dropout=0.2)(x, training=True)
         layers.LSTM(4)(x, mask=torch.tensor([[1, 0, 1, 1, 0], [1, 1, 1, 1, 1]]).bool())  # a hole in the mask
-        layers.LSTM(4, peephole=True)(x)                      # peephole: the reference loop
+        layers.LSTM(4, peephole=True)(x)                      # peepholes: no native kernel has them
         layers.LSTM(4, activation="relu")(x)                  # custom activation: the reference loop
-    assert calls == ["fused:GRUCell", "fused:LSTMCell", "fused:LSTMCell"]
+    assert calls == ["fused:GRUCell", "fused:LSTMCell", "fused:LSTMCell", "fused:LSTMCell"]
 
 
 def test_padded_training_batches_compute_only_the_rows_still_running(monkeypatch):

@@ -9,7 +9,7 @@ out, and the recurrent kernel's gradient is one product over all steps,
 
     dU = Σ_t (h_{t-1} * m)ᵀ · dz_t        (m: the recurrent dropout keep-mask)
 
-It serves SimpleRNN (tanh, relu), LSTM (tanh/sigmoid, no peephole) and GRU
+It serves SimpleRNN (tanh, relu), LSTM (tanh/sigmoid, peepholes or not) and GRU
 (tanh/sigmoid, `reset_after` either way) on CPU in float32 and float64, with
 any mask, for one direction or both directions of a Bidirectional layer at
 once (the backward one reading time in reverse). Padded batches run sorted by
@@ -124,7 +124,7 @@ def cell_code(cell: RecurrentCell) -> int | None:
                       and getattr(cell, "recurrent_activation", None) is torch.sigmoid)
     if type(cell) is SimpleRNNCell:
         return {torch.tanh: SIMPLE_TANH, activations.get("relu"): SIMPLE_RELU}.get(cell.activation)
-    if type(cell) is LSTMCell and standard_gates and not cell.peephole:
+    if type(cell) is LSTMCell and standard_gates:
         return LSTM
     if type(cell) is GRUCell and standard_gates:
         return GRU_RESET_AFTER if cell.reset_after else GRU_RESET_BEFORE
@@ -188,7 +188,7 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
         mask = None
     outputs, h, c = _FusedLoop.apply(
         cell_code(cells[0]), zero_output_for_mask, reverse_last, _project(cells, inputs),
-        torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]),
+        torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]), _peepholes(cells),
         torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]) if len(states[0]) > 1 else None,
         mask, stack_keep_masks(recurrent_masks, like=states[0][0]), lengths)
     finals = [[h[d]] if c is None else [h[d], c[d]] for d in range(len(cells))]
@@ -215,7 +215,7 @@ def step(cell: RecurrentCell, projected: torch.Tensor, states: list[torch.Tensor
     code = cell_code(cell)
     _, h, c, *_ = extension().forward(
         code, projected[None, :, None], cell.recurrent_kernel[None], _recurrent_bias([cell], projected),
-        states[0][None], states[1][None] if code == LSTM else None, None, None, None, False, False)
+        _peepholes([cell]), states[0][None], states[1][None] if code == LSTM else None, None, None, None, False, False)
     return h[0], ([h[0]] if c is None else [h[0], c[0]])
 
 
@@ -238,6 +238,14 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor]) -> torch.Te
             products.append(torch.addmm(torch.cat(biases) if len(group) > 1 else biases[0], x, kernel))
     projected = products[0] if len(products) == 1 else torch.cat(products, dim=-1)
     return projected.view(time, batch, len(cells), -1)
+
+
+def _peepholes(cells: list[RecurrentCell]) -> torch.Tensor | None:
+    """Peephole LSTMs' weights `(D, 3, units)`: p_i, p_f, p_o of each direction; else None."""
+    if not getattr(cells[0], "peephole", False):
+        return None
+    return torch.stack([torch.stack([cell.input_gate_peephole_weights, cell.forget_gate_peephole_weights,
+                                     cell.output_gate_peephole_weights]) for cell in cells])
 
 
 def _recurrent_bias(cells: list[RecurrentCell], like: torch.Tensor) -> torch.Tensor | None:
@@ -263,20 +271,20 @@ class _FusedLoop(torch.autograd.Function):
     """Autograd wrapper: the C++ forward saves what the C++ backward needs."""
 
     @staticmethod
-    def forward(ctx, code, zero_output, reverse_last, projected, recurrent_kernel, recurrent_bias, hidden,
-                cell_state, keep, dropout, lengths):
+    def forward(ctx, code, zero_output, reverse_last, projected, recurrent_kernel, recurrent_bias, peepholes,
+                hidden, cell_state, keep, dropout, lengths):
         outputs, h, c, h_prev, c_prev, gates, extra = extension().forward(
-            code, projected, recurrent_kernel, recurrent_bias, hidden, cell_state, keep, dropout, lengths,
-            reverse_last, zero_output)
+            code, projected, recurrent_kernel, recurrent_bias, peepholes, hidden, cell_state, keep, dropout,
+            lengths, reverse_last, zero_output)
         ctx.code, ctx.zero_output, ctx.reverse_last = code, zero_output, reverse_last
-        ctx.save_for_backward(recurrent_kernel, keep, dropout, lengths, h_prev, c_prev, gates, extra)
+        ctx.save_for_backward(recurrent_kernel, peepholes, keep, dropout, lengths, h_prev, c_prev, gates, extra)
         return outputs, h, c
 
     @staticmethod
     def backward(ctx, grad_outputs, grad_h, grad_c):
-        recurrent_kernel, keep, dropout, lengths, h_prev, c_prev, gates, extra = ctx.saved_tensors
-        grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell = extension().backward(
-            ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, keep, dropout, lengths, ctx.reverse_last,
-            ctx.zero_output, h_prev, c_prev, gates, extra)
-        return (None, None, None, grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell,
+        recurrent_kernel, peepholes, keep, dropout, lengths, h_prev, c_prev, gates, extra = ctx.saved_tensors
+        grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell, grad_peepholes = extension().backward(
+            ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, peepholes, keep, dropout, lengths,
+            ctx.reverse_last, ctx.zero_output, h_prev, c_prev, gates, extra)
+        return (None, None, None, grad_projected, grad_kernel, grad_bias, grad_peepholes, grad_hidden, grad_cell,
                 None, None, None)

@@ -1,11 +1,12 @@
 """Both directions of a `Bidirectional` layer in one loop.
 
 Where neither direction can run on a native kernel (recurrent dropout in
-training, peephole LSTMs, GRU `reset_after=False`, large GRUs on CPU), the
-two directions would each run the reference loop: 2T Python steps of small
-operations. They are independent, so they can share every step instead: the
-directions are stacked on a leading axis and each weight of the step becomes
-a pair, so one batched matrix product serves both,
+training, peephole LSTMs, GRU `reset_after=False`), or where seqlab's C++ loop
+trains faster than it (GRUs and SimpleRNNs, `fused.preferred`), the two
+directions would each run a loop of their own. They are independent, so
+they can share every step instead: the directions are stacked on a leading
+axis and each weight of the step becomes a pair, so one batched matrix
+product serves both,
 
     (2, batch, units) @ (2, units, k·units) → (2, batch, k·units)
 

@@ -2,8 +2,8 @@
 //
 // The same equations as `reference_loop` (seqlab/layers/recurrent.py) and the
 // cells' `step` (seqlab/layers/cells.py), for SimpleRNN (tanh or relu), LSTM
-// (tanh/sigmoid, no peephole) and GRU (tanh/sigmoid, reset_after true or
-// false), with D stacked directions (1, or 2 for a Bidirectional layer, whose
+// (tanh/sigmoid, with or without peepholes) and GRU (tanh/sigmoid, reset_after
+// true or false), with D stacked directions (1, or 2 for a Bidirectional layer, whose
 // second direction reads time backwards). Each step is one batched product for
 // the recurrent half, h_{t-1} U, and one vectorized pass over the elements
 // that applies the gates and Keras' mask and saves what the backward pass
@@ -14,6 +14,7 @@
 //   projected  (T, B, D, W)   x_t W_x + b_x in input time order (what `x @ [W_fwd | W_bwd]` gives)
 //   U          (D, u, W)      recurrent kernels, Keras' layout and gate order (i f c o / z r h)
 //   rbias      (D, 1, W)      GRU reset_after=true: the recurrent bias (None otherwise)
+//   peep       (D, 3, u)      LSTM peephole weights p_i, p_f, p_o (None: no peepholes)
 //   h0, c0     (D, B, u)      initial states (c0 only for the LSTM)
 //   keep       (B, T)         bool, true at real steps, input time order (None: no mask)
 //   rdrop      (D, B, u)      recurrent dropout keep-mask, already scaled (None: no dropout)
@@ -106,23 +107,35 @@ inline void simple_forward(const Row<T>& row, int64_t u, bool relu) {
   }
 }
 
+// With peepholes `peep` = (p_i, p_f, p_o), each (u,): i and f add p * c_{t-1}, o adds p_o * c_t.
 template <typename T>
-inline void lstm_forward(const Row<T>& row, int64_t u) {
+inline void lstm_forward(const Row<T>& row, int64_t u, const T* __restrict__ peep) {
   const T* __restrict__ x = row.x;
   const T* __restrict__ rec = row.rec;
   T* __restrict__ gates = row.gates;
+  T* __restrict__ cell = row.c;  // c_{t-1} in, c_t out
+  if (peep) {
 #pragma omp simd
-  for (int64_t j = 0; j < 2 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                     // i, f
+    for (int64_t j = 0; j < u; ++j) {
+      gates[j] = sigmoid(x[j] + rec[j] + peep[j] * cell[j]);                                   // i
+      gates[u + j] = sigmoid(x[u + j] + rec[u + j] + peep[u + j] * cell[j]);                   // f
+    }
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < 2 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                   // i, f
+  }
 #pragma omp simd
   for (int64_t j = 2 * u; j < 3 * u; ++j) gates[j] = tanh_of(x[j] + rec[j]);                 // c~
+  if (!peep) {
 #pragma omp simd
-  for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                 // o
-  T* __restrict__ cell = row.c;
+    for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);               // o
+  }
   T* __restrict__ tanh_c = row.extra;
   T* __restrict__ new_h = row.new_h;
 #pragma omp simd
   for (int64_t j = 0; j < u; ++j) {
     const T c = gates[u + j] * cell[j] + gates[j] * gates[2 * u + j];                          // f*c + i*c~
+    if (peep) gates[3 * u + j] = sigmoid(x[3 * u + j] + rec[3 * u + j] + peep[2 * u + j] * c);  // o sees c_t
     tanh_c[j] = tanh_of(c);
     cell[j] = c;
     new_h[j] = gates[3 * u + j] * tanh_c[j];                                                   // o*tanh(c)
@@ -233,8 +246,8 @@ void per_direction_product(Tensor& out, const Tensor& a, const Tensor& b, const 
 // ------------------------------------------------------------------ forward
 template <typename T>
 std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& U, const Tensor& rbias,
-                                 const Tensor& h0, const Tensor& c0, const Tensor& keep, const Tensor& rdrop,
-                                 const Tensor& lengths, bool reverse_last, bool zero_output) {
+                                 const Tensor& peep, const Tensor& h0, const Tensor& c0, const Tensor& keep,
+                                 const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output) {
   const int64_t T_ = projected.size(0), B = projected.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
   const int64_t rows = D * B, width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
@@ -259,7 +272,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   T *hp = ptr<T>(h), *cp = ptr<T>(c), *hdp = ptr<T>(hd), *lastp = ptr<T>(last), *recp = ptr<T>(rec);
   T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h), *new_c_p = ptr<T>(new_c);
   T *out_p = ptr<T>(outputs), *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *r_hd_p = ptr<T>(r_hd);
-  const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop);
+  const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };  // row index in (D, T, B)
@@ -285,7 +298,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
                    new_h_p + n * u};
         if (lstm) {
           std::copy(cp + n * u, cp + (n + 1) * u, row.c);
-          lstm_forward(row, u);
+          lstm_forward(row, u, peep_p ? peep_p + d * 3 * u : nullptr);
         } else if (cell == kGRUResetAfter) {
           gru_gates(row, u);
           gru_candidate(row, row.rec + 2 * u, u, true);
@@ -335,7 +348,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
 // ------------------------------------------------------------------ backward
 template <typename T>
 std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, const Tensor& grad_h,
-                                  const Tensor& grad_c, const Tensor& U, const Tensor& keep, const Tensor& rdrop,
+                                  const Tensor& grad_c, const Tensor& U, const Tensor& peep, const Tensor& keep,
+                                  const Tensor& rdrop,
                                   const Tensor& lengths, bool reverse_last, bool zero_output, const Tensor& h_prev,
                                   const Tensor& c_prev, const Tensor& gates, const Tensor& extra) {
   const int64_t D = U.size(0), T_ = gates.size(1), B = gates.size(2), u = U.size(1), G = gates_of(cell);
@@ -364,7 +378,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
   T *dz_p = ptr<T>(dz), *dr_p = ptr<T>(dr), *gproj_p = ptr<T>(grad_projected);
   const T *gop = ptr<T>(grad_out), *dropp = ptr<T>(rdrop), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra);
-  const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev);
+  const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t grain = rows_per_task(width);
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };
@@ -408,15 +422,21 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         } else if (lstm) {
           const T* tc = extra_p + s * u;
           const T* cp = c_prev_p + s * u;
+          // Peepholes (zeros without): o sees c_t, i and f see c_{t-1}.
+          const T* p = peep_p ? peep_p + d * 3 * u : nullptr;
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j) {
             const T i = g[j], f = g[u + j], cand = g[2 * u + j], o_ = g[3 * u + j];
-            const T g_c = g_new_c[j] + g_new_h[j] * o_ * (T(1) - tc[j] * tc[j]);  // total gradient to c_t
-            z_grad[j] = g_c * cand * i * (T(1) - i);
-            z_grad[u + j] = g_c * cp[j] * f * (T(1) - f);
+            const T d_o = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
+            const T g_c = g_new_c[j] + g_new_h[j] * o_ * (T(1) - tc[j] * tc[j])  // total gradient to c_t
+                          + (p ? d_o * p[2 * u + j] : T(0));
+            const T d_i = g_c * cand * i * (T(1) - i), d_f = g_c * cp[j] * f * (T(1) - f);
+            z_grad[j] = d_i;
+            z_grad[u + j] = d_f;
             z_grad[2 * u + j] = g_c * i * (T(1) - cand * cand);
-            z_grad[3 * u + j] = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
-            gcp[o + j] += g_c * f;  // gradient to c_{t-1} (plus what a masked step held)
+            z_grad[3 * u + j] = d_o;
+            // gradient to c_{t-1} (plus what a masked step held)
+            gcp[o + j] += g_c * f + (p ? d_i * p[j] + d_f * p[u + j] : T(0));
           }
         } else {  // GRU: h_t = h~ + z * (h_{t-1} - h~)
 #pragma omp simd
@@ -491,7 +511,13 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
     grad_U = torch::bmm(over_time(hd_all).transpose(1, 2), over_time(dr));
   }
   Tensor grad_rbias = cell == kGRUResetAfter ? dr.sum({1, 2}).unsqueeze(1) : Tensor();
-  return {grad_projected, grad_U, grad_rbias, gh, gc};
+  Tensor grad_peep;
+  if (peep.defined()) {  // Σ over steps and rows: dz_i c_{t-1}, dz_f c_{t-1}, dz_o c_t
+    Tensor c_t = gates.narrow(3, u, u) * c_prev + gates.narrow(3, 0, u) * gates.narrow(3, 2 * u, u);
+    grad_peep = torch::stack({(dz.narrow(3, 0, u) * c_prev).sum({1, 2}), (dz.narrow(3, u, u) * c_prev).sum({1, 2}),
+                              (dz.narrow(3, 3 * u, u) * c_t).sum({1, 2})}, 1);
+  }
+  return {grad_projected, grad_U, grad_rbias, gh, gc, grad_peep};
 }
 
 }  // namespace
@@ -500,26 +526,30 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
 // order (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
 // extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
 std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor& U,
-                            const std::optional<Tensor>& rbias, const Tensor& h0, const std::optional<Tensor>& c0,
+                            const std::optional<Tensor>& rbias, const std::optional<Tensor>& peep,
+                            const Tensor& h0, const std::optional<Tensor>& c0,
                             const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
                             const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output) {
   TORCH_CHECK(projected.device().is_cpu(), "the fused loop runs on CPU tensors");
   return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_forward", [&] {
-    return forward_impl<scalar_t>(cell, projected.contiguous(), U.contiguous(), given(rbias), h0.contiguous(),
+    return forward_impl<scalar_t>(cell, projected.contiguous(), U.contiguous(), given(rbias), given(peep),
+                                  h0.contiguous(),
                                   given(c0), given(keep), given(rdrop), given(lengths), reverse_last, zero_output);
   });
 }
 
-// Gradients {projected (T,B,D,W), U, rbias | None, h0, c0 | None} from those of outputs, h_T, c_T (None = zero).
+// Gradients {projected (T,B,D,W), U, rbias | None, h0, c0 | None, peep | None} from those of outputs,
+// h_T, c_T (None = zero).
 std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_outputs,
                              const std::optional<Tensor>& grad_h, const std::optional<Tensor>& grad_c,
-                             const Tensor& U, const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
-                             const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output,
+                             const Tensor& U, const std::optional<Tensor>& peep, const std::optional<Tensor>& keep,
+                             const std::optional<Tensor>& rdrop, const std::optional<Tensor>& lengths,
+                             bool reverse_last, bool zero_output,
                              const Tensor& h_prev, const std::optional<Tensor>& c_prev, const Tensor& gates,
                              const std::optional<Tensor>& extra) {
   return AT_DISPATCH_FLOATING_TYPES(gates.scalar_type(), "fused_backward", [&] {
     return backward_impl<scalar_t>(cell, given(grad_outputs), given(grad_h), given(grad_c), U.contiguous(),
-                                   given(keep), given(rdrop), given(lengths), reverse_last, zero_output, h_prev,
+                                   given(peep), given(keep), given(rdrop), given(lengths), reverse_last, zero_output, h_prev,
                                    given(c_prev), gates, given(extra));
   });
 }
