@@ -201,11 +201,13 @@ def _twin_case(seed, dtype=torch.float64):
     return layer, query, value, masks, bool(rng.random() < 0.5)
 
 
+@pytest.mark.parametrize("fully_masked_rows", ["zeros", "average"])
 @pytest.mark.parametrize("dtype, atol", [(torch.float64, 1e-10), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("seed", range(12))
-def test_multi_head_attention_fused_path_equals_reference(seed, dtype, atol):
+def test_multi_head_attention_fused_path_equals_reference(seed, dtype, atol, fully_masked_rows):
     """Random shapes and masks, including query rows that may attend to nothing."""
     layer, query, value, masks, causal = _twin_case(seed, dtype)
+    layer.fully_masked_rows = fully_masked_rows
     query.requires_grad_(True)
     fused = layer(query, value, use_causal_mask=causal, **masks)
     reference, _ = layer(query, value, use_causal_mask=causal, return_attention_scores=True, **masks)
@@ -214,6 +216,20 @@ def test_multi_head_attention_fused_path_equals_reference(seed, dtype, atol):
     (grad_reference,) = torch.autograd.grad(reference.sum(), query)
     assert torch.isfinite(grad_fused).all()
     close(grad_fused, grad_reference, atol=atol)
+
+
+def test_a_query_that_sees_nothing_gets_zero_or_equal_weights():
+    """seqlab's rule: all-zero weights (the output bias); Keras' kernels' rule: equal weights on every key."""
+    torch.manual_seed(2)
+    query, value = torch.randn(1, 3, 4), torch.randn(1, 5, 4)
+    hidden_row = torch.tensor([[[True] * 5, [False] * 5, [True, False, True, False, True]]])
+    for rule, expected_row in (("zeros", torch.zeros(5)), ("average", torch.full((5,), 0.2))):
+        layer = layers.MultiHeadAttention(2, 3, fully_masked_rows=rule)
+        output, weights = layer(query, value, attention_mask=hidden_row, return_attention_scores=True)
+        close(weights[0, :, 1], expected_row.expand(2, 5), atol=1e-7)
+        close(layer(query, value, attention_mask=hidden_row), output, atol=1e-6)  # the fused path agrees
+    with pytest.raises(ValueError, match="fully_masked_rows"):
+        layers.MultiHeadAttention(2, 3, fully_masked_rows="uniform")
 
 
 def test_attention_dropout_drops_weights_in_training_only():

@@ -180,10 +180,11 @@ def test_every_importable_layer_matches_keras(tmp_path):
     additive = k.AdditiveAttention()([query, x])
     heads = k.MultiHeadAttention(num_heads=2, key_dim=3)(additive, outputs[1])
     normed = k.LayerNormalization(epsilon=1e-5)(heads)
-    pooled = k.GlobalAveragePooling1D()(normed)  # padded query rows of MultiHeadAttention differ by design
+    pooled = k.GlobalAveragePooling1D()(normed)
     maximum = k.GlobalMaxPooling1D()(outputs[2])   # Keras' ignores the mask: padded steps (zeros) count
+    heads_maximum = k.GlobalMaxPooling1D()(heads)  # reads padded query rows: equal weights on every key in Keras
     final = k.Activation("softsign")(k.Dense(2)(pooled))
-    outputs = [final, maximum, outputs[3], forward, backward, reversed_gru, cell_rnn]
+    outputs = [final, maximum, heads_maximum, outputs[3], forward, backward, reversed_gru, cell_rnn]
     keras_model = randomize(keras.Model(ids, outputs), 5)
     batch = padded_ids(6)
     expected = keras_outputs(keras_model, batch)

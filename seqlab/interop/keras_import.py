@@ -480,11 +480,17 @@ def _rnn(name: str, class_name: str, config: dict[str, Any]) -> Layer:
     return _layer(name, class_name, config)
 
 
+def _multi_head_attention(name: str, class_name: str, config: dict[str, Any]) -> Layer:
+    """Keras' kernels give a query that may attend to nothing equal weights on every key."""
+    return _layer(name, class_name, {**config, "fully_masked_rows": "average"})
+
+
 _CELLS = ("SimpleRNNCell", "LSTMCell", "GRUCell")
 _TRANSLATIONS: dict[str, Callable[[str, str, dict[str, Any]], Layer]] = {
     **{name: _layer for name in (
         "Embedding", "Dense", "Dropout", "Activation", "SimpleRNN", "LSTM", "GRU", "Attention", "AdditiveAttention",
-        "MultiHeadAttention", "LayerNormalization", "GlobalAveragePooling1D", "GlobalMaxPooling1D")},
+        "LayerNormalization", "GlobalAveragePooling1D", "GlobalMaxPooling1D")},
+    "MultiHeadAttention": _multi_head_attention,
     "InputLayer": _input_layer,
     "Bidirectional": _bidirectional,
     "TimeDistributed": _time_distributed,

@@ -16,9 +16,11 @@ then `attention_output/kernel (heads, value_dim, d_out)` and its bias `(d_out,)`
 Masks (Keras' rules): the query mask `(batch, T)`, the value/key masks
 `(batch, S)`, `attention_mask (batch, T, S)` (True = may attend) and
 `use_causal_mask` combine with AND. A query row that may attend to nothing
-(a padded query) gets all-zero weights, so its output is the output bias.
-(Keras' own fast path averages all values for such rows instead; the rows are
-padding, and real rows agree exactly.)
+(a padded query) gets all-zero weights, so its output is the output bias;
+with `fully_masked_rows="average"` it gets equal weights on every key, as
+Keras' own kernels give it (a model imported from Keras uses that, so layers
+that read padded positions without a mask match Keras too). Real rows agree
+either way.
 
 Execution: `torch.nn.functional.scaled_dot_product_attention` (fused kernels)
 whenever the weights are not requested; with `return_attention_scores=True`,
@@ -69,8 +71,12 @@ class MultiHeadAttention(Layer):
                  use_bias: bool = True, output_shape: int | Sequence[int] | None = None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
                  bias_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 seed: int | None = None, **kwargs):
+                 seed: int | None = None, fully_masked_rows: str = "zeros", **kwargs):
         super().__init__(**kwargs)
+        if fully_masked_rows not in ("zeros", "average"):
+            raise ValueError(f"{self.name}: fully_masked_rows must be 'zeros' (seqlab) or 'average' (Keras' "
+                             f"kernels), got {fully_masked_rows!r}.")
+        self.fully_masked_rows = fully_masked_rows
         for what, value in (("num_heads", num_heads), ("key_dim", key_dim), ("value_dim", value_dim)):
             if value is not None and (not isinstance(value, int) or value <= 0):
                 raise ValueError(f"{self.name}: {what} must be a positive integer, got {value!r}.")
@@ -208,6 +214,9 @@ class MultiHeadAttention(Layer):
             visible = combine_masks(None, None, True, q.transpose(1, 2), k.transpose(1, 2))
         scores = (q * (1.0 / math.sqrt(self.key_dim))) @ k.transpose(-1, -2)   # (batch, heads, T, S)
         weights = masked_softmax(scores, None if visible is None else visible.unsqueeze(1))
+        if visible is not None and self.fully_masked_rows == "average":  # equal weights where nothing is visible
+            hidden = ~visible.any(dim=-1, keepdim=True).unsqueeze(1)
+            weights = torch.where(hidden, weights.new_full((), 1.0 / weights.shape[-1]), weights)
         dropped = drop_weights(self, weights, dropout) if dropout else weights
         return dropped @ v, weights  # Keras returns the weights before dropout here
 
@@ -220,6 +229,8 @@ class MultiHeadAttention(Layer):
         any_visible = visible.any(dim=-1, keepdim=True)
         safe = (visible | ~any_visible).unsqueeze(1)
         heads = F.scaled_dot_product_attention(q, k, v, attn_mask=safe, dropout_p=dropout, scale=scale)
+        if self.fully_masked_rows == "average":
+            return torch.where(~any_visible.unsqueeze(1), v.mean(dim=-2, keepdim=True), heads)
         return heads.masked_fill(~any_visible.unsqueeze(1), 0.0)
 
     def compute_mask(self, inputs, mask=None):
@@ -245,6 +256,7 @@ class MultiHeadAttention(Layer):
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "seed": self.seed,
+            "fully_masked_rows": self.fully_masked_rows,
         }
 
 
