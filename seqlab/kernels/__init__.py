@@ -3,12 +3,12 @@
 Every recurrent layer has `execution` = "auto" (default), "native", "fused"
 or "reference". "auto" runs PyTorch's native kernel when it computes the
 layer's equation exactly (`native.supports`) and the mask allows it, else
-seqlab's compiled C++ loop (`fused.supports`), else the reference loop. `force_execution(model, "reference")` switches a
-whole model, for debugging.
+seqlab's compiled C++ loop (`fused.supports`), else the reference loop; in
+training the C++ loop comes first where it is faster (`fused.preferred`).
+`force_execution(model, "reference")` switches a whole model, for debugging.
 """
 
 from seqlab.kernels.native import run_native, supports
-
 
 
 def force_execution(model, path: str) -> None:

@@ -110,10 +110,7 @@ class Stepper:
 
     def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         for layer in self.head:
-            if isinstance(layer, Dense):  # the layer's equation without its per-call checks (half its cost here)
-                outputs = hidden @ layer.kernel if not layer.use_bias else torch.addmm(layer.bias, hidden, layer.kernel)
-                hidden = layer.activation(outputs)
-            elif not isinstance(layer, Dropout):  # dropout is the identity in inference
+            if not isinstance(layer, Dropout):  # dropout is the identity in inference
                 hidden = layer(hidden)
         return hidden
 

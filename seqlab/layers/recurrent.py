@@ -175,9 +175,9 @@ class RNN(Layer):
             return self._run_fused(inputs, states, mask, recurrent_mask)
         if self.execution == "fused":
             raise ValueError(
-                f"{self.name} cannot run on seqlab's C++ loop (it serves tanh/sigmoid LSTMs without "
-                "peephole, GRUs and tanh/relu SimpleRNNs in float32/float64 on CPU, and needs the "
-                "compiled extension); use execution='auto'."
+                f"{self.name} cannot run on seqlab's C++ loop (it serves tanh/sigmoid LSTMs and GRUs "
+                "and tanh/relu SimpleRNNs in float32/float64 on CPU, and needs the compiled "
+                "extension); use execution='auto'."
             )
         return reference_loop(self.cell, self.cell.project_inputs(inputs), states, mask, recurrent_mask,
                               self.zero_output_for_mask)
