@@ -8,6 +8,7 @@ jamo and morpheme tokenizers live in `seqlab.data.korean`.
 """
 from __future__ import annotations
 
+import functools
 import re
 import sys
 import unicodedata
@@ -49,9 +50,22 @@ def _combining_mark_pattern() -> str:
 # `İ` gives), and Indic vowel signs are marks. Written as letter runs joined by
 # mark runs: on non-ASCII text about 1.5x the time of plain `[^\W_]+` (ASCII text
 # takes the fast path below either way).
-_MARK = _combining_mark_pattern()
-WORD_PATTERN = rf"(?:[^\W_]|{_MARK})[^\W_]*(?:(?:{_MARK})+[^\W_]*)*"
-WORD_OR_PUNCTUATION_PATTERN = rf"{WORD_PATTERN}|[^\w\s]|_"
+# The mark class scans every code point (about 0.13 s), so the patterns are built on first use,
+# not when seqlab (every `seqlab` command) is imported.
+@functools.cache
+def _patterns() -> dict[str, str]:
+    mark = _combining_mark_pattern()
+    word = rf"(?:[^\W_]|{mark})[^\W_]*(?:(?:{mark})+[^\W_]*)*"
+    return {"WORD_PATTERN": word, "WORD_OR_PUNCTUATION_PATTERN": rf"{word}|[^\w\s]|_"}
+
+
+def __getattr__(name: str) -> str:
+    """`WORD_PATTERN` and `WORD_OR_PUNCTUATION_PATTERN`, built on first access."""
+    if name in ("WORD_PATTERN", "WORD_OR_PUNCTUATION_PATTERN"):
+        return _patterns()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # Fast path of WORD_PATTERN for ASCII text (most English text): every ASCII
 # character that is not a letter or digit becomes a space, then str.split.
 # About 2x faster than the regex; tests hold the two equal on random text.
@@ -103,7 +117,7 @@ class WordTokenizer:
         self.keep_punctuation = keep_punctuation
         self.pattern = pattern
         self.normalize = normalize
-        default = WORD_OR_PUNCTUATION_PATTERN if keep_punctuation else WORD_PATTERN
+        default = _patterns()["WORD_OR_PUNCTUATION_PATTERN" if keep_punctuation else "WORD_PATTERN"]
         self._regex = re.compile(pattern if pattern is not None else default)
         self._ascii_fast_path = pattern is None and not keep_punctuation
 
