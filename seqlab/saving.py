@@ -376,6 +376,26 @@ def _write_json(path: Path, value: Any) -> None:
     _write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
 
 
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Write one file so that a crash leaves the old file or the new one, never half of one.
+
+    The bytes go to a temporary file beside it, are fsynced, and replace it in one rename.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+
+
 def _write_bytes(path: Path, data: bytes) -> None:
     with open(path, "wb") as file:
         file.write(data)

@@ -60,7 +60,7 @@ from seqlab.data.tokenizers import CharTokenizer
 from seqlab.data.vocabulary import Vocabulary
 from seqlab.generation import Sampling, TextGenerator
 from seqlab.model import Sequential
-from seqlab.saving import ModelDirectoryError, load_model, read_config, register_serializable
+from seqlab.saving import ModelDirectoryError, load_model, read_config, register_serializable, write_atomically
 from seqlab.seeding import derive_seed, set_seed
 from seqlab.training import (Adam, Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
                              SparseCategoricalCrossentropy, batchify, distributed)
@@ -426,7 +426,7 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
 
     if distributed.is_main_process():
         # replaced whole: with --resume the other processes may be reading the previous one
-        _write_text_atomically(out / "settings.json", json.dumps(dataclasses.asdict(settings), indent=2) + "\n")
+        write_atomically(out / "settings.json", (json.dumps(dataclasses.asdict(settings), indent=2) + "\n").encode())
     checkpoint = ModelCheckpoint(out / "checkpoints", monitor="val_loss")
     budget = TrainingBudget(settings.max_minutes, settings.max_steps)
     callbacks: list[Callback] = [EpochTimer(), budget]
@@ -443,18 +443,10 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     model_dir = out / "model"
     model.save(model_dir, tokenizer=model.tokenizer)
     stop_reason = budget.reason or history.stop_reason
-    if distributed.is_main_process():
-        (out / "history.json").write_text(json.dumps(
-            {"history": history.history, "epochs": [e + 1 for e in history.epoch], "stop_reason": stop_reason,
-             "parameters": model.count_params(), "vocabulary_size": len(vocabulary)}, indent=2) + "\n")
-    distributed.current().barrier()  # the others return once the model and history are written
+    distributed.on_main_then_wait(lambda: (out / "history.json").write_text(json.dumps(
+        {"history": history.history, "epochs": [e + 1 for e in history.epoch], "stop_reason": stop_reason,
+         "parameters": model.count_params(), "vocabulary_size": len(vocabulary)}, indent=2) + "\n"))
     return TrainResult(model, vocabulary, history.history, model_dir, stop_reason)
-
-
-def _write_text_atomically(path: Path, text: str) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
 
 
 def _fit_data(train_ids: torch.Tensor, held_out_ids: torch.Tensor, settings: Settings,

@@ -738,9 +738,8 @@ def save(result: TrainResult, directory: str | os.PathLike) -> Path:
     """
     directory = Path(directory)
     result.classifier.model.save(directory, tokenizer=result.classifier.encoder)
-    if distributed.is_main_process():
-        (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n")
-    distributed.current().barrier()
+    distributed.on_main_then_wait(
+        lambda: (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n"))
     return directory
 
 

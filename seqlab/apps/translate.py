@@ -666,8 +666,7 @@ def _train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, learning_rate=args.learning_rate, min_count=args.min_count,
         max_vocabulary=args.max_vocabulary, validation_split=args.validation_split,
         projection_dtype=None if args.projection_dtype == "float32" else args.projection_dtype, seed=args.seed)
-    model.save(args.model)
-    distributed.current().barrier()  # the others return once rank 0 has written the model
+    distributed.on_main_then_wait(lambda: model.save(args.model))
     if not distributed.is_main_process():
         return 0  # rank 0 reports, and scores the held-out sentences
     epochs = len(history.history.get("loss", []))

@@ -47,7 +47,6 @@ import contextlib
 import io
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +57,7 @@ import torch
 from torch import nn
 
 from seqlab import activations
+from seqlab.saving import write_atomically
 from seqlab.layers import Activation, Dense, Dropout, Embedding, InputLayer, Layer, LayerNormalization, TimeDistributed
 from seqlab.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
 from seqlab.layers.recurrent import RNN
@@ -102,7 +102,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, mode: str = "auto"
     data = graph.SerializeToString()
     if verify:
         verify_onnx(data, plan, expected)
-    _write_atomically(path, data)
+    write_atomically(path, data)
     return path
 
 
@@ -700,19 +700,6 @@ def verify_onnx(data: bytes, plan: ExportPlan, expected: list[torch.Tensor]) -> 
                 "written; please report this with the model's config.")
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
 
 
 def _as_list(outputs: Any) -> list[torch.Tensor]:

@@ -25,7 +25,7 @@ import atexit
 import inspect
 import os
 from dataclasses import dataclass
-from typing import Mapping, TextIO
+from typing import Callable, Mapping, TextIO
 
 import torch
 import torch.distributed as dist
@@ -110,6 +110,17 @@ def print_main(*values: object, file: TextIO | None = None, flush: bool = False)
     """`print` on the main process only: a report or progress line of a distributed run appears once."""
     if is_main_process():
         print(*values, file=file, flush=flush)
+
+
+def on_main_then_wait(write: Callable[[], object]) -> None:
+    """Run `write` on the main process only, then wait there until it has run everywhere.
+
+    A distributed run's files are written once, and complete before any process
+    reads them or returns (each application's end-of-run files).
+    """
+    if is_main_process():
+        write()
+    current().barrier()
 
 
 def setup(distributed: bool | None, device: torch.device) -> tuple[ProcessGroup, torch.device]:
