@@ -103,6 +103,10 @@ class CallbackList:
     def of_type(self, kind: type) -> list[Any]:
         return [c for c in self.callbacks if isinstance(c, kind)]
 
+    def override(self, *hooks: str) -> bool:
+        """Whether any callback implements one of `hooks` (rather than inheriting Callback's no-op)."""
+        return any(getattr(type(c), hook) is not getattr(Callback, hook) for c in self.callbacks for hook in hooks)
+
     def state_dict(self) -> dict[str, Any]:
         return {key: c.state_dict() for key, c in self._keyed() if c.state_dict() is not None}
 

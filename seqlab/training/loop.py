@@ -250,6 +250,9 @@ class FitRun:
         self.callbacks = CallbackList(ordered, model, params, self)
         guards = self.callbacks.of_type(TerminateOnNaN)
         trainer.nan_guard = guards[0] if guards else None
+        # Only a callback acting inside an epoch can ask one process to stop mid-epoch; without one,
+        # the processes need not vote after every step.
+        self.stops_mid_epoch = self.callbacks.override("on_epoch_begin", "on_train_batch_begin", "on_train_batch_end")
 
     def checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
         scaler = self.trainer.scaler
@@ -303,7 +306,7 @@ class FitRun:
             self.callbacks.fire("on_train_batch_end", step, batch_logs)
             self.progress.advance(batch_logs, result.units, result.unit)
             steps += 1
-            if self._stopping():
+            if self._stopping() if self.stops_mid_epoch else self.model.stop_training:
                 break
         if steps == 0:
             raise EmptyDataError(f"The training data produced no batches in epoch {epoch + 1}. Check that "
