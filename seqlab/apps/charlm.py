@@ -53,6 +53,7 @@ import numpy as np
 import torch
 
 from seqlab import layers
+from seqlab.apps.architecture import ARCHITECTURES, check_heads
 from seqlab.cli import add_command_group
 from seqlab.data.datasets import load_gutenberg, load_text_corpus
 from seqlab.data.fetch import DatasetNotFoundError, search_folders, sha256_of
@@ -70,7 +71,6 @@ __all__ = ["PRESETS", "CharVocabulary", "ChunkBatches", "Settings", "TrainingBud
 
 CORPORA = ("mysterious-island", "koconovel")
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}
-ARCHITECTURES = ("rnn", "transformer")
 KOCONOVEL_FILE = "koconovel/koconovel_50novels.txt"
 KOCONOVEL_SHA256 = "938ec437fd1f3e8e5dde70dcf668fa4614f44d471f402007d57188be2bde8cde"
 DEMO_SCALE_FACTORS = (2.0, 1.0, 0.5)
@@ -135,9 +135,7 @@ class Settings:
             if self.stateful:
                 raise ValueError("a transformer has no state to carry across windows: drop --stateful "
                                  "(its context is the --seq-len window).")
-            if self.embedding_dim % self.heads:
-                raise ValueError(f"embedding_dim={self.embedding_dim} must be divisible by heads={self.heads} "
-                                 f"(each head reads embedding_dim / heads features).")
+            check_heads(self.embedding_dim, self.heads)
 
 
 # The tutorial's run, the best recipe found for a small CPU, and the main job's few-minute run.

@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from seqlab.apps.architecture import ARCHITECTURES, check_heads
 from seqlab.cli import add_command_group
 from seqlab.data import (BucketBatchSampler, CharTokenizer, JamoTokenizer, KiwiTokenizer, Vocabulary,
                          WordTokenizer, pad_batch)
@@ -64,7 +65,6 @@ __all__ = ["PRESETS", "DataSource", "Evaluation", "Prediction", "Recipe", "Senti
            "load", "make_recipe", "train"]
 
 CELLS = {"simple_rnn": SimpleRNN, "lstm": LSTM, "gru": GRU}
-ARCHITECTURES = ("rnn", "transformer")
 POOLINGS = {"max": GlobalMaxPooling1D, "average": GlobalAveragePooling1D}
 TOKENIZERS = {"word": lambda: WordTokenizer(lowercase=True), "word_cased": lambda: WordTokenizer(lowercase=False),
               "char": CharTokenizer, "jamo": JamoTokenizer, "morpheme": KiwiTokenizer}
@@ -148,9 +148,7 @@ class Recipe:
             if self.layers < 1 or self.pooling == "last":
                 raise ValueError(f"a transformer needs layers >= 1 (blocks) and pooling 'average' or 'max' (it "
                                  f"has no final state); got layers={self.layers}, pooling={self.pooling!r}.")
-            if self.embedding_dim % self.heads:
-                raise ValueError(f"embedding_dim={self.embedding_dim} must be divisible by heads={self.heads} "
-                                 f"(each head reads embedding_dim / heads features).")
+            check_heads(self.embedding_dim, self.heads)
 
 
 PRESETS: dict[str, dict[str, Any]] = {
