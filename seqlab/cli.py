@@ -45,11 +45,12 @@ def add_command_group(subcommands: argparse._SubParsersAction, name: str, *, hel
     Given without one of them (`seqlab charlm`), it prints its help to stderr and exits with 2.
     """
     parser = subcommands.add_parser(name, help=help, description=description)
-    parser.set_defaults(handler=lambda args: _print_help(parser))
+    parser.set_defaults(handler=lambda args: print_help(parser))
     return parser, parser.add_subparsers(dest=dest, metavar=metavar)
 
 
-def _print_help(parser: argparse.ArgumentParser) -> int:
+def print_help(parser: argparse.ArgumentParser) -> int:
+    """What a command given without its subcommand does: its help on stderr, exit status 2."""
     parser.print_help(sys.stderr)
     return 2
 
@@ -59,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help(sys.stderr)
-        return 2
+        return print_help(parser)
     return handler(args) or 0
 
 

@@ -46,6 +46,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
+from seqlab.cli import print_help
 from seqlab.data import BucketBatchSampler, Vocabulary, WordTokenizer
 from seqlab.data.datasets import load_parallel
 from seqlab.decoding import Hypothesis, beam_search, greedy_decode
@@ -555,7 +556,7 @@ def add_parser(subcommands: Any) -> argparse.ArgumentParser:
         description="Attention-based translation. `seqlab translate --model DIR TEXT...` is `translate run`.")
     parser.register("action", "parsers", _CommandOrText)
     _add_run_options(parser)
-    parser.set_defaults(handler=lambda args: _usage(parser))
+    parser.set_defaults(handler=lambda args: print_help(parser))
     commands = parser.add_subparsers(dest="translate_command", metavar="{train,run,evaluate}")
 
     train = commands.add_parser("train", help="train a translator on sentence pairs and save it")
@@ -635,11 +636,6 @@ class _AnyWord(dict):
 
     def __iter__(self):
         return iter(self.names)
-
-
-def _usage(parser: argparse.ArgumentParser) -> int:
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def _reports_errors(handler):

@@ -95,7 +95,7 @@ def current() -> ProcessGroup:
     return ProcessGroup()
 
 
-def is_main_process(environ: Mapping[str, str] = os.environ) -> bool:
+def is_main_process() -> bool:
     """True on rank 0 (and in a single process): the one that writes files and prints.
 
     Before `fit` joins the process group, a launcher's `RANK` decides, so
@@ -103,7 +103,7 @@ def is_main_process(environ: Mapping[str, str] = os.environ) -> bool:
     """
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
-    return not launched_by_torchrun(environ) or int(environ["RANK"]) == 0
+    return not launched_by_torchrun(os.environ) or int(os.environ["RANK"]) == 0
 
 
 def print_main(*values: object, file: TextIO | None = None, flush: bool = False) -> None:
