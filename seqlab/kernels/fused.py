@@ -63,9 +63,19 @@ NAME = _build_name()
 SIMPLE_TANH, SIMPLE_RELU, LSTM, GRU_RESET_AFTER, GRU_RESET_BEFORE = range(5)
 
 # -march=native: the extension is built on the machine that runs it. -fno-trapping-math and
-# `#pragma omp simd` (-fopenmp-simd, no OpenMP runtime) let the compiler vectorize the loops
-# over units; NaN and infinity behave as usual.
+# `#pragma omp simd` (-fopenmp-simd) let the compiler vectorize the loops over units; NaN and
+# infinity behave as usual.
 COMPILER_FLAGS = ["-O3", "-march=native", "-fno-trapping-math", "-fopenmp-simd"]
+
+
+def _threading_flags() -> list[str]:
+    """`at::parallel_for` is a header template: under PyTorch's OpenMP backend it is an
+    `omp parallel` region compiled into the extension, which runs on one thread unless the
+    extension is built with -fopenmp. Linked by soname, it then shares the libgomp (and the
+    thread pool) that PyTorch has already loaded."""
+    if "parallel backend: OpenMP" in torch.__config__.parallel_info() and sys.platform.startswith("linux"):
+        return ["-fopenmp"]
+    return []
 
 _extension = None
 _failure: str | None = None
@@ -85,7 +95,9 @@ def extension():
         _put_pip_ninja_on_path()
         if not list(Path(_get_build_directory(NAME, False)).glob(f"{NAME}*.so")):
             print("seqlab: building the C++ recurrent loop (once; about 30 s)", file=sys.stderr, flush=True)
-        _extension = load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
+        threading = _threading_flags()
+        _extension = load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS + threading,
+                          extra_ldflags=threading, verbose=False)
         keep_freed_memory()  # the loop allocates the same buffers every step
     except Exception as error:  # no compiler, no ninja, a broken toolchain: fall back, say so once
         _failure = _first_error_line(error)

@@ -28,6 +28,7 @@
 // (D, T, B, .) in processing order, so the gradient products over time are views.
 
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -35,6 +36,7 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 #include <vector>
 
 using torch::Tensor;
@@ -130,14 +132,18 @@ inline void lstm_forward(const Row<T>& row, int64_t u, const T* __restrict__ pee
 #pragma omp simd
     for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);               // o
   }
+#pragma omp simd
+  for (int64_t j = 0; j < u; ++j) cell[j] = gates[u + j] * cell[j] + gates[j] * gates[2 * u + j];  // f*c + i*c~
+  if (peep) {
+#pragma omp simd
+    for (int64_t j = 0; j < u; ++j)
+      gates[3 * u + j] = sigmoid(x[3 * u + j] + rec[3 * u + j] + peep[2 * u + j] * cell[j]);  // o sees c_t
+  }
   T* __restrict__ tanh_c = row.extra;
   T* __restrict__ new_h = row.new_h;
 #pragma omp simd
   for (int64_t j = 0; j < u; ++j) {
-    const T c = gates[u + j] * cell[j] + gates[j] * gates[2 * u + j];                          // f*c + i*c~
-    if (peep) gates[3 * u + j] = sigmoid(x[3 * u + j] + rec[3 * u + j] + peep[2 * u + j] * c);  // o sees c_t
-    tanh_c[j] = tanh_of(c);
-    cell[j] = c;
+    tanh_c[j] = tanh_of(cell[j]);
     new_h[j] = gates[3 * u + j] * tanh_c[j];                                                   // o*tanh(c)
   }
 }
@@ -159,9 +165,9 @@ inline void gru_candidate(const Row<T>& row, const T* inner, int64_t u, bool res
     const T z = row.gates[j], r = row.gates[u + j];
     const T cand = tanh_of(row.x[2 * u + j] + (reset_after ? r * inner[j] : inner[j]));
     row.gates[2 * u + j] = cand;
-    if (reset_after) row.extra[j] = inner[j];
     row.new_h[j] = z * row.h[j] + (T(1) - z) * cand;  // the cell's own order of operations
   }
+  if (reset_after) std::copy(inner, inner + u, row.extra);  // outside the loop: extra is null otherwise
 }
 
 template <typename T>
@@ -190,56 +196,123 @@ struct Schedule {
   }
 };
 
-// out[d] = a[d] @ b[d] (+ bias[d]) for a handful of rows (generation: one row per stream). Such a
-// product is bound by reading b (4 MiB for an LSTM(512)), so each thread streams its share of b's
-// columns once, for every row at a time; BLAS runs a single-row product on one core.
+// ------------------------------------------------------------------ products
+// A step's products are small (a batch of rows times a u × W kernel), so they go to BLAS directly,
+// without a tensor or a dispatch per call: the Fortran gemm that PyTorch's BLAS (MKL, OpenBLAS)
+// exports, else at::mm_out. Matrices are row-major views: element (i, j) of b is
+// b[i * b_row + j * b_col], so a transposed kernel is a view too.
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+
+template <typename T>
+struct View {
+  const T* data;
+  int64_t row, col;  // strides
+};
+
+// out (m × n, row stride ldo) = a (m × k) · b (k × n) (+ bias (n,), broadcast over rows).
+template <typename T>
+void gemm(T* out, int64_t ldo, View<T> a, View<T> b, const T* bias, int64_t m, int64_t n, int64_t k) {
+  if (m == 0) return;
+  if (bias) for (int64_t i = 0; i < m; ++i) std::copy(bias, bias + n, out + i * ldo);
+  auto blas = [] {
+    if constexpr (std::is_same_v<T, float>) return sgemm_; else return dgemm_;
+  }();
+  // Column-major BLAS sees row-major out as outᵀ = bᵀ aᵀ; a view with unit column stride is
+  // "N" with its row stride as leading dimension, one with unit row stride is "T".
+  const bool a_rows = a.col == 1 || k == 1, b_rows = b.col == 1 || n == 1;
+  if (blas && (a_rows || a.row == 1) && (b_rows || b.row == 1)) {
+    const int M = int(m), N = int(n), K = int(k), ldc = int(ldo);
+    const int lda = int(a_rows ? std::max<int64_t>(a.row, k) : std::max<int64_t>(a.col, m));
+    const int ldb = int(b_rows ? std::max<int64_t>(b.row, n) : std::max<int64_t>(b.col, k));
+    const T one = 1, beta = bias ? 1 : 0;
+    blas(b_rows ? "N" : "T", a_rows ? "N" : "T", &N, &M, &K, &one, b.data, &ldb, a.data, &lda, &beta, out, &ldc);
+    return;
+  }
+  auto options = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  Tensor o = torch::from_blob(out, {m, n}, {ldo, 1}, options);
+  Tensor ta = torch::from_blob(const_cast<T*>(a.data), {m, k}, {a.row, a.col}, options);
+  Tensor tb = torch::from_blob(const_cast<T*>(b.data), {k, n}, {b.row, b.col}, options);
+  if (bias) o.addmm_(ta, tb);
+  else at::mm_out(o, ta, tb);
+}
+
+// out = a · b (+ bias) for a handful of rows (generation: one row per stream). Such a product is
+// bound by reading b (4 MiB for an LSTM(512)), so each thread streams its share of b's columns
+// once, for every row at a time; BLAS runs a single-row product on one core.
 constexpr int64_t kFewRows = 4;
 
 template <typename T>
-void few_rows_product(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias) {
-  const int64_t D = a.size(0), R = a.size(1), K = a.size(2), N = b.size(2);
-  const Tensor a_c = a.contiguous();
-  const T *a_p = a_c.data_ptr<T>(), *b_p = b.data_ptr<T>(), *bias_p = bias.defined() ? bias.data_ptr<T>() : nullptr;
-  T* out_p = out.data_ptr<T>();
-  at::parallel_for(0, N, 512, [&](int64_t begin, int64_t end) {
-    for (int64_t d = 0; d < D; ++d) {
-      for (int64_t r = 0; r < R; ++r) {
-        T* o = out_p + (d * R + r) * N;
-        for (int64_t j = begin; j < end; ++j) o[j] = bias_p ? bias_p[d * bias.stride(0) + j] : T(0);
-      }
-      for (int64_t k = 0; k < K; ++k) {
-        const T* __restrict__ row = b_p + d * b.stride(0) + k * b.stride(1);
-        for (int64_t r = 0; r < R; ++r) {
-          const T weight = a_p[(d * R + r) * K + k];
-          T* __restrict__ o = out_p + (d * R + r) * N;
+void few_rows_product(T* out, int64_t ldo, View<T> a, View<T> b, const T* bias, int64_t m, int64_t n, int64_t k) {
+  at::parallel_for(0, n, 512, [&](int64_t begin, int64_t end) {
+    for (int64_t r = 0; r < m; ++r) {
+      T* o = out + r * ldo;
+      if (bias) std::copy(bias + begin, bias + end, o + begin);
+      else std::fill(o + begin, o + end, T(0));
+    }
+    for (int64_t i = 0; i < k; ++i) {
+      const T* __restrict__ row = b.data + i * b.row;
+      for (int64_t r = 0; r < m; ++r) {
+        const T weight = a.data[r * a.row + i * a.col];
+        T* __restrict__ o = out + r * ldo;
 #pragma omp simd
-          for (int64_t j = begin; j < end; ++j) o[j] += weight * row[j];
-        }
+        for (int64_t j = begin; j < end; ++j) o[j] += weight * row[j];
       }
     }
   });
 }
 
-// out[d, :rows_d] = a[d, :rows_d] @ b[d] (+ bias[d]) for each direction: one batched product
-// when every row runs, else one product per direction on its running rows.
-void per_direction_product(Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
-                           const std::vector<int64_t>& rows, int64_t B) {
-  const int64_t D = a.size(0);
-  const bool all_rows = std::all_of(rows.begin(), rows.end(), [B](int64_t r) { return r == B; });
-  if (all_rows && B <= kFewRows && b.stride(2) == 1 && out.is_contiguous()) {
-    AT_DISPATCH_FLOATING_TYPES(out.scalar_type(), "few_rows_product", [&] { few_rows_product<scalar_t>(out, a, b, bias); });
-    return;
+// Stacked matrices (D, rows, cols) as a pointer and strides, so a step takes a direction's matrix
+// without creating a tensor.
+template <typename T>
+struct Stacked {
+  T* data = nullptr;
+  int64_t matrix = 0, row = 0, col = 0;
+  Stacked() = default;
+  explicit Stacked(const Tensor& t) {  // (D, rows, cols)
+    if (t.defined()) data = const_cast<T*>(t.data_ptr<T>()), matrix = t.stride(0), row = t.stride(1), col = t.stride(2);
   }
-  if (all_rows) {
-    if (bias.defined()) at::baddbmm_out(out, bias.expand({D, B, b.size(2)}), a, b);
-    else at::bmm_out(out, a, b);
-    return;
+  Stacked(const Tensor& t, int64_t step)  // (D, T, rows, cols) at one step
+      : data(t.data_ptr<T>() + step * t.stride(1)), matrix(t.stride(0)), row(t.stride(2)), col(t.stride(3)) {}
+  Stacked from_column(int64_t first) const { return {data + first * col, matrix, row, col}; }
+  View<T> operator[](int64_t d) const { return {data + d * matrix, row, col}; }
+
+ private:
+  Stacked(T* data, int64_t matrix, int64_t row, int64_t col) : data(data), matrix(matrix), row(row), col(col) {}
+};
+
+// out[d, :rows_d] = a[d, :rows_d] @ b[d] (+ bias[d]) for the directions d0 <= d < d1, each on the
+// rows still running; b[d] is k × n, out and a have unit column stride, bias (if any) is (D, 1, n).
+template <typename T>
+void per_direction_product(const Stacked<T>& out, const Stacked<T>& a, const Stacked<T>& b, const Stacked<T>& bias,
+                           int64_t k, int64_t n, const std::vector<int64_t>& rows, int64_t d0, int64_t d1) {
+  for (int64_t d = d0; d < d1; ++d) {
+    T* out_d = out.data + d * out.matrix;
+    const T* bias_d = bias.data ? bias.data + d * bias.matrix : nullptr;
+    if (rows[d] <= kFewRows && b.col == 1) few_rows_product(out_d, out.row, a[d], b[d], bias_d, rows[d], n, k);
+    else gemm(out_d, out.row, a[d], b[d], bias_d, rows[d], n, k);
   }
-  for (int64_t d = 0; d < D; ++d) {
-    if (rows[d] == 0) continue;
-    Tensor o = out[d].narrow(0, 0, rows[d]);
-    if (bias.defined()) at::addmm_out(o, bias[d].expand({rows[d], b.size(2)}), a[d].narrow(0, 0, rows[d]), b[d]);
-    else at::mm_out(o, a[d].narrow(0, 0, rows[d]), b[d]);
+}
+
+// Runs body(d0, d1) for the directions d0 <= d < d1 of the whole time loop. The two directions of a
+// Bidirectional layer are independent, so with threads to spare each runs on its own thread, with
+// no synchronization between steps (a step's small product shares poorly across threads); the ops
+// inside then run single-threaded. The caller's thread-local state (grad and inference modes)
+// goes with them.
+template <typename F>
+void over_directions(int64_t D, const F& body) {
+  if (D > 1 && at::get_num_threads() > 1 && !at::in_parallel_region()) {
+    const at::ThreadLocalState state;
+    at::parallel_for(0, D, 1, [&](int64_t d0, int64_t d1) {
+      at::ThreadLocalStateGuard guard(state);
+      body(d0, d1);
+    });
+  } else {
+    body(0, D);
   }
 }
 
@@ -249,7 +322,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
                                  const Tensor& peep, const Tensor& h0, const Tensor& c0, const Tensor& keep,
                                  const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output) {
   const int64_t T_ = projected.size(0), B = projected.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
-  const int64_t rows = D * B, width = G * u;
+  const int64_t width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
   auto opts = projected.options();
@@ -275,20 +348,23 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
+  const Stacked<T> rec_s(rec), hd_s(hd), U_zr_s(U_zr), rbias_s(rbias), inner_s(inner), r_hd_s(r_hd), U_h_s(U_h);
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };  // row index in (D, T, B)
   std::vector<int64_t> running(D);
-  for (int64_t t = 0; t < T_; ++t) {
-    for (int64_t d = 0; d < D; ++d) {
+  // Step t of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
+  auto step = [&](int64_t t, int64_t d0, int64_t d1) {
+    const int64_t n0 = d0 * B, n1 = d1 * B;
+    for (int64_t d = d0; d < d1; ++d) {
       running[d] = when.running(d, t);
       std::copy(hp + d * B * u, hp + (d + 1) * B * u, h_prev_p + saved(d, t, 0) * u);
       if (lstm) std::copy(cp + d * B * u, cp + (d + 1) * B * u, c_prev_p + saved(d, t, 0) * u);
     }
     if (dropp) {
 #pragma omp simd
-      for (int64_t k = 0; k < rows * u; ++k) hdp[k] = hp[k] * dropp[k];
+      for (int64_t k = n0 * u; k < n1 * u; ++k) hdp[k] = hp[k] * dropp[k];
     }
-    per_direction_product(rec, hd, U_zr, rbias, running, B);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    per_direction_product(rec_s, hd_s, U_zr_s, rbias_s, u, rec_width, running, d0, d1);
+    at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;  // finished: the mask below holds its state
@@ -314,8 +390,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
       }
     });
     if (cell == kGRUResetBefore) {  // the candidate needs (r * h) W_hh: a second product
-      per_direction_product(inner, r_hd, U_h, Tensor(), running, B);
-      at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+      per_direction_product(inner_s, r_hd_s, U_h_s, {}, u, u, running, d0, d1);
+      at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
         for (int64_t n = begin; n < end; ++n) {
           const int64_t d = n / B, b = n % B;
           if (b >= running[d]) continue;
@@ -326,7 +402,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
       });
     }
     // Keras' mask: where the step is real, take the new states and output; else hold them.
-    for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t n = n0; n < n1; ++n) {
       const int64_t d = n / B, b = n % B, tau = when.time(d, t), o = n * u;
       T* out = out_p + ((b * T_ + tau) * D + d) * u;
       const bool real = b < running[d] && (!keepp || keepp[b * T_ + tau]);
@@ -341,7 +417,10 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         std::copy(lastp + o, lastp + o + u, out);
       }
     }
-  }
+  };
+  over_directions(D, [&](int64_t d0, int64_t d1) {
+    for (int64_t t = 0; t < T_; ++t) step(t, d0, d1);
+  });
   return {outputs, h, c, h_prev, c_prev, gates, extra};
 }
 
@@ -353,7 +432,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
                                   const Tensor& lengths, bool reverse_last, bool zero_output, const Tensor& h_prev,
                                   const Tensor& c_prev, const Tensor& gates, const Tensor& extra) {
   const int64_t D = U.size(0), T_ = gates.size(1), B = gates.size(2), u = U.size(1), G = gates_of(cell);
-  const int64_t rows = D * B, width = G * u;
+  const int64_t width = G * u;
   const bool lstm = cell == kLSTM;
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
   auto opts = gates.options();
@@ -373,6 +452,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor Ut = U.transpose(1, 2);
   Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
   Tensor U_h_t = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u).transpose(1, 2) : Tensor();
+  const Stacked<T> g_rh_s(g_rh), g_hd_s(g_hd), Ut_s(Ut), U_zr_t_s(U_zr_t), U_h_t_s(U_h_t);
   const Tensor grad_out = grad_outputs.defined() ? grad_outputs.contiguous() : torch::zeros({B, T_, D, u}, opts);
 
   T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
@@ -381,11 +461,17 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t grain = rows_per_task(width);
+  // The recurrent dropout keep-mask, ones without dropout: the vectorized loops multiply by it
+  // rather than branch on a null pointer (a masked load through it takes a microcode assist).
+  const Tensor ones = dropp ? Tensor() : torch::ones({D, B, u}, opts);
+  const T* keep_scale = dropp ? dropp : ptr<T>(ones);
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };
   std::vector<int64_t> running(D);
-  for (int64_t t = T_ - 1; t >= 0; --t) {
-    for (int64_t d = 0; d < D; ++d) running[d] = when.running(d, t);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+  // Step t, backwards, of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
+  auto step = [&](int64_t t, int64_t d0, int64_t d1) {
+    const int64_t n0 = d0 * B, n1 = d1 * B;
+    for (int64_t d = d0; d < d1; ++d) running[d] = when.running(d, t);
+    at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       std::vector<T> g_new_h(u), g_new_c(u);  // gradients to the step's new h and c
       for (int64_t n = begin; n < end; ++n) {
         const int64_t d = n / B, b = n % B, tau = when.time(d, t), o = n * u, s = saved(d, t, b);
@@ -422,22 +508,29 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         } else if (lstm) {
           const T* tc = extra_p + s * u;
           const T* cp = c_prev_p + s * u;
-          // Peepholes (zeros without): o sees c_t, i and f see c_{t-1}.
-          const T* p = peep_p ? peep_p + d * 3 * u : nullptr;
+          // Peepholes: o sees c_t, i and f see c_{t-1}. The branch is outside the vectorized loop:
+          // a loop that reads `p ? p[j] : 0` with p null takes a microcode assist per masked load.
+          auto lstm_grad = [&](auto peepholes) {
+            constexpr bool with_peep = decltype(peepholes)::value;
+            const T* p = peep_p + (with_peep ? d * 3 * u : 0);
 #pragma omp simd
-          for (int64_t j = 0; j < u; ++j) {
-            const T i = g[j], f = g[u + j], cand = g[2 * u + j], o_ = g[3 * u + j];
-            const T d_o = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
-            const T g_c = g_new_c[j] + g_new_h[j] * o_ * (T(1) - tc[j] * tc[j])  // total gradient to c_t
-                          + (p ? d_o * p[2 * u + j] : T(0));
-            const T d_i = g_c * cand * i * (T(1) - i), d_f = g_c * cp[j] * f * (T(1) - f);
-            z_grad[j] = d_i;
-            z_grad[u + j] = d_f;
-            z_grad[2 * u + j] = g_c * i * (T(1) - cand * cand);
-            z_grad[3 * u + j] = d_o;
-            // gradient to c_{t-1} (plus what a masked step held)
-            gcp[o + j] += g_c * f + (p ? d_i * p[j] + d_f * p[u + j] : T(0));
-          }
+            for (int64_t j = 0; j < u; ++j) {
+              const T i = g[j], f = g[u + j], cand = g[2 * u + j], o_ = g[3 * u + j];
+              const T d_o = g_new_h[j] * tc[j] * o_ * (T(1) - o_);
+              T g_c = g_new_c[j] + g_new_h[j] * o_ * (T(1) - tc[j] * tc[j]);  // total gradient to c_t
+              if constexpr (with_peep) g_c += d_o * p[2 * u + j];
+              const T d_i = g_c * cand * i * (T(1) - i), d_f = g_c * cp[j] * f * (T(1) - f);
+              z_grad[j] = d_i;
+              z_grad[u + j] = d_f;
+              z_grad[2 * u + j] = g_c * i * (T(1) - cand * cand);
+              z_grad[3 * u + j] = d_o;
+              // gradient to c_{t-1} (plus what a masked step held)
+              if constexpr (with_peep) gcp[o + j] += g_c * f + (d_i * p[j] + d_f * p[u + j]);
+              else gcp[o + j] += g_c * f;
+            }
+          };
+          if (peep_p) lstm_grad(std::true_type{});
+          else lstm_grad(std::false_type{});
         } else {  // GRU: h_t = h~ + z * (h_{t-1} - h~)
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j) {
@@ -459,11 +552,11 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         }
       }
     });
-    Tensor dz_t = dz.select(1, t);  // (D, B, W)
+    const Stacked<T> dz_t(dz, t);  // (D, B, W)
     if (cell == kGRUResetBefore) {  // the reset gate's gradient needs the product's: (r * hd) W_hh
-      per_direction_product(g_rh, dz_t.narrow(2, 2 * u, u), U_h_t, Tensor(), running, B);
+      per_direction_product(g_rh_s, dz_t.from_column(2 * u), U_h_t_s, {}, u, u, running, d0, d1);
       const T* grh = ptr<T>(g_rh);
-      for (int64_t n = 0; n < rows; ++n) {
+      for (int64_t n = n0; n < n1; ++n) {
         const int64_t d = n / B, b = n % B, o = n * u, s = saved(d, t, b);
         if (b >= running[d]) continue;
         const T* g = gates_p + s * width;
@@ -471,12 +564,12 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         const T* hp = h_prev_p + s * u;
 #pragma omp simd
         for (int64_t j = 0; j < u; ++j) {
-          const T r = g[u + j], hd = dropp ? hp[j] * dropp[o + j] : hp[j];
+          const T r = g[u + j], hd = hp[j] * keep_scale[o + j];
           z_grad[u + j] = grh[o + j] * hd * r * (T(1) - r);
         }
       }
-      per_direction_product(g_hd, dz_t.narrow(2, 0, 2 * u), U_zr_t, Tensor(), running, B);
-      for (int64_t n = 0; n < rows; ++n) {  // plus the path through r * hd
+      per_direction_product(g_hd_s, dz_t, U_zr_t_s, {}, 2 * u, u, running, d0, d1);
+      for (int64_t n = n0; n < n1; ++n) {  // plus the path through r * hd
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;
         const T* r = gates_p + saved(d, t, b) * width + u;
@@ -484,20 +577,23 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         for (int64_t j = 0; j < u; ++j) ghdp[n * u + j] += grh[n * u + j] * r[j];
       }
     } else {
-      per_direction_product(g_hd, cell == kGRUResetAfter ? dr.select(1, t) : dz_t, Ut, Tensor(), running, B);
+      per_direction_product(g_hd_s, cell == kGRUResetAfter ? Stacked<T>(dr, t) : dz_t, Ut_s, {}, width, u, running, d0, d1);
     }
-    for (int64_t n = 0; n < rows; ++n) {
+    for (int64_t n = n0; n < n1; ++n) {
       const int64_t d = n / B, b = n % B, o = n * u;
       if (b < running[d]) {
 #pragma omp simd
-        for (int64_t j = 0; j < u; ++j) ghp[o + j] = carryp[o + j] + (dropp ? ghdp[o + j] * dropp[o + j] : ghdp[o + j]);
+        for (int64_t j = 0; j < u; ++j) ghp[o + j] = carryp[o + j] + ghdp[o + j] * keep_scale[o + j];
         const T* z_grad = dz_p + saved(d, t, b) * width;  // into the input-ordered gradient of `projected`
         std::copy(z_grad, z_grad + width, gproj_p + ((when.time(d, t) * B + b) * D + d) * width);
       } else {
         std::copy(carryp + o, carryp + o + u, ghp + o);
       }
     }
-  }
+  };
+  over_directions(D, [&](int64_t d0, int64_t d1) {
+    for (int64_t t = T_ - 1; t >= 0; --t) step(t, d0, d1);
+  });
 
   // The recurrent kernel's gradient, one product over all steps: dU[d] = Σ_t hd_{t-1}ᵀ · dz_t.
   auto over_time = [D](const Tensor& x) { return x.reshape({D, -1, x.size(-1)}); };  // (D, T, B, .) views
