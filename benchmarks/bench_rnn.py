@@ -165,6 +165,10 @@ def padded_peers() -> tuple[dict[str, Step], float]:
     targets = torch.randint(0, 2, (32,), generator=generator).float()
     peers = {"seqlab masked": torch_step("PAD", seqlab_model("PAD", masked=True), ids, targets),
              "seqlab unmasked": torch_step("PAD", seqlab_model("PAD"), ids, targets)}
+    if fused.available():
+        compiled = seqlab_model("PAD", masked=True)
+        kernels.force_execution(compiled, "fused")
+        peers["seqlab masked, C++ loop"] = torch_step("PAD", compiled, ids, targets)
     return peers, lengths.sum().item() / (32 * 400)
 
 

@@ -76,9 +76,15 @@ def test_fused_layer_equals_reference(cell_type, extra, mask_kind, go_backwards,
 
 @pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)
 @pytest.mark.parametrize("mask_kind", ["none", "right", "left", "both", "holes"])
-def test_fused_bidirectional_pair_equals_reference(cell_type, extra, mask_kind):
-    """Both directions in one C++ loop (D = 2), with recurrent dropout in training."""
+@pytest.mark.parametrize("execution", ["auto", "fused"])
+def test_fused_bidirectional_pair_equals_reference(cell_type, extra, mask_kind, execution, monkeypatch):
+    """Both directions in one C++ loop (D = 2, each direction on its own thread where there are two),
+    with recurrent dropout in training; `execution="fused"` pairs them too."""
     rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{extra}-{mask_kind}".encode()))
+    directions = []
+    run_fused = fused.run_fused
+    monkeypatch.setattr(fused, "run_fused", lambda cells, *a, **k: directions.append(len(cells))
+                        or run_fused(cells, *a, **k))
 
     def make(execution):
         layer = layers.Bidirectional(getattr(layers, cell_type)(
@@ -87,14 +93,16 @@ def test_fused_bidirectional_pair_equals_reference(cell_type, extra, mask_kind):
         layer.build((3, 7, 2))
         return layer
 
-    reference, fast = make("reference"), make("auto")
+    reference, fast = make("reference"), make(execution)
     weights = [rng.normal(0, 0.5, w.shape) for w in reference.get_weights()]
     reference.set_weights(weights), fast.set_weights(weights)
     x, mask = torch.from_numpy(rng.normal(size=(3, 7, 2))), _mask(rng, 3, 7, mask_kind)
     torch.manual_seed(3)
     expected, expected_grads = run_and_grad(reference, x, mask, training=True)
     torch.manual_seed(3)  # the same recurrent dropout masks, drawn forward then backward
+    torch.set_num_threads(2)  # each direction on its own thread (the autouse fixture restores one)
     got, got_grads = run_and_grad(fast, x, mask, training=True)
+    assert directions == [2]
     for a, b in zip(got + list(got_grads), expected + list(expected_grads)):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
 

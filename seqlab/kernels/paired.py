@@ -41,17 +41,21 @@ PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
 def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) -> bool:
     """Whether `run_paired` gives what running `forward` and `backward` apart gives, and is their path.
 
-    It is where neither direction can run natively, and in training where the
-    C++ loop beats the native kernels (`fused.preferred`).
+    With `execution="auto"` it is where neither direction can run natively, and
+    in training where the C++ loop beats the native kernels (`fused.preferred`);
+    with `execution="fused"` wherever the C++ loop serves both cells.
     """
     forward_cell, backward_cell = forward.cell, backward.cell
-    if not (forward.execution == backward.execution == "auto" and type(forward_cell) in PAIRABLE_CELLS
+    if not (forward.execution == backward.execution and forward.execution in ("auto", "fused")
+            and type(forward_cell) in PAIRABLE_CELLS
             and not forward.go_backwards and backward.go_backwards
             and not (forward.time_major or backward.time_major or forward.stateful or backward.stateful)
             and forward.zero_output_for_mask == backward.zero_output_for_mask
             and _same_step(forward_cell, backward_cell)):
         return False
     cells = (forward_cell, backward_cell)
+    if forward.execution == "fused":
+        return all(fused.supports(cell, inputs) for cell in cells)
     if not any(native.supports(cell, training) for cell in cells):
         return True
     return all(fused.preferred(cell, inputs) for cell in cells)
