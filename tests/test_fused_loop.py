@@ -172,6 +172,32 @@ def test_without_the_extension_auto_falls_back_and_forcing_it_says_why(monkeypat
         layers.LSTM(4, peephole=True, execution="fused")(x)
 
 
+def test_build_retries_without_openmp_when_the_toolchain_lacks_it(monkeypatch):
+    """Under PyTorch's OpenMP backend the loop is built with -fopenmp (at::parallel_for is an
+    `omp parallel` region compiled into the extension); a toolchain without OpenMP gets a serial build."""
+    monkeypatch.setattr(fused, "_threading_flags", lambda: ["-fopenmp"])
+    builds = []
+
+    def load(name, sources, extra_cflags, extra_ldflags=None, verbose=False):
+        builds.append((extra_cflags, extra_ldflags))
+        if "-fopenmp" in extra_cflags:
+            raise RuntimeError("error: unsupported option '-fopenmp'")
+        return "serial module"
+
+    assert fused._build(load) == "serial module"
+    assert builds == [(fused.COMPILER_FLAGS + ["-fopenmp"], ["-fopenmp"]), (fused.COMPILER_FLAGS, None)]
+    monkeypatch.setattr(fused, "_threading_flags", lambda: [])
+    with pytest.raises(RuntimeError, match="no compiler"):
+        fused._build(lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no compiler")))
+
+
+def test_the_loop_is_built_with_pytorchs_openmp_here():
+    """This PyTorch (Linux wheel) runs at::parallel_for on OpenMP: the extension must share it."""
+    if "parallel backend: OpenMP" not in torch.__config__.parallel_info():
+        pytest.skip("PyTorch here does not use OpenMP threads")
+    assert fused._threading_flags() == ["-fopenmp"]
+
+
 def test_fused_float32_matches_float64_reference_on_a_long_sequence():
     """200 steps (config B's length): float32 round-off stays within the twin tolerance."""
     torch.manual_seed(1)

@@ -95,9 +95,7 @@ def extension():
         _put_pip_ninja_on_path()
         if not list(Path(_get_build_directory(NAME, False)).glob(f"{NAME}*.so")):
             print("seqlab: building the C++ recurrent loop (once; about 30 s)", file=sys.stderr, flush=True)
-        threading = _threading_flags()
-        _extension = load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS + threading,
-                          extra_ldflags=threading, verbose=False)
+        _extension = _build(load)
         keep_freed_memory()  # the loop allocates the same buffers every step
     except Exception as error:  # no compiler, no ninja, a broken toolchain: fall back, say so once
         _failure = _first_error_line(error)
@@ -107,6 +105,19 @@ def extension():
             "ninja to enable it, or set SEQLAB_NO_EXTENSION=1 to silence this.",
             RuntimeWarning, stacklevel=2)
     return _extension
+
+
+def _build(load):
+    """Build (or load the cached build of) the extension, with OpenMP where PyTorch uses it; a
+    toolchain without OpenMP gets the same loops on one thread rather than none at all."""
+    threading = _threading_flags()
+    try:
+        return load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS + threading, extra_ldflags=threading,
+                    verbose=False)
+    except Exception:
+        if not threading:
+            raise
+        return load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
 
 
 def _put_pip_ninja_on_path() -> None:
