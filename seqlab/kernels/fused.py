@@ -12,7 +12,8 @@ out, and the recurrent kernel's gradient is one product over all steps,
 It serves SimpleRNN (tanh, relu), LSTM (tanh/sigmoid, peepholes or not) and GRU
 (tanh/sigmoid, `reset_after` either way) on CPU in float32 and float64, with
 any mask, for one direction or both directions of a Bidirectional layer at
-once (the backward one reading time in reverse). Padded batches run sorted by
+once (the backward one reading time in reverse; each on its own thread where
+there are two). Padded batches run sorted by
 length, each step computing only the rows still running. `step` is one time
 step without autograd, for generation.
 
