@@ -222,6 +222,18 @@ def test_the_loop_is_built_with_pytorchs_openmp_here():
     assert fused._threading_flags() == ["-fopenmp"]
 
 
+def test_the_built_loop_links_openmp(compiled_loop):
+    """The regression this guards: built without -fopenmp, every at::parallel_for in the extension ran
+    on one thread. A build with it links libgomp (resolved, in the process, to PyTorch's own)."""
+    import shutil
+    import subprocess
+
+    if not fused._threading_flags() or shutil.which("ldd") is None:
+        pytest.skip("PyTorch here does not run OpenMP threads, or there is no ldd")
+    linked = subprocess.run(["ldd", fused.extension().__file__], capture_output=True, text=True, check=True).stdout
+    assert "libgomp" in linked
+
+
 def test_fused_float32_matches_float64_reference_on_a_long_sequence():
     """200 steps (config B's length): float32 round-off stays within the twin tolerance."""
     torch.manual_seed(1)
