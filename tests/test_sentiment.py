@@ -174,7 +174,7 @@ def test_book_presets_are_the_tutorial_models():
     assert model.layers[1].count_params() == 10_880  # Keras: Bidirectional(SimpleRNN(64)) on 20 features
     assert (rnn.max_len, rnn.epochs, rnn.batch_size, rnn.lr, rnn.mask) == (100, 10, 32, 1e-3, False)
     for recipe in (rnn, sentiment.make_recipe("book-bilstm")):  # tfds' Tokenizer keeps case; one fixed order
-        assert (recipe.tokenizer, recipe.shuffle, recipe.bucket) == ("word_cased", False, False)
+        assert (recipe.tokenizer, recipe.shuffle, recipe.bucket) == ("tfds", False, False)
 
 
 def test_vocabulary_counts_only_the_tokens_the_model_reads():

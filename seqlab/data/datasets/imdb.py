@@ -4,13 +4,25 @@ Read from `aclImdb_v1.tar.gz` as published, or from its extracted `aclImdb/`
 folder: `train/{pos,neg,unsup}` and `test/{pos,neg}`, one review per
 `ID_RATING.txt`. 25,000 labeled training reviews, 25,000 labeled test reviews
 (both balanced) and 50,000 unlabeled ones. Label 1 = positive. The reviews
-contain HTML line breaks (`<br />`), replaced here by spaces.
+contain HTML line breaks (`<br />`), replaced here by spaces unless
+`keep_markup=True`.
 
 Two protocols (`split=`):
 - `"official"`: the published test set; the published training set cut, with
-  a seeded shuffle, into train (25,000 - validation_size) and validation.
-- `"book"`: the tutorial's protocol: all 50,000 labeled reviews shuffled with
-  the seed; the first 25,000 are the test set, the rest train + validation.
+  a seeded shuffle (NumPy, seed 1337 by default), into train
+  (25,000 - validation_size) and validation.
+- `"book"`: the tutorial's exact split (Raschka et al., *Python Machine
+  Learning*, ch. 8 and 16). Its `movie_data.csv` lists test/pos, test/neg,
+  train/pos, train/neg, each folder's files sorted by name, permuted by
+  `np.random.seed(0)`; its chapter 16 shuffles those rows with
+  `tf.random.set_seed(1)` and `Dataset.shuffle(50000,
+  reshuffle_each_iteration=False)` and takes the first 25,000 as the test
+  set, the next 20,000 for training and the last 5,000 for validation.
+  seqlab computes TensorFlow's order without TensorFlow
+  (`seqlab.data.tensorflow_shuffle`); `seed` replaces the 1 of
+  `set_seed`. The texts keep their `<br />` as in `movie_data.csv`. The
+  tutorial's vocabulary of the 20,000 training reviews, 87,007 words
+  (58,063 in their last 100 tokens), comes out exactly.
 """
 from __future__ import annotations
 
@@ -27,6 +39,7 @@ import numpy as np
 from seqlab.data.datasets.text_corpus import STRICT, decode_text
 from seqlab.data.datasets.text_label import TextLabelSplit
 from seqlab.data.fetch import DatasetFile, find_dataset_file
+from seqlab.data.tensorflow_shuffle import tensorflow_shuffle_order
 
 IMDB_ARCHIVE = DatasetFile(
     "aclImdb_v1.tar.gz",
@@ -37,6 +50,9 @@ IMDB_ARCHIVE = DatasetFile(
     extracted_folder="aclImdb",
 )
 SPLITS = ("official", "book")
+DEFAULT_SEEDS = {"official": 1337, "book": 1}  # book: the tutorial's tf.random.set_seed(1)
+MOVIE_DATA_FOLDERS = ("test/pos", "test/neg", "train/pos", "train/neg")  # the tutorial's movie_data.csv
+MOVIE_DATA_SEED = 0  # its np.random.seed(0) before the permutation
 LABELS = {"neg": 0, "pos": 1}
 LABEL_NAMES = {0: "neg", 1: "pos"}
 _LINE_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
@@ -48,7 +64,7 @@ class ImdbSplits:
     """Train, validation and test splits (and the unlabeled reviews, on request).
 
     Example:
-        imdb = load_imdb(split="book", seed=1337)
+        imdb = load_imdb(split="book")
         len(imdb.train), len(imdb.validation), len(imdb.test)  # 20000 5000 25000
         imdb.train.texts[0], imdb.train.labels[0]              # (review, 1 = positive)
     """
@@ -76,30 +92,34 @@ class ImdbReviews:
 
 
 def load_imdb(split: str = "official", path: str | os.PathLike[str] | None = None,
-              seed: int = 1337, validation_size: int = 5_000, unlabeled: bool = False,
-              errors: str = STRICT, download: bool = True, progress: bool = True) -> ImdbSplits:
+              seed: int | None = None, validation_size: int = 5_000, unlabeled: bool = False,
+              errors: str = STRICT, download: bool = True, progress: bool = True,
+              keep_markup: bool | None = None) -> ImdbSplits:
     """IMDb reviews split by `split` ("official" or "book"); see the module doc.
 
     path: the archive, the extracted `aclImdb/` folder, or a folder holding either.
+    seed: the split's seed (None: 1337 for "official", the tutorial's 1 for "book").
     unlabeled: also return the 50,000 unlabeled training reviews.
+    keep_markup: keep the `<br />` line breaks (None: only for "book", as the tutorial reads them).
     """
     _check_split_arguments(split, validation_size)
     archive = find_dataset_file(IMDB_ARCHIVE, path, download, progress)
-    return split_imdb(read_imdb(archive, unlabeled, errors), split, seed, validation_size)
+    keep_markup = split == "book" if keep_markup is None else keep_markup
+    return split_imdb(read_imdb(archive, unlabeled, errors, keep_markup), split, seed, validation_size)
 
 
-def split_imdb(reviews: ImdbReviews, split: str = "official", seed: int = 1337,
+def split_imdb(reviews: ImdbReviews, split: str = "official", seed: int | None = None,
                validation_size: int = 5_000) -> ImdbSplits:
-    """Cut the published reviews into train/validation/test by protocol `split`."""
+    """Cut the published reviews into train/validation/test by protocol `split` (seed None: its default)."""
     _check_split_arguments(split, validation_size)
-    rng = np.random.default_rng(seed)
+    seed = DEFAULT_SEEDS[split] if seed is None else seed
     test_size = len(reviews.test)  # 25,000 in both protocols
     if split == "official":
         pool, test = reviews.train, reviews.test.subset(range(test_size), "test")
-        order = rng.permutation(len(pool)).tolist()
+        order = np.random.default_rng(seed).permutation(len(pool)).tolist()
     else:
-        pool = _concatenate(reviews.train, reviews.test, "all labeled")
-        order = rng.permutation(len(pool)).tolist()
+        pool = _movie_data_rows(reviews)
+        order = tensorflow_shuffle_order(len(pool), global_seed=seed)
         test = pool.subset(order[:test_size], "test")
         order = order[test_size:]
     if validation_size >= len(order):
@@ -111,15 +131,18 @@ def split_imdb(reviews: ImdbReviews, split: str = "official", seed: int = 1337,
 
 
 def read_imdb(path: str | os.PathLike[str], unlabeled: bool = False,
-              errors: str = STRICT) -> ImdbReviews:
-    """Parse the archive or extracted folder at `path` (no download, no split)."""
+              errors: str = STRICT, keep_markup: bool = False) -> ImdbReviews:
+    """Parse the archive or extracted folder at `path` (no download, no split).
+
+    keep_markup: keep the `<br />` line breaks as published (else spaces).
+    """
     found: dict[tuple[str, str], list[tuple[int, str, str]]] = {}
     replaced: Counter[str] = Counter()
     for relative, data, source in _review_files(Path(path), unlabeled):
         part, label, review_id, _rating = _REVIEW_FILE.fullmatch(relative).groups()
         decoded = decode_text(data, source, errors=errors)
         replaced[part] += decoded.replaced
-        text = _LINE_BREAK.sub(" ", decoded.text)
+        text = decoded.text if keep_markup else _LINE_BREAK.sub(" ", decoded.text)
         found.setdefault((part, label), []).append((int(review_id), text, relative))
     train, test = (_labeled(found, part, path, replaced[part]) for part in ("train", "test"))
     unlabeled_texts = None
@@ -170,9 +193,23 @@ def _folder(found: dict, key: tuple[str, str], path: Path) -> list[tuple[int, st
     return sorted(found[key], key=lambda review: review[0])  # by review id
 
 
-def _concatenate(first: TextLabelSplit, second: TextLabelSplit, name: str) -> TextLabelSplit:
-    return TextLabelSplit(first.texts + second.texts, first.labels + second.labels, name,
-                          dict(first.label_names), (first.ids or []) + (second.ids or []))
+def _movie_data_rows(reviews: ImdbReviews) -> TextLabelSplit:
+    """All labeled reviews in the order of the tutorial's `movie_data.csv`.
+
+    Its chapter 8 reads the folders in `MOVIE_DATA_FOLDERS` order, each
+    folder's files sorted by name as strings (`sorted(os.listdir(path))`:
+    "10000_8.txt" before "1000_8.txt"... before "100_3.txt"), then permutes
+    the rows with NumPy's legacy generator seeded 0.
+    """
+    every = TextLabelSplit(reviews.test.texts + reviews.train.texts, reviews.test.labels + reviews.train.labels,
+                           "all labeled", dict(reviews.test.label_names), reviews.test.ids + reviews.train.ids)
+    by_folder: dict[str, list[tuple[str, int]]] = {folder: [] for folder in MOVIE_DATA_FOLDERS}
+    for index, review_id in enumerate(every.ids):
+        folder, _, name = review_id.rpartition("/")
+        by_folder[folder].append((name, index))
+    listed = [index for folder in MOVIE_DATA_FOLDERS for _, index in sorted(by_folder[folder])]
+    permutation = np.random.RandomState(MOVIE_DATA_SEED).permutation(len(listed))
+    return every.subset([listed[row] for row in permutation], "all labeled")
 
 
 def _check_split_arguments(split: str, validation_size: int) -> None:
