@@ -3,7 +3,7 @@
     from seqlab.data import WordTokenizer, Vocabulary, SequenceDataset, SequenceCollate
     from seqlab.data.datasets import load_imdb
 
-    imdb = load_imdb(split="book", seed=1337)
+    imdb = load_imdb(split="book")
     tokenizer = WordTokenizer(lowercase=True)
     vocab = Vocabulary.build(imdb.train.texts, max_size=20_000, tokenizer=tokenizer)
     train = SequenceDataset(vocab.encode_batch(imdb.train.texts), imdb.train.labels, keep_last=100)
