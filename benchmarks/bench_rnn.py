@@ -8,7 +8,8 @@ Configs (median ms per training step = forward + loss + backward + Adam):
   B-RD   B with recurrent_dropout=0.2
   C      B with Bidirectional(SimpleRNN(64)); batch 32 × 100
   PAD    B's model on a padded batch (lengths 20-400) with mask_zero=True vs the same batch unmasked
-  D      generate 500 characters with A's model: batch 1 and 64 streams (characters/s)
+  D      generate 500 characters with A's model: batch 1 and 64 streams (characters/s), in float32
+         and with bfloat16 recurrent products (Stepper(precision="bfloat16"))
   MEM    peak memory of A's training step (seqlab vs torch native, separate processes):
          the peak resident size during 3 steps minus the resident size just before them
 
@@ -195,6 +196,8 @@ def generation_rates(length: int = 500) -> dict[str, float]:
     for batch in (1, 64):  # seqlab's own sampler, as `seqlab charlm generate` draws
         stepper = Stepper(model, batch_size=batch)
         rates[f"seqlab stepper, batch {batch}"] = _sample_rate(stepper.step, batch, length, draw)
+        stepper = Stepper(model, batch_size=batch, precision="bfloat16")
+        rates[f"seqlab stepper bfloat16, batch {batch}"] = _sample_rate(stepper.step, batch, length, draw)
     native = TorchCharModel(nn.LSTM).eval()
     state: list = [None]
 

@@ -162,14 +162,16 @@ class GenerationStep:
 
 
 def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling = Sampling(),
-                   generator: torch.Generator | None = None,
-                   forbidden: Sequence[int] = ()) -> Iterator[GenerationStep]:
+                   generator: torch.Generator | None = None, forbidden: Sequence[int] = (),
+                   precision: str = "float32") -> Iterator[GenerationStep]:
     """Yield `length` steps continuing `prime (batch, time)`, one recurrent step per token.
 
     `model` is an Embedding → RNN(s) → Dense `Sequential`, a causal
     transformer `Sequential`, or a `Stepper` / `WindowStepper`.
     The prime runs once; every later step feeds the drawn token back with the
     carried state. `forbidden` token ids (padding, unknown) are never drawn.
+    `precision="bfloat16"`: a recurrent model's steps multiply by bfloat16
+    copies of the recurrent kernels (see `seqlab.kernels.stepping.Stepper`).
 
         >>> steps = generate_steps(model, torch.tensor([[5, 9, 2]] * 4), length=3, sampling=Sampling(top_k=5))
         >>> [tuple(step.ids.shape) for step in steps]
@@ -177,7 +179,8 @@ def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling =
     """
     if length < 0:
         raise ValueError(f"length must be ≥ 0 (tokens to generate), got {length}.")
-    stepper = model if isinstance(model, (Stepper, WindowStepper)) else stepper_for(model, prime.shape[0])
+    stepper = (model if isinstance(model, (Stepper, WindowStepper))
+               else stepper_for(model, prime.shape[0], precision))
     device = stepper.device
     banned = torch.tensor(sorted(set(forbidden)), dtype=torch.long, device=device)
     logits = stepper.prime(prime.to(device))
@@ -212,8 +215,8 @@ class TextGenerator:
         [110, 110, 110]
     """
 
-    def __init__(self, model, vocabulary):
-        self.model, self.vocabulary = model, vocabulary
+    def __init__(self, model, vocabulary, precision: str = "float32"):
+        self.model, self.vocabulary, self.precision = model, vocabulary, precision
         self.tokens = vocabulary.tokens
         self.forbidden = (vocabulary.pad_index, vocabulary.unknown_index)
 
@@ -249,7 +252,7 @@ class TextGenerator:
         generator = torch.Generator(device=_device_of(self.model))
         generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
         self.model.eval()
-        return generate_steps(self.model, ids, length, sampling, generator, self.forbidden)
+        return generate_steps(self.model, ids, length, sampling, generator, self.forbidden, self.precision)
 
 
 def _device_of(model) -> torch.device:

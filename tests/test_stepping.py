@@ -93,3 +93,64 @@ def test_stepper_for_needs_a_recurrent_or_causal_model():
     with pytest.raises(ValueError, match="needs context=N"):
         stepper_for(sinusoidal)
     assert WindowStepper(sinusoidal, context=4).context == 4
+
+
+def recurrent_model(cell, units: int = 32, **options) -> seqlab.Sequential:
+    torch.manual_seed(4)
+    model = seqlab.Sequential([layers.Embedding(12, 6), cell(units, return_sequences=True, **options),
+                               layers.Dense(12)])
+    model.build((None, None))
+    return model.eval()
+
+
+@pytest.mark.parametrize("cell, options", [(layers.LSTM, {}), (layers.LSTM, {"peephole": True}), (layers.GRU, {}),
+                                           (layers.GRU, {"reset_after": False}), (layers.SimpleRNN, {})])
+def test_bfloat16_steps_stay_near_float32(cell, options):
+    model = recurrent_model(cell, **options)
+    ids = torch.randint(1, 12, (5, 12))
+    exact, rounded = Stepper(model, batch_size=5), Stepper(model, batch_size=5, precision="bfloat16")
+    largest = 0.0
+    for t in range(12):
+        expected, got = exact.step(ids[:, t]), rounded.step(ids[:, t])
+        largest = max(largest, (expected - got).abs().max().item())
+        torch.testing.assert_close(got, expected, rtol=0, atol=2e-2)
+    assert largest > 1e-5  # the products really were rounded to bfloat16
+    assert all(state.dtype == torch.float32 for states in rounded.states for state in states)
+
+
+def test_bfloat16_product_rounds_h_and_the_kernel_then_sums_in_float32():
+    model = recurrent_model(layers.SimpleRNN, units=64, activation=None)  # h_t = x_t W_x + b + h_{t-1} W_h
+    stepper = Stepper(model, batch_size=3, precision="bfloat16")
+    h = torch.randn(3, 64)
+    stepper.states = [[h]]
+    ids = torch.tensor([1, 5, 7])
+    stepper.step(ids)
+    h_new = stepper.states[0][0].double()
+    kernel = model.layers[1].cell.recurrent_kernel.detach()
+    product = h.bfloat16().double() @ kernel.bfloat16().double()  # the rounded operands' exact product
+    # the float32 sum comes back rounded to bfloat16 (8-bit mantissa: within 2^-8 of it)
+    error = (h_new - stepper.table[ids].double() - product).abs()
+    assert (error <= 2**-8 * product.abs() + 1e-6).all()
+    unrounded = h.double() @ kernel.double()
+    assert ((unrounded - product).abs() > 2**-8 * product.abs() + 1e-6).any()  # rounding h and W_h shows
+
+
+def test_bfloat16_precision_errors():
+    model = recurrent_model(layers.LSTM)
+    with pytest.raises(ValueError, match="unknown precision 'float16'"):
+        Stepper(model, precision="float16")
+    double = seqlab.Sequential([layers.Embedding(5, 2, dtype=torch.float64),
+                                layers.LSTM(3, return_sequences=True, dtype=torch.float64)])
+    double.build((None, None))
+    with pytest.raises(ValueError, match="from a float32 model; this one is torch.float64"):
+        Stepper(double, precision="bfloat16")
+
+    class CustomCell(seqlab.layers.cells.SimpleRNNCell):
+        pass
+
+    custom = seqlab.Sequential([layers.Embedding(5, 2), layers.RNN(CustomCell(3), return_sequences=True)])
+    custom.build((None, None))
+    with pytest.raises(ValueError, match="needs SimpleRNN, LSTM or GRU cells; .* has a CustomCell"):
+        Stepper(custom, precision="bfloat16")
+    with pytest.raises(ValueError, match="applies to recurrent models"):
+        stepper_for(causal_transformer(context=4), precision="bfloat16")

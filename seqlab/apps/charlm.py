@@ -60,6 +60,7 @@ from seqlab.data.fetch import DatasetNotFoundError, search_folders, sha256_of
 from seqlab.data.tokenizers import CharTokenizer
 from seqlab.data.vocabulary import Vocabulary
 from seqlab.generation import Sampling, TextGenerator
+from seqlab.kernels.stepping import PRECISIONS
 from seqlab.model import Sequential
 from seqlab.saving import ModelDirectoryError, load_model, read_config, register_serializable, write_atomically
 from seqlab.seeding import derive_seed, set_seed
@@ -475,8 +476,11 @@ def resolve_model_dir(directory: str | Path) -> Path:
                               "(the output of `seqlab charlm train --out DIR`).")
 
 
-def load_generator(directory: str | Path) -> TextGenerator:
-    """A `TextGenerator` for the model saved in `directory` (an OUT of `train`, OUT/model, or a checkpoint)."""
+def load_generator(directory: str | Path, precision: str = "float32") -> TextGenerator:
+    """A `TextGenerator` for the model saved in `directory` (an OUT of `train`, OUT/model, or a checkpoint).
+
+    precision: "float32", or "bfloat16" for the recurrent products (`seqlab.kernels.stepping.Stepper`).
+    """
     model_dir = resolve_model_dir(directory)
     model = load_model(model_dir, compile=False)
     saved = getattr(model, "tokenizer", None)
@@ -484,7 +488,7 @@ def load_generator(directory: str | Path) -> TextGenerator:
         kind = read_config(model_dir).get("tokenizer")
         raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json (tokenizer: {kind}); "
                                   "generate needs a model saved by `seqlab charlm train`.")
-    return TextGenerator(model, saved.vocabulary)
+    return TextGenerator(model, saved.vocabulary, precision)
 
 
 def stream_samples(generator: TextGenerator, prime: str, length: int, sampling: Sampling, num_samples: int = 1,
@@ -591,6 +595,10 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
     _add_sampling_options(generate)
     generate.add_argument("--num-samples", type=int, default=1, help="samples, generated as one batch (default 1)")
     generate.add_argument("--seed", type=int, help="seed for sampling (default: random, printed to stderr)")
+    generate.add_argument("--precision", choices=PRECISIONS, default="float32",
+                          help="bfloat16: each step's recurrent product from bfloat16 copies of the state and "
+                               "the recurrent kernel, summed in float32 (about twice as fast for many samples "
+                               "on CPUs with AVX512-BF16; states and output in float32) (default float32)")
     generate.add_argument("--allow-unknown", action="store_true",
                           help="map prime characters the model never saw to the unknown index instead of failing")
     _add_threads_option(generate, 1)
@@ -711,7 +719,7 @@ def _generate_command(args: argparse.Namespace) -> int:
     try:
         _use_threads(args)
         sampling = _sampling_from_args(args)
-        generator = load_generator(args.model)
+        generator = load_generator(args.model, args.precision)
         seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31, (1,)).item())
         if args.seed is None:
             print(f"[seed {seed}]", file=sys.stderr)

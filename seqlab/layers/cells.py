@@ -33,8 +33,10 @@ States = list  # list of (batch, units) tensors
 class RecurrentCell(Layer):
     """What every cell shares: units, activations, the three weights and dropout rates.
 
-    A subclass states its equation in `step(projected, states, recurrent_mask)`,
-    which returns `(output, new_states)` for one time step.
+    A subclass states its equation in `step(projected, states, recurrent_mask,
+    recurrent_kernel)`, which returns `(output, new_states)` for one time step.
+    `recurrent_kernel` (default: the cell's own) lets generation pass a copy of
+    W_h in bfloat16 (`Stepper(precision="bfloat16")`).
     """
 
     gates = 1  # how many blocks of `units` the kernels hold
@@ -168,6 +170,14 @@ def _masked(h: torch.Tensor, recurrent_mask: torch.Tensor | None) -> torch.Tenso
     return h if recurrent_mask is None else h * recurrent_mask
 
 
+def _times(h: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """`h @ kernel` in h's dtype. A kernel in a narrower dtype (generation's bfloat16 copy) multiplies h
+    rounded to that dtype, with the products summed in float32 by the backend (oneDNN on CPU)."""
+    if kernel.dtype == h.dtype:
+        return h @ kernel
+    return (h.to(kernel.dtype) @ kernel).to(h.dtype)
+
+
 class SimpleRNNCell(RecurrentCell):
     """Elman cell: `h_t = tanh(x_t W_x + h_{t-1} W_h + b)`.
 
@@ -175,9 +185,10 @@ class SimpleRNNCell(RecurrentCell):
     recurrent_kernel W_h (units, units), bias b (units,). The output is h_t.
     """
 
-    def step(self, projected, states, recurrent_mask=None):
+    def step(self, projected, states, recurrent_mask=None, recurrent_kernel=None):
         (h_prev,) = states
-        h = self.activation(projected + _masked(h_prev, recurrent_mask) @ self.recurrent_kernel)
+        kernel = self.recurrent_kernel if recurrent_kernel is None else recurrent_kernel
+        h = self.activation(projected + _times(_masked(h_prev, recurrent_mask), kernel))
         return h, [h]
 
 
@@ -223,9 +234,10 @@ class LSTMCell(RecurrentCell):
             return self.bias_initializer
         return _UnitForgetBias(self.bias_initializer, self.units)
 
-    def step(self, projected, states, recurrent_mask=None):
+    def step(self, projected, states, recurrent_mask=None, recurrent_kernel=None):
         h_prev, c_prev = states
-        z = projected + _masked(h_prev, recurrent_mask) @ self.recurrent_kernel
+        kernel = self.recurrent_kernel if recurrent_kernel is None else recurrent_kernel
+        z = projected + _times(_masked(h_prev, recurrent_mask), kernel)
         z_i, z_f, z_c, z_o = z.chunk(4, dim=-1)
         if self.peephole:
             z_i = z_i + self.input_gate_peephole_weights * c_prev
@@ -289,24 +301,25 @@ class GRUCell(RecurrentCell):
             return None
         return self.bias[0] if self.reset_after else self.bias
 
-    def step(self, projected, states, recurrent_mask=None):
+    def step(self, projected, states, recurrent_mask=None, recurrent_kernel=None):
         (h_prev,) = states
         u = self.units
+        kernel = self.recurrent_kernel if recurrent_kernel is None else recurrent_kernel
         h_dropped = _masked(h_prev, recurrent_mask)
         x_z, x_r, x_h = projected.chunk(3, dim=-1)
         if self.reset_after:
-            inner = h_dropped @ self.recurrent_kernel
+            inner = _times(h_dropped, kernel)
             if self.use_bias:
                 inner = inner + self.bias[1]
             r_z, r_r, r_h = inner.chunk(3, dim=-1)
         else:
-            r_z, r_r = (h_dropped @ self.recurrent_kernel[..., :2 * u]).chunk(2, dim=-1)
+            r_z, r_r = _times(h_dropped, kernel[..., :2 * u]).chunk(2, dim=-1)
         z = self.recurrent_activation(x_z + r_z)
         r = self.recurrent_activation(x_r + r_r)
         if self.reset_after:
             candidate = self.activation(x_h + r * r_h)
         else:
-            candidate = self.activation(x_h + (r * h_dropped) @ self.recurrent_kernel[..., 2 * u:])
+            candidate = self.activation(x_h + _times(r * h_dropped, kernel[..., 2 * u:]))
         h = z * h_prev + (1 - z) * candidate
         return h, [h]
 
