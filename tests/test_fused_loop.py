@@ -258,9 +258,28 @@ def test_single_step_for_generation_equals_the_cells_step(cell_type, extra, dtyp
     states = [torch.randn(3, 6, dtype=dtype) for _ in cell.state_size]
     with torch.no_grad():
         expected_h, expected_states = cell.step(projected, states)
-        got_h, got_states = fused.step(cell, projected, states)
+        got_h, got_states = fused.CellStep(cell, projected)(projected, states)
     for got, expected in zip([got_h, *got_states], [expected_h, *expected_states]):
         torch.testing.assert_close(got, expected, rtol=TOLERANCE[dtype], atol=TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)
+def test_single_step_with_a_bfloat16_kernel_equals_the_cells_step_with_it(cell_type, extra):
+    """Generation's bfloat16 products (the reset_before GRU's second one too) as the cells' own step computes them."""
+    torch.manual_seed(5)
+    layer = getattr(layers, cell_type)(24, **extra)
+    layer.build((7, 1, 5))
+    cell = layer.cell
+    projected = cell.project_inputs(torch.randn(7, 5))
+    states = [torch.randn(7, 24) for _ in cell.state_size]
+    kernel = cell.recurrent_kernel.detach().bfloat16()
+    with torch.no_grad():
+        expected_h, expected_states = cell.step(projected, states, recurrent_kernel=kernel)
+        float32_h, _ = cell.step(projected, states)
+        got_h, got_states = fused.CellStep(cell, projected, kernel)(projected, states)
+    for got, expected in zip([got_h, *got_states], [expected_h, *expected_states]):
+        torch.testing.assert_close(got, expected, rtol=1e-6, atol=1e-6)
+    assert (got_h - float32_h).abs().max() > 1e-5  # the products were rounded
 
 
 def test_directions_reading_the_same_padded_inputs_share_one_projection(monkeypatch):

@@ -230,17 +230,29 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
     return torch.stack(placed, dim=2), last, finals
 
 
-def step(cell: RecurrentCell, projected: torch.Tensor, states: list[torch.Tensor]
-         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+class CellStep:
     """`cell.step(projected (batch, k*units), states)` on the C++ loop, without autograd (generation).
 
     One time step, no mask, no dropout: `(h_t, new states)`, equal to the cell's own step.
+    Everything but the step's inputs is prepared once, since generation calls it for every
+    token: the weights it uses are those of when it was made (as `Stepper`'s table).
+    `recurrent_kernel`: default the cell's; a bfloat16 copy multiplies h rounded to bfloat16.
     """
-    code = cell_code(cell)
-    _, h, c, *_ = extension().forward(
-        code, projected[None, :, None], cell.recurrent_kernel[None], _recurrent_bias([cell], projected),
-        _peepholes([cell]), states[0][None], states[1][None] if code == LSTM else None, None, None, None, False, False)
-    return h[0], ([h[0]] if c is None else [h[0], c[0]])
+
+    def __init__(self, cell: RecurrentCell, like: torch.Tensor, recurrent_kernel: torch.Tensor | None = None):
+        with torch.no_grad():
+            self.code = cell_code(cell)
+            self.kernel = (cell.recurrent_kernel if recurrent_kernel is None else recurrent_kernel).detach()[None]
+            self.recurrent_bias = _recurrent_bias([cell], like)
+            self.peepholes = _peepholes([cell])
+        self.forward = extension().forward
+
+    def __call__(self, projected: torch.Tensor, states: list[torch.Tensor]
+                 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        _, h, c, *_ = self.forward(
+            self.code, projected[None, :, None], self.kernel, self.recurrent_bias, self.peepholes, states[0][None],
+            states[1][None] if self.code == LSTM else None, None, None, None, False, False)
+        return h[0], ([h[0]] if c is None else [h[0], c[0]])
 
 
 def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor]) -> torch.Tensor:

@@ -11,14 +11,15 @@ per-call setup done once:
   `table = project_inputs(embeddings)` (`(vocabulary, k*units)`), so a step
   starts with a row lookup instead of a matrix product;
 - the rest is each cell's step (on the compiled C++ loop where it serves
-  the cell, `seqlab.kernels.fused.step`, else the cell's own `step`) and the
+  the cell, `seqlab.kernels.fused.CellStep`, else the cell's own `step`) and the
   output layers, in inference mode without autograd.
 
 `precision="bfloat16"` runs each step's recurrent product `h_{t-1} W_h`, the
 bulk of a step's work for many streams, from bfloat16 copies of h and W_h
 (8-bit mantissas), with the products summed in float32 (oneDNN on a CPU with
-AVX512-BF16 runs it about twice as fast as float32); the states, gates and
-output layers stay float32. On the Mysterious Island model (LSTM(512)) the
+AVX512-BF16 runs it about 2.7x as fast as float32 for 64 streams); the states,
+gates and output layers stay float32, and the gates still run in the C++ loop
+where it serves the cell. For a single stream it is slower than float32. On the Mysterious Island model (LSTM(512)) the
 next-character distributions move by a KL divergence of about 2e-5 nats and
 the validation loss does not change (docs/performance.md). The copies are
 taken when the Stepper is made.
@@ -104,7 +105,7 @@ class Stepper:
     @torch.no_grad()
     def step(self, ids: torch.Tensor) -> torch.Tensor:
         """Advance every stream by one token `ids (batch,)`; returns the outputs `(batch, ...)`."""
-        projected = self.table[ids]
+        projected = self.table.index_select(0, ids)  # a quarter of `table[ids]`'s time for 64 rows
         keep = (ids != 0)[:, None] if self.masking else None
         hidden = None
         for index, layer in enumerate(self.recurrent):
@@ -204,13 +205,13 @@ PRECISIONS = ("float32", "bfloat16")
 def _cell_steps(recurrent: list[RNN], table: torch.Tensor, precision: str) -> list:
     """Each recurrent layer's step function `(projected, states) -> (h, states)` for `precision`.
 
-    float32: on the C++ loop where it serves the cell (no per-step Python), else the cell's own step.
-    bfloat16: the cell's own step with a bfloat16 copy of its recurrent kernel.
+    On the C++ loop where it serves the cell (no per-step Python), else the cell's own step; with
+    bfloat16, either is given a bfloat16 copy of the cell's recurrent kernel.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}.")
     if precision == "float32":
-        return [partial(fused.step, layer.cell) if fused.supports(layer.cell, table) else layer.cell.step
+        return [fused.CellStep(layer.cell, table) if fused.supports(layer.cell, table) else layer.cell.step
                 for layer in recurrent]
     if table.dtype != torch.float32:
         raise ValueError(f"precision='bfloat16' computes from a float32 model; this one is {table.dtype}. "
@@ -221,7 +222,8 @@ def _cell_steps(recurrent: list[RNN], table: torch.Tensor, precision: str) -> li
             raise ValueError(f"precision='bfloat16' needs SimpleRNN, LSTM or GRU cells; {layer.name} has a "
                              f"{type(layer.cell).__name__}. Use precision='float32'.")
         kernel = layer.cell.recurrent_kernel.detach().to(torch.bfloat16)
-        steps.append(partial(layer.cell.step, recurrent_kernel=kernel))
+        steps.append(fused.CellStep(layer.cell, table, kernel) if fused.supports(layer.cell, table)
+                     else partial(layer.cell.step, recurrent_kernel=kernel))
     return steps
 
 

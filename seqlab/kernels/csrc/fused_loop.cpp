@@ -299,6 +299,19 @@ void per_direction_product(const Stacked<T>& out, const Stacked<T>& a, const Sta
   }
 }
 
+// per_direction_product for kernels b in bfloat16 (generation, `Stepper(precision="bfloat16")`): a is
+// rounded to bfloat16 and PyTorch's bfloat16 matmul (oneDNN: float32 sums, a bfloat16 result) multiplies;
+// out (D, B, n), a (D, B, k), b (D, k, n), bias (D, 1, n) or undefined.
+void bfloat16_product(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
+                      const std::vector<int64_t>& rows, int64_t d0, int64_t d1) {
+  for (int64_t d = d0; d < d1; ++d) {
+    if (rows[d] == 0) continue;
+    Tensor o = out[d].narrow(0, 0, rows[d]);
+    o.copy_(at::mm(a[d].narrow(0, 0, rows[d]).to(at::kBFloat16), b[d]));
+    if (bias.defined()) o.add_(bias[d]);
+  }
+}
+
 // Runs body(d0, d1) for the directions d0 <= d < d1 of the whole time loop. The two directions of a
 // Bidirectional layer are independent, so with threads to spare each runs on its own thread, with
 // no synchronization between steps (a step's small product shares poorly across threads); the ops
@@ -325,6 +338,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const int64_t T_ = projected.size(0), B = projected.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
   const int64_t width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
+  const bool low_precision = U.scalar_type() == at::kBFloat16;  // generation: bfloat16_product
+  TORCH_CHECK(!low_precision || (std::is_same_v<T, float>), "bfloat16 recurrent kernels need float32 inputs");
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
   auto opts = projected.options();
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
@@ -349,7 +364,9 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
-  const Stacked<T> rec_s(rec), hd_s(hd), U_zr_s(U_zr), rbias_s(rbias), inner_s(inner), r_hd_s(r_hd), U_h_s(U_h);
+  const Stacked<T> rec_s(rec), hd_s(hd), rbias_s(rbias), inner_s(inner), r_hd_s(r_hd);
+  const Stacked<T> U_zr_s = low_precision ? Stacked<T>() : Stacked<T>(U_zr);
+  const Stacked<T> U_h_s = low_precision ? Stacked<T>() : Stacked<T>(U_h);
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };  // row index in (D, T, B)
   std::vector<int64_t> running(D);
   // Step t of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
@@ -364,7 +381,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
 #pragma omp simd
       for (int64_t k = n0 * u; k < n1 * u; ++k) hdp[k] = hp[k] * dropp[k];
     }
-    per_direction_product(rec_s, hd_s, U_zr_s, rbias_s, u, rec_width, running, d0, d1);
+    if (low_precision) bfloat16_product(rec, hd, U_zr, rbias, running, d0, d1);
+    else per_direction_product(rec_s, hd_s, U_zr_s, rbias_s, u, rec_width, running, d0, d1);
     at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         const int64_t d = n / B, b = n % B;
@@ -391,7 +409,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
       }
     });
     if (cell == kGRUResetBefore) {  // the candidate needs (r * h) W_hh: a second product
-      per_direction_product(inner_s, r_hd_s, U_h_s, {}, u, u, running, d0, d1);
+      if (low_precision) bfloat16_product(inner, r_hd, U_h, Tensor(), running, d0, d1);
+      else per_direction_product(inner_s, r_hd_s, U_h_s, {}, u, u, running, d0, d1);
       at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
         for (int64_t n = begin; n < end; ++n) {
           const int64_t d = n / B, b = n % B;
@@ -619,6 +638,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
 
 }  // namespace
 
+// U may be bfloat16 (with float32 inputs) for generation: see bfloat16_product.
 // Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, in processing
 // order (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
 // extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
