@@ -19,10 +19,10 @@ bulk of a step's work for many streams, from bfloat16 copies of h and W_h
 (8-bit mantissas), with the products summed in float32 (oneDNN on a CPU with
 AVX512-BF16 runs it about 2.5x as fast as float32 for 64 streams); the states,
 gates and output layers stay float32, and the gates still run in the C++ loop
-where it serves the cell. For a single stream it is slower than float32. On the Mysterious Island model (LSTM(512)) the
-next-character distributions move by a KL divergence of about 2e-5 nats and
-the validation loss does not change (docs/performance.md). The copies are
-taken when the Stepper is made.
+where it serves the cell. For a single stream it is slower than float32. On
+the Mysterious Island model (LSTM(512)) the next-character distributions move
+by a KL divergence of about 2e-5 nats and the validation loss does not change
+(docs/performance.md). The copies are taken when the Stepper is made.
 
 `step(ids (batch,)) → outputs (batch, ...)` (the model's last layer, e.g.
 logits over the vocabulary), `prime(ids (batch, time))` runs a prompt

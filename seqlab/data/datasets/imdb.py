@@ -198,7 +198,7 @@ def _movie_data_rows(reviews: ImdbReviews) -> TextLabelSplit:
 
     Its chapter 8 reads the folders in `MOVIE_DATA_FOLDERS` order, each
     folder's files sorted by name as strings (`sorted(os.listdir(path))`:
-    "10000_8.txt" before "1000_8.txt"... before "100_3.txt"), then permutes
+    "10000_8.txt", then "1000_8.txt", then "100_3.txt"), then permutes
     the rows with NumPy's legacy generator seeded 0.
     """
     every = TextLabelSplit(reviews.test.texts + reviews.train.texts, reviews.test.labels + reviews.train.labels,
