@@ -67,7 +67,7 @@ class Stepper:
             first = self.recurrent[0].cell
             self.table = first.project_inputs(self.embedding.embeddings).contiguous()
         self.precision = precision
-        self.cell_steps = _cell_steps(self.recurrent, self.table, precision)
+        self.cell_steps = _cell_steps(self.recurrent, self.table, precision, batch_size)
         # Embedding(mask_zero=True): a 0 id is padding, where every layer holds its states and repeats
         # its last output, as the whole model does on the sequence.
         self.masking = bool(self.embedding.mask_zero)
@@ -202,16 +202,18 @@ def _run_with_state(layer: RNN, inputs: torch.Tensor, states: list[torch.Tensor]
 PRECISIONS = ("float32", "bfloat16")
 
 
-def _cell_steps(recurrent: list[RNN], table: torch.Tensor, precision: str) -> list:
+def _cell_steps(recurrent: list[RNN], table: torch.Tensor, precision: str, batch_size: int) -> list:
     """Each recurrent layer's step function `(projected, states) -> (h, states)` for `precision`.
 
-    On the C++ loop where it serves the cell (no per-step Python), else the cell's own step; with
-    bfloat16, either is given a bfloat16 copy of the cell's recurrent kernel.
+    On the C++ loop where it serves the cell (no per-step Python; its kernel prepared for
+    `batch_size` rows), else the cell's own step; with bfloat16, either is given a bfloat16 copy
+    of the cell's recurrent kernel.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}.")
     if precision == "float32":
-        return [fused.CellStep(layer.cell, table) if fused.supports(layer.cell, table) else layer.cell.step
+        return [fused.CellStep(layer.cell, table, batch_size=batch_size) if fused.supports(layer.cell, table)
+                else layer.cell.step
                 for layer in recurrent]
     if table.dtype != torch.float32:
         raise ValueError(f"precision='bfloat16' computes from a float32 model; this one is {table.dtype}. "
@@ -222,7 +224,7 @@ def _cell_steps(recurrent: list[RNN], table: torch.Tensor, precision: str) -> li
             raise ValueError(f"precision='bfloat16' needs SimpleRNN, LSTM or GRU cells; {layer.name} has a "
                              f"{type(layer.cell).__name__}. Use precision='float32'.")
         kernel = layer.cell.recurrent_kernel.detach().to(torch.bfloat16)
-        steps.append(fused.CellStep(layer.cell, table, kernel) if fused.supports(layer.cell, table)
+        steps.append(fused.CellStep(layer.cell, table, kernel, batch_size) if fused.supports(layer.cell, table)
                      else partial(layer.cell.step, recurrent_kernel=kernel))
     return steps
 

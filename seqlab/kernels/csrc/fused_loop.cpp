@@ -30,6 +30,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/extension.h>
 
 #include <algorithm>
@@ -47,10 +48,14 @@ namespace {
 enum Cell : int64_t { kSimpleTanh = 0, kSimpleRelu = 1, kLSTM = 2, kGRUResetAfter = 3, kGRUResetBefore = 4 };
 
 // ------------------------------------------------------------------ elementwise math
+// The math below is called inside `#pragma omp simd` loops, which vectorize only if every call in them
+// is inlined; forced, since a row function shared by several loops otherwise exceeds GCC's budget.
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+
 // exp for float32 that the compiler vectorizes (Cephes' expf: range reduction
 // to [-ln2/2, ln2/2], degree-6 polynomial, scale by 2^k; relative error ~2e-7).
 // NaN propagates. float64 uses std::exp.
-inline float exp_fast(float x) {
+ALWAYS_INLINE float exp_fast(float x) {
   x = std::min(std::max(x, -87.0f), 88.0f);
   const float k = std::floor(x * 1.44269504088896341f + 0.5f);
   const float r = x - k * 0.693359375f + k * 2.12194440e-4f;
@@ -65,11 +70,11 @@ inline float exp_fast(float x) {
 }
 inline double exp_fast(double x) { return std::exp(x); }
 
-template <typename T> inline T sigmoid(T x) { return T(1) / (T(1) + exp_fast(-x)); }
+template <typename T> ALWAYS_INLINE T sigmoid(T x) { return T(1) / (T(1) + exp_fast(-x)); }
 
 // tanh for float32, vectorizable: Cephes' tanhf polynomial for |x| < 0.625 (where 1 - 2/(e^2x + 1)
 // would cancel the leading digits), else 1 - 2/(e^2x + 1); relative error ~2e-7. float64: std::tanh.
-inline float tanh_of(float x) {
+ALWAYS_INLINE float tanh_of(float x) {
   const float z = x * x;
   float p = -5.70498872745e-3f;
   p = p * z + 2.06390887954e-2f;
@@ -169,6 +174,28 @@ inline void gru_candidate(const Row<T>& row, const T* inner, int64_t u, bool res
     row.new_h[j] = z * row.h[j] + (T(1) - z) * cand;  // the cell's own order of operations
   }
   if (reset_after) std::copy(inner, inner + u, row.extra);  // outside the loop: extra is null otherwise
+}
+
+// A row's step up to its new h (and c); for the reset_before GRU, up to r * hd (into `rh`), which the
+// candidate's second product needs (then `gru_candidate(row, inner, u, false)`). `c_prev` is the row's
+// c_{t-1} (LSTM; row.c receives it and turns it into c_t), `hd` its h_{t-1} times the dropout mask.
+template <typename T>
+inline void forward_row(int64_t cell, const Row<T>& row, int64_t u, const T* peep, const T* c_prev, const T* hd,
+                        T* rh) {
+  if (cell == kLSTM) {
+    std::copy(c_prev, c_prev + u, row.c);
+    lstm_forward(row, u, peep);
+  } else if (cell == kGRUResetAfter) {
+    gru_gates(row, u);
+    gru_candidate(row, row.rec + 2 * u, u, true);
+  } else if (cell == kGRUResetBefore) {
+    gru_gates(row, u);
+    const T* r = row.gates + u;
+#pragma omp simd
+    for (int64_t j = 0; j < u; ++j) rh[j] = r[j] * hd[j];
+  } else {
+    simple_forward(row, u, cell == kSimpleRelu);
+  }
 }
 
 template <typename T>
@@ -286,29 +313,72 @@ struct Stacked {
   Stacked(T* data, int64_t matrix, int64_t row, int64_t col) : data(data), matrix(matrix), row(row), col(col) {}
 };
 
-// out[d, :rows_d] = a[d, :rows_d] @ b[d] (+ bias[d]) for the directions d0 <= d < d1, each on the
-// rows still running; b[d] is k × n, out and a have unit column stride, bias (if any) is (D, 1, n).
-template <typename T>
-void per_direction_product(const Stacked<T>& out, const Stacked<T>& a, const Stacked<T>& b, const Stacked<T>& bias,
-                           int64_t k, int64_t n, const std::vector<int64_t>& rows, int64_t d0, int64_t d1) {
-  for (int64_t d = d0; d < d1; ++d) {
-    T* out_d = out.data + d * out.matrix;
-    const T* bias_d = bias.data ? bias.data + d * bias.matrix : nullptr;
-    if (rows[d] <= kFewRows && b.col == 1) few_rows_product(out_d, out.row, a[d], b[d], bias_d, rows[d], n, k);
-    else gemm(out_d, out.row, a[d], b[d], bias_d, rows[d], n, k);
-  }
+// ------------------------------------------------------------------ oneDNN's packed products
+// For a step's product of a few dozen rows by a kernel of a few MiB, oneDNN's linear with the kernel
+// reordered once into its own blocked layout (`mkldnn::_linear_pointwise`, the op PyTorch's CPU
+// compiler uses) runs at about twice BLAS' speed on the 2-core Zen 4 (64 × 512 by 512 × 2048: 750
+// against 1,550 µs on two threads, 1,440 against 2,160 on one; docs/performance.md, run 7). For small
+// products its fixed cost loses (32 × 64 by 64 × 256: 38 against 31 µs), hence a size threshold. It
+// is also the fast way to bfloat16 products (AVX512-BF16), which generation asks for.
+constexpr int64_t kPackedMinimum = int64_t(1) << 22;  // rows × k × n multiply-adds
+
+const c10::OperatorHandle* onednn_linear() {
+  static const auto handle = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
+  return handle && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() ? &*handle : nullptr;
 }
 
-// per_direction_product for kernels b in bfloat16 (generation, `Stepper(precision="bfloat16")`): a is
-// rounded to bfloat16 and PyTorch's bfloat16 matmul (oneDNN: float32 sums, a bfloat16 result) multiplies;
-// out (D, B, n), a (D, B, k), b (D, k, n), bias (D, 1, n) or undefined.
-void bfloat16_product(const Tensor& out, const Tensor& a, const Tensor& b, const Tensor& bias,
-                      const std::vector<int64_t>& rows, int64_t d0, int64_t d1) {
+// b (k × n) prepared for a×b products of about `rows` rows: oneDNN's packed layout (bᵀ reordered) where
+// oneDNN is present; else, for bfloat16, b itself (at::mm multiplies it), and for float32 undefined (BLAS).
+Tensor pack(const Tensor& b, int64_t rows) {
+  static const auto reorder = c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_linear_weight", ""});
+  const bool low_precision = b.scalar_type() == at::kBFloat16;
+  if (!onednn_linear() || !reorder) return low_precision ? b : Tensor();
+  return reorder->typed<Tensor(const Tensor&, std::optional<int64_t>)>().call(b.t().contiguous(), rows);
+}
+
+// The directions' b[d] prepared by `pack` where it pays: bfloat16 kernels always; float32 ones when a
+// step's product is big enough; an empty vector means BLAS for every direction.
+template <typename T>
+std::vector<Tensor> packed_kernels(const Tensor& b /* (D, k, n) */, int64_t rows) {
+  const bool low_precision = b.scalar_type() == at::kBFloat16;
+  if (!low_precision && !(std::is_same_v<T, float> && rows * b.size(1) * b.size(2) >= kPackedMinimum)) return {};
+  std::vector<Tensor> packed;
+  for (int64_t d = 0; d < b.size(0); ++d) packed.push_back(pack(b[d], rows));
+  return packed[0].defined() ? packed : std::vector<Tensor>{};
+}
+
+// out (rows × n, row stride ldo) = a (rows × k, a view) · b, from b's `pack`; a is rounded to bfloat16
+// for a bfloat16 b (the sums are float32 inside oneDNN; the result comes back rounded to bfloat16).
+template <typename T>
+void packed_product(T* out, int64_t ldo, View<T> a, const Tensor& packed, const T* bias, int64_t rows, int64_t n,
+                    int64_t k) {
+  const auto options = torch::TensorOptions().dtype(c10::CppTypeToScalarType<T>::value);
+  Tensor x = torch::from_blob(const_cast<T*>(a.data), {rows, k}, {a.row, a.col}, options);
+  if (packed.scalar_type() != x.scalar_type()) x = x.to(packed.scalar_type());
+  Tensor product = packed.is_mkldnn()
+      ? onednn_linear()->typed<Tensor(const Tensor&, const Tensor&, const std::optional<Tensor>&, c10::string_view,
+                                      c10::List<std::optional<c10::Scalar>>, std::optional<c10::string_view>)>()
+            .call(x.contiguous(), packed, std::nullopt, "none", c10::List<std::optional<c10::Scalar>>(), "")
+      : at::mm(x, packed);
+  Tensor o = torch::from_blob(out, {rows, n}, {ldo, 1}, options);
+  o.copy_(product);
+  if (bias) o.add_(torch::from_blob(const_cast<T*>(bias), {n}, options));
+}
+
+// out[d, :rows_d] = a[d, :rows_d] @ b[d] (+ bias[d]) for the directions d0 <= d < d1, each on the
+// rows still running; b[d] is k × n, used through `packed` (from `packed_kernels`) unless that is
+// empty; out and a have unit column stride, bias (if any) is (D, 1, n).
+template <typename T>
+void per_direction_product(const Stacked<T>& out, const Stacked<T>& a, const Stacked<T>& b,
+                           const std::vector<Tensor>& packed, const Stacked<T>& bias, int64_t k, int64_t n,
+                           const std::vector<int64_t>& rows, int64_t d0, int64_t d1) {
   for (int64_t d = d0; d < d1; ++d) {
     if (rows[d] == 0) continue;
-    Tensor o = out[d].narrow(0, 0, rows[d]);
-    o.copy_(at::mm(a[d].narrow(0, 0, rows[d]).to(at::kBFloat16), b[d]));
-    if (bias.defined()) o.add_(bias[d]);
+    T* out_d = out.data + d * out.matrix;
+    const T* bias_d = bias.data ? bias.data + d * bias.matrix : nullptr;
+    if (!packed.empty()) packed_product(out_d, out.row, a[d], packed[d], bias_d, rows[d], n, k);
+    else if (rows[d] <= kFewRows && b.col == 1) few_rows_product(out_d, out.row, a[d], b[d], bias_d, rows[d], n, k);
+    else gemm(out_d, out.row, a[d], b[d], bias_d, rows[d], n, k);
   }
 }
 
@@ -338,8 +408,6 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const int64_t T_ = projected.size(0), B = projected.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
   const int64_t width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
-  const bool low_precision = U.scalar_type() == at::kBFloat16;  // generation: bfloat16_product
-  TORCH_CHECK(!low_precision || (std::is_same_v<T, float>), "bfloat16 recurrent kernels need float32 inputs");
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
   auto opts = projected.options();
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
@@ -365,8 +433,9 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
   const Stacked<T> rec_s(rec), hd_s(hd), rbias_s(rbias), inner_s(inner), r_hd_s(r_hd);
-  const Stacked<T> U_zr_s = low_precision ? Stacked<T>() : Stacked<T>(U_zr);
-  const Stacked<T> U_h_s = low_precision ? Stacked<T>() : Stacked<T>(U_h);
+  const Stacked<T> U_zr_s(U_zr), U_h_s(U_h);
+  const auto U_zr_packed = packed_kernels<T>(U_zr, B), U_h_packed = U_h.defined() ? packed_kernels<T>(U_h, B)
+                                                                                   : std::vector<Tensor>{};
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };  // row index in (D, T, B)
   std::vector<int64_t> running(D);
   // Step t of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
@@ -381,8 +450,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
 #pragma omp simd
       for (int64_t k = n0 * u; k < n1 * u; ++k) hdp[k] = hp[k] * dropp[k];
     }
-    if (low_precision) bfloat16_product(rec, hd, U_zr, rbias, running, d0, d1);
-    else per_direction_product(rec_s, hd_s, U_zr_s, rbias_s, u, rec_width, running, d0, d1);
+    per_direction_product(rec_s, hd_s, U_zr_s, U_zr_packed, rbias_s, u, rec_width, running, d0, d1);
     at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         const int64_t d = n / B, b = n % B;
@@ -391,26 +459,12 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         Row<T> row{x_p + ((when.time(d, t) * B + b) * D + d) * width, recp + n * rec_width, gates_p + s * width,
                    extra_p ? extra_p + s * u : nullptr, hp + n * u, lstm ? new_c_p + n * u : nullptr,
                    new_h_p + n * u};
-        if (lstm) {
-          std::copy(cp + n * u, cp + (n + 1) * u, row.c);
-          lstm_forward(row, u, peep_p ? peep_p + d * 3 * u : nullptr);
-        } else if (cell == kGRUResetAfter) {
-          gru_gates(row, u);
-          gru_candidate(row, row.rec + 2 * u, u, true);
-        } else if (cell == kGRUResetBefore) {
-          gru_gates(row, u);
-          const T* r = row.gates + u;
-          T* rh = r_hd_p + n * u;
-#pragma omp simd
-          for (int64_t j = 0; j < u; ++j) rh[j] = r[j] * hdp[n * u + j];
-        } else {
-          simple_forward(row, u, cell == kSimpleRelu);
-        }
+        forward_row(cell, row, u, peep_p ? peep_p + d * 3 * u : nullptr, lstm ? cp + n * u : nullptr, hdp + n * u,
+                    r_hd_p ? r_hd_p + n * u : nullptr);
       }
     });
     if (cell == kGRUResetBefore) {  // the candidate needs (r * h) W_hh: a second product
-      if (low_precision) bfloat16_product(inner, r_hd, U_h, Tensor(), running, d0, d1);
-      else per_direction_product(inner_s, r_hd_s, U_h_s, {}, u, u, running, d0, d1);
+      per_direction_product(inner_s, r_hd_s, U_h_s, U_h_packed, {}, u, u, running, d0, d1);
       at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
         for (int64_t n = begin; n < end; ++n) {
           const int64_t d = n / B, b = n % B;
@@ -444,6 +498,87 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   return {outputs, h, c, h_prev, c_prev, gates, extra};
 }
 
+}  // namespace
+
+// ------------------------------------------------------------------ one step, for generation
+// A cell's step without autograd, mask or dropout (generation, streaming). The recurrent kernel is
+// prepared once (`pack`: oneDNN's layout where it pays, always for a bfloat16 kernel), and a call is
+// the product and one elementwise pass, saving nothing for a backward pass.
+//   Step(cell, U (u, W) in the inputs' dtype or bfloat16, rbias (1, W) | None, peep (3, u) | None, rows:
+//   the batch size to tune the packing for); step(projected (B, W), h (B, u), c (B, u) | None) -> {h_t, c_t | None}
+class Step {
+ public:
+  Step(int64_t cell, const Tensor& U, const std::optional<Tensor>& rbias, const std::optional<Tensor>& peep,
+       int64_t rows)
+      : cell_(cell), u_(U.size(0)), rbias_(given(rbias)), peep_(given(peep)) {
+    TORCH_CHECK(U.dim() == 2 && U.size(1) == gates_of(cell) * u_, "Step: U must be (units, gates * units)");
+    if (rbias_.defined()) rbias_ = rbias_.unsqueeze(0);  // (1, 1, W), as the loop's (D, 1, W)
+    const Tensor stacked = U.unsqueeze(0);               // (1, u, W), as the loop's (D, u, W)
+    kernel_zr_ = (cell == kGRUResetBefore ? stacked.narrow(2, 0, 2 * u_) : stacked).contiguous();
+    if (cell == kGRUResetBefore) kernel_h_ = stacked.narrow(2, 2 * u_, u_).contiguous();
+    if (U.scalar_type() != at::kDouble) {  // float32 where it pays, bfloat16 always
+      packed_zr_ = packed_kernels<float>(kernel_zr_, rows);
+      if (kernel_h_.defined()) packed_h_ = packed_kernels<float>(kernel_h_, rows);
+    }
+  }
+
+  std::vector<Tensor> operator()(const Tensor& projected, const Tensor& h, const std::optional<Tensor>& c) const {
+    TORCH_CHECK(projected.device().is_cpu() && h.dim() == 2 && h.size(1) == u_ &&
+                projected.sizes() == at::IntArrayRef({h.size(0), gates_of(cell_) * u_}),
+                "Step: projected must be (batch, gates * units) and h (batch, units), on the CPU");
+    TORCH_CHECK(kernel_zr_.scalar_type() == projected.scalar_type() ||
+                (kernel_zr_.scalar_type() == at::kBFloat16 && projected.scalar_type() == at::kFloat),
+                "Step: the inputs must have the kernel's dtype (float32 with a bfloat16 kernel)");
+    return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_step", [&] {
+      return run<scalar_t>(projected.contiguous(), h.contiguous(), given(c));
+    });
+  }
+
+ private:
+  template <typename T>
+  std::vector<Tensor> run(const Tensor& projected, const Tensor& h, const Tensor& c) const {
+    const int64_t B = h.size(0), u = u_, width = gates_of(cell_) * u;
+    const bool lstm = cell_ == kLSTM, reset_before = cell_ == kGRUResetBefore;
+    auto opts = projected.options();
+    Tensor rec = torch::empty({1, B, kernel_zr_.size(2)}, opts), gates = torch::empty({B, width}, opts);
+    Tensor extra = lstm || cell_ == kGRUResetAfter ? torch::empty({B, u}, opts) : Tensor();
+    Tensor new_h = torch::empty({B, u}, opts), new_c = lstm ? torch::empty({B, u}, opts) : Tensor();
+    Tensor r_h = reset_before ? torch::empty({1, B, u}, opts) : Tensor();
+    Tensor inner = reset_before ? torch::empty({1, B, u}, opts) : Tensor();
+    const bool plain = kernel_zr_.scalar_type() == projected.scalar_type();  // else only through `packed`
+    const std::vector<int64_t> rows{B};
+    per_direction_product(Stacked<T>(rec), Stacked<T>(h.unsqueeze(0)), plain ? Stacked<T>(kernel_zr_) : Stacked<T>(),
+                          packed_zr_, Stacked<T>(rbias_), u, rec.size(2), rows, 0, 1);
+    const T *x = ptr<T>(projected), *hp = ptr<T>(h), *cp = ptr<T>(c), *peep = ptr<T>(peep_), *inner_p = ptr<T>(inner);
+    T *recp = ptr<T>(rec), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h);
+    T *new_c_p = ptr<T>(new_c), *r_h_p = ptr<T>(r_h);
+    const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
+    auto row = [&](int64_t b) {
+      return Row<T>{x + b * width, recp + b * rec_width, gates_p + b * width, extra_p ? extra_p + b * u : nullptr,
+                    hp + b * u, lstm ? new_c_p + b * u : nullptr, new_h_p + b * u};
+    };
+    at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
+      for (int64_t b = begin; b < end; ++b)
+        forward_row(cell_, row(b), u, peep, lstm ? cp + b * u : nullptr, hp + b * u,
+                    reset_before ? r_h_p + b * u : nullptr);
+    });
+    if (reset_before) {  // the candidate needs (r * h) W_hh: a second product
+      per_direction_product(Stacked<T>(inner), Stacked<T>(r_h), plain ? Stacked<T>(kernel_h_) : Stacked<T>(),
+                            packed_h_, {}, u, u, rows, 0, 1);
+      at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
+        for (int64_t b = begin; b < end; ++b) gru_candidate(row(b), inner_p + b * u, u, false);
+      });
+    }
+    return {new_h, new_c};
+  }
+
+  int64_t cell_, u_;
+  Tensor rbias_, peep_, kernel_zr_, kernel_h_;    // rbias (1, 1, W), kernels (1, u, .): the loop's layouts
+  std::vector<Tensor> packed_zr_, packed_h_;      // from packed_kernels; empty: BLAS
+};
+
+namespace {
+
 // ------------------------------------------------------------------ backward
 template <typename T>
 std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, const Tensor& grad_h,
@@ -473,6 +608,10 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
   Tensor U_h_t = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u).transpose(1, 2) : Tensor();
   const Stacked<T> g_rh_s(g_rh), g_hd_s(g_hd), Ut_s(Ut), U_zr_t_s(U_zr_t), U_h_t_s(U_h_t);
+  const bool reset_before = cell == kGRUResetBefore;
+  const auto Ut_packed = reset_before ? std::vector<Tensor>{} : packed_kernels<T>(Ut, B);
+  const auto U_zr_t_packed = reset_before ? packed_kernels<T>(U_zr_t, B) : std::vector<Tensor>{};
+  const auto U_h_t_packed = reset_before ? packed_kernels<T>(U_h_t, B) : std::vector<Tensor>{};
   const Tensor grad_out = grad_outputs.defined() ? grad_outputs.contiguous() : torch::zeros({B, T_, D, u}, opts);
 
   T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
@@ -574,7 +713,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
     });
     const Stacked<T> dz_t(dz, t);  // (D, B, W)
     if (cell == kGRUResetBefore) {  // the reset gate's gradient needs the product's: (r * hd) W_hh
-      per_direction_product(g_rh_s, dz_t.from_column(2 * u), U_h_t_s, {}, u, u, running, d0, d1);
+      per_direction_product(g_rh_s, dz_t.from_column(2 * u), U_h_t_s, U_h_t_packed, {}, u, u, running, d0, d1);
       const T* grh = ptr<T>(g_rh);
       for (int64_t n = n0; n < n1; ++n) {
         const int64_t d = n / B, b = n % B, o = n * u, s = saved(d, t, b);
@@ -588,7 +727,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
           z_grad[u + j] = grh[o + j] * hd * r * (T(1) - r);
         }
       }
-      per_direction_product(g_hd_s, dz_t, U_zr_t_s, {}, 2 * u, u, running, d0, d1);
+      per_direction_product(g_hd_s, dz_t, U_zr_t_s, U_zr_t_packed, {}, 2 * u, u, running, d0, d1);
       for (int64_t n = n0; n < n1; ++n) {  // plus the path through r * hd
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;
@@ -597,7 +736,8 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         for (int64_t j = 0; j < u; ++j) ghdp[n * u + j] += grh[n * u + j] * r[j];
       }
     } else {
-      per_direction_product(g_hd_s, cell == kGRUResetAfter ? Stacked<T>(dr, t) : dz_t, Ut_s, {}, width, u, running, d0, d1);
+      per_direction_product(g_hd_s, cell == kGRUResetAfter ? Stacked<T>(dr, t) : dz_t, Ut_s, Ut_packed, {}, width, u,
+                            running, d0, d1);
     }
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t d = n / B, b = n % B, o = n * u;
@@ -638,7 +778,6 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
 
 }  // namespace
 
-// U may be bfloat16 (with float32 inputs) for generation: see bfloat16_product.
 // Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, in processing
 // order (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
 // extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
@@ -648,6 +787,7 @@ std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor&
                             const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
                             const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output) {
   TORCH_CHECK(projected.device().is_cpu(), "the fused loop runs on CPU tensors");
+  TORCH_CHECK(U.scalar_type() == projected.scalar_type(), "the fused loop needs U in the inputs' dtype");
   return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_forward", [&] {
     return forward_impl<scalar_t>(cell, projected.contiguous(), U.contiguous(), given(rbias), given(peep),
                                   h0.contiguous(),
@@ -674,4 +814,11 @@ std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_out
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "recurrent time loop, forward");
   m.def("backward", &backward, "recurrent time loop, backward");
+  pybind11::class_<Step>(m, "Step")
+      .def(pybind11::init<int64_t, const Tensor&, const std::optional<Tensor>&, const std::optional<Tensor>&,
+                          int64_t>())
+      .def("__call__", &Step::operator(), "one step: (projected, h, c | None) -> [h_t, c_t | None]");
+  m.def("uses_packed_product", [](int64_t rows, int64_t k, int64_t n) {
+    return !packed_kernels<float>(torch::zeros({1, k, n}), rows).empty();
+  }, "whether a float32 product of (rows, k) by (k, n) in the loop runs on oneDNN's packed kernel");
 }
