@@ -147,16 +147,38 @@ def test_auto_falls_back_to_the_reference_where_native_differs():
 
 
 def test_weight_conversion_is_cached_outside_autograd():
-    lstm = layers.LSTM(4)
+    gru = layers.GRU(4)  # its gates change order: the native weights are copies
+    x = torch.randn(2, 3, 5)
+    gru.build(x.shape)
+    with torch.no_grad():
+        first = kernels.layout.native_weights(gru.cell)
+        assert all(a is b for a, b in zip(first, kernels.layout.native_weights(gru.cell)))
+        gru.cell.kernel.add_(1.0)  # a weight changed: the cache must notice
+        changed = kernels.layout.native_weights(gru.cell)
+    assert not torch.equal(changed[0], first[0])
+    order = kernels.layout.gru_gate_order(4)
+    torch.testing.assert_close(changed[0], gru.cell.kernel.detach().t()[order])
+
+
+def test_lstm_kernels_are_stored_in_the_native_layout():
+    """Keras' shapes, PyTorch's memory order: the native kernel reads the parameters themselves, and
+    their gradients arrive in the same order (no copy either way)."""
+    lstm = layers.LSTM(4, execution="native")
     x = torch.randn(2, 3, 5)
     lstm.build(x.shape)
-    with torch.no_grad():
-        first = kernels.layout.native_weights(lstm.cell)
-        assert all(a is b for a, b in zip(first, kernels.layout.native_weights(lstm.cell)))
-        lstm.cell.kernel.add_(1.0)  # a weight changed: the cache must notice
-        changed = kernels.layout.native_weights(lstm.cell)
-    assert not torch.equal(changed[0], first[0])
-    torch.testing.assert_close(changed[0], lstm.cell.kernel.detach().t())
+    cell = lstm.cell
+    assert cell.kernel.shape == (5, 16) and cell.kernel.stride() == (1, 5)
+    assert cell.recurrent_kernel.shape == (4, 16) and cell.recurrent_kernel.stride() == (1, 4)
+    weight_ih, weight_hh, *_ = kernels.layout.native_weights(cell)
+    assert weight_ih.data_ptr() == cell.kernel.data_ptr() and weight_ih.is_contiguous()
+    assert weight_hh.data_ptr() == cell.recurrent_kernel.data_ptr() and weight_hh.is_contiguous()
+    lstm(x).sum().backward()
+    assert cell.kernel.grad.stride() == cell.kernel.stride()
+    reference = layers.LSTM(4, execution="reference")
+    reference.build(x.shape)
+    reference.set_weights(lstm.get_weights())
+    torch.testing.assert_close(lstm(x), reference(x))
+    assert [w.shape for w in lstm.get_weights()] == [(5, 16), (4, 16), (16,)]
 
 
 @pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])

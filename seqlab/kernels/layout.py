@@ -41,7 +41,8 @@ def _convert(cell: RecurrentCell) -> list[torch.Tensor]:
         if cell.use_bias:
             weights += [cell.bias[0, order], cell.bias[1, order]]
         return weights
-    weights = [kernel.t().contiguous(), recurrent_kernel.t().contiguous()]  # 2.5% faster steps (config A)
+    # contiguous rows are 2.5% faster steps (config A); an LSTM's kernels are stored that way (no copy here)
+    weights = [kernel.t().contiguous(), recurrent_kernel.t().contiguous()]
     if cell.use_bias:
         weights += [cell.bias, torch.zeros_like(cell.bias)]
     return weights

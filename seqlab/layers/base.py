@@ -78,10 +78,19 @@ class Layer(nn.Module):
         self.built = True
 
     def add_weight(self, name: str, shape: Sequence[int], initializer="zeros",
-                   regularizer=None, constraint=None, trainable: bool = True) -> nn.Parameter:
-        """Create, register and return a parameter; the call order is Keras' weight order."""
+                   regularizer=None, constraint=None, trainable: bool = True,
+                   stored_transposed: bool = False) -> nn.Parameter:
+        """Create, register and return a parameter; the call order is Keras' weight order.
+
+        `stored_transposed` (a matrix): the weight keeps Keras' shape but its memory holds the
+        transpose, row after row (strides `(1, rows)`), so `weight.t()` is contiguous: PyTorch's
+        native `(out, in)` layout, which its kernels then take without a copy, and whose
+        gradients accumulate without one.
+        """
         values = initializers_module.get(initializer)(
             tuple(shape), dtype=self._build_dtype(), device=self._build_device())
+        if stored_transposed:
+            values = values.t().contiguous().t()
         parameter = nn.Parameter(values, requires_grad=trainable and self._trainable)
         self.register_parameter(name, parameter)
         self._weight_names.append(name)
