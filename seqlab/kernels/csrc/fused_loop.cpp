@@ -5,11 +5,12 @@
 // (tanh/sigmoid, with or without peepholes) and GRU (tanh/sigmoid, reset_after
 // true or false), with D stacked directions (1, or 2 for a Bidirectional layer, whose
 // second direction reads time backwards; with two threads each direction runs
-// its whole loop on its own). Each step is one BLAS product for the recurrent
-// half, h_{t-1} U, and one vectorized pass over the elements that applies the
-// gates and Keras' mask and saves what the backward pass needs. The backward
-// pass is written out (no autograd graph); the recurrent kernel's gradient is
-// one product over all steps, dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t.
+// its whole loop on its own). Each step is one product for the recurrent half,
+// h_{t-1} U (BLAS, or oneDNN with U packed once where the product is big), and
+// one vectorized pass over the elements that applies the gates and Keras' mask
+// and saves what the backward pass needs. The backward pass is written out (no
+// autograd graph); the recurrent kernel's gradient is one product over all
+// steps, dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t. `Step` is one step for generation.
 //
 // Shapes (T time, B batch, D directions, u units, G gates: 1, 4, 3; W = G*u):
 //   projected  (T, B, D, W)   x_t W_x + b_x in input time order (what `x @ [W_fwd | W_bwd]` gives)
