@@ -154,3 +154,21 @@ def test_bfloat16_precision_errors():
         Stepper(custom, precision="bfloat16")
     with pytest.raises(ValueError, match="applies to recurrent models"):
         stepper_for(causal_transformer(context=4), precision="bfloat16")
+
+
+def test_a_custom_cell_without_a_recurrent_kernel_argument_steps_in_float32():
+    """A user's cell states `step(projected, states, recurrent_mask=None)` only: the float32 Stepper calls it so."""
+
+    class LeakyCell(seqlab.layers.cells.RecurrentCell):
+        def step(self, projected, states, recurrent_mask=None):
+            (h_prev,) = states
+            h = 0.5 * h_prev + torch.tanh(projected + h_prev @ self.recurrent_kernel)
+            return h, [h]
+
+    torch.manual_seed(7)
+    model = seqlab.Sequential([layers.Embedding(6, 3), layers.RNN(LeakyCell(4), return_sequences=True)])
+    model.build((None, None))
+    ids = torch.tensor([[1, 4, 2, 5]])
+    stepper = Stepper(model)
+    got = [stepper.prime(ids[:, :1])] + [stepper.step(ids[:, t]) for t in range(1, 4)]
+    torch.testing.assert_close(torch.stack(got, dim=1), model(ids), rtol=1e-6, atol=1e-6)

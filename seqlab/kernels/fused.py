@@ -249,8 +249,9 @@ class CellStep:
             kernel = (cell.recurrent_kernel if recurrent_kernel is None else recurrent_kernel).detach()
             bias = _recurrent_bias([cell], like)
             peepholes = _peepholes([cell])
-            self.lstm = cell_code(cell) == LSTM
-            self._step = extension().Step(cell_code(cell), kernel, None if bias is None else bias[0],
+            code = cell_code(cell)
+            self.lstm = code == LSTM
+            self._step = extension().Step(code, kernel, None if bias is None else bias[0],
                                           None if peepholes is None else peepholes[0], batch_size)
 
     def __call__(self, projected: torch.Tensor, states: list[torch.Tensor]

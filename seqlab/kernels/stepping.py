@@ -212,21 +212,21 @@ def _cell_steps(recurrent: list[RNN], table: torch.Tensor, precision: str, batch
     """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}; choose one of {PRECISIONS}.")
-    if precision == "float32":
-        return [fused.CellStep(layer.cell, table, batch_size=batch_size) if fused.supports(layer.cell, table)
-                else layer.cell.step
-                for layer in recurrent]
-    if table.dtype != torch.float32:
+    if precision == "bfloat16" and table.dtype != torch.float32:
         raise ValueError(f"precision='bfloat16' computes from a float32 model; this one is {table.dtype}. "
                          "Use precision='float32'.")
     steps = []
     for layer in recurrent:
-        if type(layer.cell) not in (SimpleRNNCell, LSTMCell, GRUCell):
-            raise ValueError(f"precision='bfloat16' needs SimpleRNN, LSTM or GRU cells; {layer.name} has a "
-                             f"{type(layer.cell).__name__}. Use precision='float32'.")
-        kernel = layer.cell.recurrent_kernel.detach().to(torch.bfloat16)
-        steps.append(fused.CellStep(layer.cell, table, kernel, batch_size) if fused.supports(layer.cell, table)
-                     else partial(layer.cell.step, recurrent_kernel=kernel))
+        kernel = None  # the cell's own
+        if precision == "bfloat16":
+            if type(layer.cell) not in (SimpleRNNCell, LSTMCell, GRUCell):
+                raise ValueError(f"precision='bfloat16' needs SimpleRNN, LSTM or GRU cells; {layer.name} has a "
+                                 f"{type(layer.cell).__name__}. Use precision='float32'.")
+            kernel = layer.cell.recurrent_kernel.detach().to(torch.bfloat16)
+        if fused.supports(layer.cell, table):
+            steps.append(fused.CellStep(layer.cell, table, kernel, batch_size))
+        else:  # a custom cell's step need not take recurrent_kernel: pass it only for bfloat16
+            steps.append(layer.cell.step if kernel is None else partial(layer.cell.step, recurrent_kernel=kernel))
     return steps
 
 
