@@ -220,6 +220,30 @@ def test_segmented_masked_batch_with_many_lengths(cell_type, return_state):
     assert_twins(reference, fast, torch.from_numpy(rng.normal(size=(20, 20, 3))), mask)
 
 
+@pytest.mark.parametrize("cell_type", ["LSTM", "GRU", "SimpleRNN"])
+def test_segmented_bidirectional_layer_reads_each_rows_last_output(cell_type, monkeypatch):
+    """Bidirectional(return_sequences=False) on a right-padded batch with many lengths (the IMDb
+    shape): each direction runs segmented and reads each row's last h in the segment it ends in."""
+    rng = np.random.default_rng(5)
+    lengths = rng.permutation(np.arange(2, 42, 2))
+    mask = torch.from_numpy(np.arange(40)[None] < lengths[:, None])
+
+    def make(execution):
+        return layers.Bidirectional(getattr(layers, cell_type)(5, execution=execution, dtype=torch.float64))
+
+    reference, fast = make("reference"), make("native")
+    reference.build((20, 40, 3)), fast.build((20, 40, 3))
+    fast.set_weights(reference.get_weights())
+    segments = []
+    original = kernels.native._call
+    monkeypatch.setattr(kernels.native, "_call", lambda *a: segments.append(a[1].shape) or original(*a))
+    assert_twins(reference, fast, torch.from_numpy(rng.normal(size=(20, 40, 3))), mask)
+    forward_segments = segments[:len(segments) // 2]
+    assert len(forward_segments) == kernels.native.MAX_SEGMENTS
+    assert sum(shape[1] for shape in forward_segments) == 40  # time is cut, not repeated
+    assert [shape[0] for shape in forward_segments] == sorted((shape[0] for shape in forward_segments), reverse=True)
+
+
 def test_inference_runs_every_supported_cell_natively(monkeypatch):
     """Quiet-machine measurements (docs/performance.md, run 2): nn.GRU's kernel is as fast as the hoisted
     loop at 512 units on one thread and 1.25x faster on two, so large GRUs run natively too."""

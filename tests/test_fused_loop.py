@@ -362,3 +362,28 @@ def test_float32_keeps_its_relative_precision_near_zero(cell_type, extra):
     got, expected = fast(x).double(), reference(x.double())
     relative = ((got - expected).abs() / expected.abs().clamp_min(1e-30)).max().item()
     assert relative < 1e-4, relative
+
+
+@pytest.mark.parametrize("cell_type, extra", [("LSTM", {"peephole": True}), ("GRU", {"reset_after": False}),
+                                              ("GRU", {})])
+def test_a_sorted_batchs_buffers_hold_zeros_for_finished_rows_whatever_memory_they_reuse(cell_type, extra):
+    """The loop writes zeros into the rows a step skips itself (it does not ask for zeroed buffers):
+    after freeing NaN-filled blocks of the buffers' sizes, which the allocator hands out again,
+    the gradients (peephole and kernel sums read every row) are still finite and right."""
+    rng = np.random.default_rng(11)
+    batch, time, units = 6, 9, 4
+    lengths = np.array([9, 7, 7, 4, 2, 1])
+    mask = torch.from_numpy(np.arange(time)[None] < lengths[:, None])
+    reference = getattr(layers, cell_type)(units, execution="reference", return_sequences=True, **extra)
+    fast = getattr(layers, cell_type)(units, execution="fused", return_sequences=True, **extra)
+    reference.build((batch, time, 3)), fast.build((batch, time, 3))
+    fast.set_weights(reference.get_weights())
+    x = torch.from_numpy(rng.normal(size=(batch, time, 3))).float()
+    width = units * {"LSTM": 4, "GRU": 3}[cell_type]
+    expected, expected_grads = run_and_grad(reference, x, mask)
+    # gates, dz and dr (1, time, batch, width), the projection's gradient (time, batch, 1, width)
+    poison = [torch.full((1, time, batch, width), float("nan")) for _ in range(4)]
+    del poison
+    got, got_grads = run_and_grad(fast, x, mask)
+    for a, b in zip(got + list(got_grads), expected + list(expected_grads)):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -123,14 +123,21 @@ def run_native(cells: list[RecurrentCell], inputs: torch.Tensor, states: list[li
         sequence, final = _call(cells[0], inputs, hidden, weights, training, len(cells) == 2)
         final_states = [[h[direction] for h in final] for direction in range(len(cells))]
         return (sequence if need_sequence else None), final_states
-    sequence, final_states = _run_segmented(cells[0], inputs, states, blocks, training, exact_states)
+    sequence, final_states = _run_segmented(cells[0], inputs, states, blocks, training, exact_states, need_sequence)
     if not need_sequence:
         return None, [final_states]
     return blocks.scatter_back(sequence, zero_output_for_mask), [final_states]
 
 
-def _run_segmented(cell, inputs, states, blocks: Blocks, training: bool, exact_states: bool):
-    """Right-padded sequence outputs `(batch, longest, units)` and final states, segment by segment."""
+def _run_segmented(cell, inputs, states, blocks: Blocks, training: bool, exact_states: bool,
+                   need_sequence: bool):
+    """Right-padded sequence outputs `(batch, longest, units)` (None unless `need_sequence`) and
+    final states, segment by segment.
+
+    Time is split once (one autograd node, whose backward is one `cat`) and each segment takes its
+    leading rows, so no segment's gradient is written into a zero tensor of the whole input. When
+    only h is needed, each row's last output is read in the segment where the row ends.
+    """
     lengths = blocks.lengths
     order = torch.argsort(lengths, descending=True, stable=True)
     inverse = torch.argsort(order)
@@ -140,18 +147,30 @@ def _run_segmented(cell, inputs, states, blocks: Blocks, training: bool, exact_s
     weights = native_weights(cell)
     # Only an LSTM's cell state cannot be read off the outputs: then every row must end at a cut.
     exact_cuts = exact_states and isinstance(cell, LSTMCell)
-    batch, pieces, start = x.shape[0], [], 0
-    for end in _segment_ends(sorted_lengths, exact_cuts):
+    read_last = not (need_sequence or exact_cuts)
+    ends = _segment_ends(sorted_lengths, exact_cuts)
+    starts = [0] + ends[:-1]
+    time_pieces = x[:, :ends[-1]].split([end - start for start, end in zip(starts, ends)], dim=1)
+    batch, pieces, last_outputs = x.shape[0], [], []
+    for start, end, x_piece in zip(starts, ends, time_pieces):
         active = sum(1 for length in sorted_lengths if length > start)
-        piece, final = _call(cell, x[:active, start:end], [h[:, :active] for h in hidden], weights, training, False)
+        piece, final = _call(cell, x_piece[:active], [h[:, :active] for h in hidden], weights, training, False)
         hidden = [torch.cat([f, h[:, active:]], dim=1) for f, h in zip(final, hidden)]
-        pieces.append(F.pad(piece, (0, 0, 0, 0, 0, batch - active)))
-        start = end
-    sequence = torch.cat(pieces, dim=1).index_select(0, inverse)
+        if need_sequence:
+            pieces.append(F.pad(piece, (0, 0, 0, 0, 0, batch - active)))
+        elif read_last:  # the rows ending here: the last ones still active (the order is longest first)
+            ending = [row for row in range(active) if sorted_lengths[row] <= end]
+            steps = torch.tensor([sorted_lengths[row] - 1 - start for row in ending], device=piece.device)
+            last_outputs.append(piece[ending[0]:].gather(1, steps[:, None, None].expand(-1, 1, piece.shape[-1])))
     if exact_cuts:
-        return sequence, [h[0].index_select(0, inverse) for h in hidden]
-    last = (lengths - 1)[:, None, None].expand(-1, 1, sequence.shape[-1])
-    return sequence, [sequence.gather(1, last).squeeze(1)]
+        final_states = [h[0].index_select(0, inverse) for h in hidden]
+    elif read_last:  # later segments hold longer rows, which come first in the sorted order
+        final_states = [torch.cat(last_outputs[::-1]).squeeze(1).index_select(0, inverse)]
+    sequence = torch.cat(pieces, dim=1).index_select(0, inverse) if need_sequence else None
+    if not (exact_cuts or read_last):
+        last = (lengths - 1)[:, None, None].expand(-1, 1, sequence.shape[-1])
+        final_states = [sequence.gather(1, last).squeeze(1)]
+    return sequence, final_states
 
 
 def _segment_ends(sorted_lengths: list[int], every_length: bool) -> list[int]:

@@ -414,8 +414,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
   Tensor h_prev = torch::empty({D, T_, B, u}, opts);
   Tensor c_prev = lstm ? torch::empty_like(h_prev) : Tensor();
-  // Rows a step skips keep zeros here: the backward pass multiplies them by zero gradients.
-  Tensor gates = lengths.defined() ? torch::zeros({D, T_, B, width}, opts) : torch::empty({D, T_, B, width}, opts);
+  // Rows a step skips get zeros here (in the step): sums in the backward pass multiply them by zero gradients.
+  Tensor gates = torch::empty({D, T_, B, width}, opts);
   Tensor extra = (lstm || cell == kGRUResetAfter) ? torch::empty_like(h_prev) : Tensor();
   Tensor h = h0.clone(), c = lstm ? c0.clone() : Tensor();
   Tensor hd = rdrop.defined() ? torch::empty_like(h) : h;                  // h * dropout mask
@@ -444,6 +444,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
     const int64_t n0 = d0 * B, n1 = d1 * B;
     for (int64_t d = d0; d < d1; ++d) {
       running[d] = when.running(d, t);
+      std::fill(gates_p + saved(d, t, running[d]) * width, gates_p + saved(d, t, B) * width, T(0));
       std::copy(hp + d * B * u, hp + (d + 1) * B * u, h_prev_p + saved(d, t, 0) * u);
       if (lstm) std::copy(cp + d * B * u, cp + (d + 1) * B * u, c_prev_p + saved(d, t, 0) * u);
     }
@@ -597,13 +598,12 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor held = torch::zeros({D, B, u}, opts);      // gradient reaching an output a masked step repeated
   Tensor carry = torch::empty({D, B, u}, opts);     // gradient to h_{t-1} that bypasses the product
   Tensor g_hd = torch::empty({D, B, u}, opts);      // gradient to h_{t-1} * m through the product
-  // Pre-activation gradients, (D, T, B, W) in processing order; zeros where a row had finished.
-  Tensor dz = lengths.defined() ? torch::zeros_like(gates) : torch::empty_like(gates);
+  // Pre-activation gradients, (D, T, B, W) in processing order. A step writes its running rows and
+  // zeros those of rows that had finished (lengths), so the sums over all rows below can read them.
+  Tensor dz = torch::empty_like(gates);
   // What multiplies U in the step: equal to dz except for the reset_after GRU's candidate columns.
-  Tensor dr = cell != kGRUResetAfter ? dz : lengths.defined() ? torch::zeros_like(gates) : torch::empty_like(gates);
-  // Every slot is written, except those of rows that had finished (lengths): those stay zero.
-  Tensor grad_projected = lengths.defined() ? torch::zeros({T_, B, D, width}, opts)
-                                            : torch::empty({T_, B, D, width}, opts);
+  Tensor dr = cell != kGRUResetAfter ? dz : torch::empty_like(gates);
+  Tensor grad_projected = torch::empty({T_, B, D, width}, opts);
   Tensor g_rh = cell == kGRUResetBefore ? torch::empty({D, B, u}, opts) : Tensor();
   Tensor Ut = U.transpose(1, 2);
   Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
@@ -630,7 +630,11 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   // Step t, backwards, of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
   auto step = [&](int64_t t, int64_t d0, int64_t d1) {
     const int64_t n0 = d0 * B, n1 = d1 * B;
-    for (int64_t d = d0; d < d1; ++d) running[d] = when.running(d, t);
+    for (int64_t d = d0; d < d1; ++d) {
+      running[d] = when.running(d, t);
+      for (T* finished : {dz_p, dr_p}) std::fill(finished + saved(d, t, running[d]) * width,
+                                                 finished + saved(d, t, B) * width, T(0));
+    }
     at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       std::vector<T> g_new_h(u), g_new_c(u);  // gradients to the step's new h and c
       for (int64_t n = begin; n < end; ++n) {
@@ -749,6 +753,8 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         std::copy(z_grad, z_grad + width, gproj_p + ((when.time(d, t) * B + b) * D + d) * width);
       } else {
         std::copy(carryp + o, carryp + o + u, ghp + o);
+        T* finished = gproj_p + ((when.time(d, t) * B + b) * D + d) * width;
+        std::fill(finished, finished + width, T(0));
       }
     }
   };
