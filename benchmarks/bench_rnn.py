@@ -8,6 +8,8 @@ Configs (median ms per training step = forward + loss + backward + Adam):
   B-RD   B with recurrent_dropout=0.2
   C      B with Bidirectional(SimpleRNN(64)); batch 32 × 100
   PAD    B's model on a padded batch (lengths 20-400) with mask_zero=True vs the same batch unmasked
+  PAD-LAYER  the Bidirectional(LSTM(64)) layer alone on that batch (forward + backward), masked vs
+         unmasked, and the native kernel's cost per step by rows running: the floor a mask can reach
   D      generate 500 characters with A's model: batch 1 and 64 streams (characters/s), in float32
          and with bfloat16 recurrent products (Stepper(precision="bfloat16"))
   MEM    peak memory of A's training step (seqlab vs torch native, separate processes):
@@ -159,11 +161,7 @@ def peers_for(config: str, use_keras: bool) -> dict[str, Step]:
 
 def padded_peers() -> tuple[dict[str, Step], float]:
     """B's model on one padded batch, masked and unmasked; also the fraction of real tokens."""
-    generator = torch.Generator().manual_seed(1)
-    lengths = torch.randint(20, 401, (32,), generator=generator)
-    ids = torch.randint(1, 20000, (32, 400), generator=generator)
-    ids = ids.masked_fill(torch.arange(400)[None] >= lengths[:, None], 0)
-    targets = torch.randint(0, 2, (32,), generator=generator).float()
+    ids, targets, lengths = padded_batch()
     peers = {"seqlab masked": torch_step("PAD", seqlab_model("PAD", masked=True), ids, targets),
              "seqlab unmasked": torch_step("PAD", seqlab_model("PAD"), ids, targets)}
     if fused.available():
@@ -171,6 +169,38 @@ def padded_peers() -> tuple[dict[str, Step], float]:
         kernels.force_execution(compiled, "fused")
         peers["seqlab masked, C++ loop"] = torch_step("PAD", compiled, ids, targets)
     return peers, lengths.sum().item() / (32 * 400)
+
+
+def padded_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """PAD's batch: ids (32, 400) right-padded with 0 at lengths 20-400, targets (32,), lengths (32,)."""
+    generator = torch.Generator().manual_seed(1)
+    lengths = torch.randint(20, 401, (32,), generator=generator)
+    ids = torch.randint(1, 20000, (32, 400), generator=generator)
+    ids = ids.masked_fill(torch.arange(400)[None] >= lengths[:, None], 0)
+    return ids, torch.randint(0, 2, (32,), generator=generator).float(), lengths
+
+
+def padded_layer_peers() -> dict[str, Step]:
+    """PAD's recurrent layer alone: forward + backward of Bidirectional(LSTM(64)), masked and unmasked."""
+    _, _, lengths = padded_batch()
+    mask = torch.arange(400)[None] < lengths[:, None]
+    features = torch.randn(32, 400, 20, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    layer = layers.Bidirectional(layers.LSTM(64))
+    layer.build((None, None, 20))
+    return {"layer masked": lambda: layer(features, mask=mask).sum().backward(),
+            "layer unmasked": lambda: layer(features).sum().backward()}
+
+
+def kernel_cost_by_rows(rounds: int) -> dict[str, float]:
+    """µs per step (forward + backward) of PyTorch's native LSTM(64) kernel on 200 steps of 20 features."""
+    lstm = nn.LSTM(20, 64, batch_first=True)
+
+    def run(rows: int) -> Step:
+        x = torch.randn(rows, 200, 20, requires_grad=True)
+        return lambda: lstm(x)[0].sum().backward()
+
+    times = interleave({f"{rows} rows": run(rows) for rows in (1, 8, 16, 32)}, rounds)
+    return {name: value * 1000 / 200 for name, value in times.items()}
 
 
 def interleave(peers: dict[str, Step], rounds: int, warmup: int = 3) -> dict[str, float]:
@@ -300,8 +330,24 @@ def main(argv: list[str] | None = None) -> None:
             peers, real_fraction = padded_peers()
             print_table(f"PAD: padded batch, lengths 20-400 ({real_fraction:.0%} real tokens), mask on vs off",
                         interleave(peers, args.rounds), "ms/step")
+        elif config == "PAD-LAYER":
+            print_table("PAD-LAYER: Bidirectional(LSTM(64)) alone, forward + backward, mask on vs off",
+                        interleave(padded_layer_peers(), args.rounds), "ms")
+            by_rows = kernel_cost_by_rows(args.rounds)
+            print_table("PAD-LAYER: native LSTM(64) kernel, cost per step by rows running", by_rows, "µs/step")
+            fixed, per_row = _line_through(by_rows["1 rows"], 1, by_rows["32 rows"], 32)
+            _, _, lengths = padded_batch()
+            floor = (400 * fixed + per_row * lengths.sum().item()) / (400 * (fixed + 32 * per_row))
+            print(f"\nfixed {fixed:.1f} µs per step + {per_row:.2f} µs per row: a mask that skips every padded "
+                  f"row-step costs at least {floor:.2f}x the unmasked kernel on this batch")
         else:
             print_table(f"{config}: training step", interleave(peers_for(config, use_keras), args.rounds), "ms/step")
+
+
+def _line_through(y0: float, x0: float, y1: float, x1: float) -> tuple[float, float]:
+    """Intercept and slope of the line through (x0, y0) and (x1, y1)."""
+    slope = (y1 - y0) / (x1 - x0)
+    return y0 - slope * x0, slope
 
 
 def _keras_available() -> bool:
