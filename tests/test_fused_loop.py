@@ -200,23 +200,49 @@ def test_auto_trains_on_the_fused_loop_and_infers_natively(monkeypatch):
     assert calls == ["fused:GRUCell", "fused:LSTMCell", "fused:LSTMCell", "fused:LSTMCell"]
 
 
-def test_padded_training_batches_compute_only_the_rows_still_running(monkeypatch):
-    """A block-padded batch runs sorted by length, cut to the longest: each step covers the rows still running."""
+def test_a_small_bidirectional_lstm_trains_padded_batches_on_the_paired_loop(monkeypatch):
+    """The IMDb model's layer, Bidirectional(LSTM(64)), on a padded batch in training: one C++ loop for
+    both directions (docs/performance.md, run 8: 0.76x oneDNN's segmented kernel at 64 units, 1.04x at
+    128). Larger LSTMs, unpadded batches and inference stay on oneDNN's kernel."""
     calls = _paths_taken(monkeypatch)
-    seen = []  # (time steps, lengths) given to the C++ loop
+    x = torch.randn(3, 6, 2)
+    right_padded = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]]).bool()
+    layers.Bidirectional(layers.LSTM(64))(x, mask=right_padded)
+    assert calls == ["fused:LSTMCell"]
+    calls.clear()
+    layers.Bidirectional(layers.LSTM(64))(x)
+    layers.Bidirectional(layers.LSTM(128))(x, mask=right_padded)
+    with torch.no_grad():
+        layers.Bidirectional(layers.LSTM(64))(x, mask=right_padded)
+    assert calls and set(calls) == {"native:LSTMCell"}
+
+
+def test_padded_training_batches_compute_only_the_rows_still_running(monkeypatch):
+    """A block-padded batch runs sorted by length: the C++ loop gets the lengths and only the real steps'
+    projected inputs, packed time-major (PackedSequence's order); each step covers the rows still running."""
+    calls = _paths_taken(monkeypatch)
+    seen = []  # (projected inputs, lengths) given to the C++ loop
     original = fused._FusedLoop.apply
-    monkeypatch.setattr(fused._FusedLoop, "apply", lambda *a: seen.append((a[3].shape[0], a[-1])) or original(*a))
+    monkeypatch.setattr(fused._FusedLoop, "apply", lambda *a: seen.append((a[3], a[-1])) or original(*a))
     x = torch.randn(3, 6, 2)
     left_and_right = torch.tensor([[0, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 0]]).bool()
-    layers.Bidirectional(layers.GRU(4))(x, mask=left_and_right)
+    layer = layers.Bidirectional(layers.GRU(4))
+    layer(x, mask=left_and_right)
     assert calls == ["fused:GRUCell"]                    # one C++ loop for both directions
-    assert seen[0][0] == 6 and seen[0][1].tolist() == [6, 4, 2]  # sorted longest first
+    projected, lengths = seen[0]
+    assert lengths.tolist() == [6, 4, 2]                 # sorted longest first
+    assert projected.shape == (12, 2, 12)                # 6 + 4 + 2 real steps, 2 directions, 3 gates × 4 units
+    # Step 0 holds the three rows in sorted order (row 1 first, then row 0's and row 2's first real steps).
+    first_steps = torch.stack([x[1, 0], x[0, 1], x[2, 3]])
+    forward_cell = layer.forward_layer.cell
+    expected = first_steps @ forward_cell.kernel + forward_cell.bias[0]
+    torch.testing.assert_close(projected[:3, 0], expected)
     seen.clear()
     layers.GRU(4)(x[:, :5], mask=left_and_right[:, :5])  # lengths 4, 5, 2: cut to 5 steps
-    assert seen[0][0] == 5 and seen[0][1].tolist() == [5, 4, 2]
+    assert seen[0][1].tolist() == [5, 4, 2] and seen[0][0].shape[0] == 11
     seen.clear()
     layers.GRU(4)(x, mask=torch.tensor([[1, 0, 1, 1, 1, 1]] * 3).bool())  # a hole: every row, every step
-    assert seen[0][0] == 6 and seen[0][1] is None
+    assert seen[0][0].shape[:2] == (6, 3) and seen[0][1] is None
 
 
 def test_without_the_extension_auto_falls_back_and_forcing_it_says_why(monkeypatch):

@@ -39,6 +39,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqlab import activations
 from seqlab.kernels.allocator import keep_freed_memory
@@ -174,9 +175,13 @@ def preferred(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
     step, each recorded for autograd); oneDNN's LSTM kernel beats it for LSTMs,
     and in inference (no gradient) the native kernels' forward is as fast.
     """
-    needs_grad = torch.is_grad_enabled() and (
+    return trains(cell, inputs) and type(cell) is not LSTMCell and supports(cell, inputs)
+
+
+def trains(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
+    """Whether running `cell` on `inputs` records gradients (a training step, not inference)."""
+    return torch.is_grad_enabled() and (
         inputs.requires_grad or any(p.requires_grad for p in cell.parameters(recurse=False)))
-    return needs_grad and type(cell) is not LSTMCell and supports(cell, inputs)
 
 
 def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: list[list[torch.Tensor]],
@@ -214,7 +219,7 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
         recurrent_masks = [None if m is None else m.index_select(0, order) for m in recurrent_masks]
         mask = None
     outputs, h, c = _FusedLoop.apply(
-        cell_code(cells[0]), zero_output_for_mask, reverse_last, _project(cells, inputs),
+        cell_code(cells[0]), zero_output_for_mask, reverse_last, _project(cells, inputs, lengths),
         torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]), _peepholes(cells),
         torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]) if len(states[0]) > 1 else None,
         mask, stack_keep_masks(recurrent_masks, like=states[0][0]), lengths)
@@ -260,14 +265,20 @@ class CellStep:
         return h, ([h] if c is None else [h, c])
 
 
-def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor]) -> torch.Tensor:
+def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: torch.Tensor | None = None
+             ) -> torch.Tensor:
     """`x_d W_x + b_x` of every direction, time-major: `(time, batch, D, k*units)`.
 
+    With `lengths` (the batch sorted longest first) only the real steps are
+    projected, packed as PackedSequence orders them: `(real steps, D, k*units)`.
     Directions that read the same inputs share one product with their kernels
     side by side; otherwise each is projected and the results concatenated.
     """
     time, batch = inputs[0].shape[1], inputs[0].shape[0]
-    rows = [x.transpose(0, 1).reshape(time * batch, -1) for x in inputs]  # (time*batch, features)
+    if lengths is None:
+        rows = [x.transpose(0, 1).reshape(time * batch, -1) for x in inputs]  # (time*batch, features)
+    else:
+        rows = [pack_padded_sequence(x, lengths, batch_first=True).data for x in inputs]  # (real steps, features)
     groups = [cells] if all(x is inputs[0] for x in inputs) else [[cell] for cell in cells]
     products = []
     for group, x in zip(groups, rows):
@@ -278,7 +289,8 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor]) -> torch.Te
         else:
             products.append(torch.addmm(torch.cat(biases) if len(group) > 1 else biases[0], x, kernel))
     projected = products[0] if len(products) == 1 else torch.cat(products, dim=-1)
-    return projected.view(time, batch, len(cells), -1)
+    return projected.view(time, batch, len(cells), -1) if lengths is None else projected.view(
+        projected.shape[0], len(cells), -1)
 
 
 def _peepholes(cells: list[RecurrentCell]) -> torch.Tensor | None:

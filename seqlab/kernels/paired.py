@@ -36,14 +36,20 @@ from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from seqlab.layers.recurrent import RNN, reference_loop
 
 PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
+# A padded batch through a Bidirectional LSTM of at most this many units trains on the paired C++ loop:
+# measured (docs/performance.md, run 8) 0.76x the time of oneDNN's kernel run segment by segment at
+# 64 units, 1.04x at 128, 1.47x at 256 (batch 32, forward + backward); unpadded, oneDNN's is faster.
+PADDED_LSTM_MAX_UNITS = 64
 
 
-def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) -> bool:
+def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
+             mask: torch.Tensor | None = None) -> bool:
     """Whether `run_paired` gives what running `forward` and `backward` apart gives, and is their path.
 
     With `execution="auto"` it is where neither direction can run natively, and
-    in training where the C++ loop beats the native kernels (`fused.preferred`);
-    with `execution="fused"` wherever the C++ loop serves both cells.
+    in training where the C++ loop beats the native kernels (`fused.preferred`,
+    and small LSTMs on padded batches); with `execution="fused"` wherever the
+    C++ loop serves both cells.
     """
     forward_cell, backward_cell = forward.cell, backward.cell
     if not (forward.execution == backward.execution and forward.execution in ("auto", "fused")
@@ -58,7 +64,18 @@ def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool) 
         return all(fused.supports(cell, inputs) for cell in cells)
     if not any(native.supports(cell, training) for cell in cells):
         return True
+    if _small_lstms_on_padding(cells, inputs, mask):
+        return True
     return all(fused.preferred(cell, inputs) for cell in cells)
+
+
+def _small_lstms_on_padding(cells: tuple[RecurrentCell, RecurrentCell], inputs: torch.Tensor,
+                            mask: torch.Tensor | None) -> bool:
+    """Training small LSTMs on a padded batch: each step of the C++ loop computes only the rows still
+    running, both directions at once, where oneDNN's kernel runs each direction in time segments."""
+    return (mask is not None and type(cells[0]) is LSTMCell and cells[0].units <= PADDED_LSTM_MAX_UNITS
+            and all(fused.supports(cell, inputs) and fused.trains(cell, inputs) for cell in cells)
+            and not bool(torch.as_tensor(mask).all()))
 
 
 def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool,

@@ -82,7 +82,7 @@ class Bidirectional(Layer):
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
         training = self.training if training is None else training
-        if paired.can_pair(self.forward_layer, self.backward_layer, inputs, training):
+        if paired.can_pair(self.forward_layer, self.backward_layer, inputs, training, mask):
             forward_output, backward_output, states = paired.run_paired(
                 self.forward_layer, self.backward_layer, inputs, mask, training, forward_state, backward_state)
             states = states if self.return_state else []

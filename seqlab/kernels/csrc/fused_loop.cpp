@@ -13,7 +13,9 @@
 // steps, dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t. `Step` is one step for generation.
 //
 // Shapes (T time, B batch, D directions, u units, G gates: 1, 4, 3; W = G*u):
-//   projected  (T, B, D, W)   x_t W_x + b_x in input time order (what `x @ [W_fwd | W_bwd]` gives)
+//   projected  (T, B, D, W)   x_t W_x + b_x in input time order (what `x @ [W_fwd | W_bwd]` gives);
+//              (N, D, W)      with lengths: packed, only the N real steps, time-major (PackedSequence's
+//                             order: step tau's rows are the first running(tau) samples)
 //   U          (D, u, W)      recurrent kernels, Keras' layout and gate order (i f c o / z r h)
 //   rbias      (D, 1, W)      GRU reset_after=true: the recurrent bias (None otherwise)
 //   peep       (D, 3, u)      LSTM peephole weights p_i, p_f, p_o (None: no peepholes)
@@ -21,8 +23,8 @@
 //   keep       (B, T)         bool, true at real steps, input time order (None: no mask)
 //   rdrop      (D, B, u)      recurrent dropout keep-mask, already scaled (None: no dropout)
 //   lengths    (B,) int64     for right-padded batches sorted longest first: each step then
-//                             computes only the rows that are still running (None: every row,
-//                             every step); the saving grows with the batch (docs/performance.md)
+//                             computes only the rows that are still running, and `projected` and
+//                             its gradient hold only real steps (None: every row, every step)
 //   outputs    (B, T, D, u)   in input time order: for D = 2 this is Bidirectional's concat
 // Direction D-1 runs backwards in time when reverse_last is set. At a masked
 // step the states are held and the output repeats the previous output (zeros
@@ -213,12 +215,27 @@ int64_t gates_of(int64_t cell) { return cell == kLSTM ? 4 : (cell == kSimpleTanh
 struct Schedule {
   int64_t T, B, D;
   bool reverse_last;
-  const int64_t* lengths;  // sorted longest first, or nullptr
+  const int64_t* lengths;     // sorted longest first, or nullptr
+  std::vector<int64_t> first;  // with lengths: the packed row of step tau's first sample
 
+  Schedule(int64_t T, int64_t B, int64_t D, bool reverse_last, const int64_t* lengths)
+      : T(T), B(B), D(D), reverse_last(reverse_last), lengths(lengths) {
+    if (!lengths) return;
+    first.assign(T + 1, 0);
+    for (int64_t tau = 0; tau < T; ++tau) first[tau + 1] = first[tau] + running_at(tau);
+  }
   int64_t time(int64_t d, int64_t t) const { return reverse_last && d == D - 1 ? T - 1 - t : t; }
-  int64_t running(int64_t d, int64_t t) const {
-    if (!lengths) return B;
+  int64_t running(int64_t d, int64_t t) const { return running_at(time(d, t)); }
+  // The row of `projected` (and of its gradient) holding sample b's step t in direction d's order.
+  int64_t input_row(int64_t d, int64_t t, int64_t b) const {
     const int64_t tau = time(d, t);
+    return lengths ? first[tau] + b : tau * B + b;
+  }
+  int64_t input_rows() const { return lengths ? first[T] : T * B; }
+
+ private:
+  int64_t running_at(int64_t tau) const {
+    if (!lengths) return B;
     int64_t rows = 0;
     while (rows < B && lengths[rows] > tau) ++rows;
     return rows;
@@ -406,10 +423,13 @@ template <typename T>
 std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& U, const Tensor& rbias,
                                  const Tensor& peep, const Tensor& h0, const Tensor& c0, const Tensor& keep,
                                  const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output) {
-  const int64_t T_ = projected.size(0), B = projected.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
-  const int64_t width = G * u;
+  const int64_t B = h0.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
+  const int64_t T_ = lengths.defined() ? lengths.data_ptr<int64_t>()[0] : projected.size(0), width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
+  TORCH_CHECK(projected.numel() == when.input_rows() * D * width,
+              "the fused loop's projected inputs must be (T, B, D, W), or (N, D, W) for the real steps of a "
+              "batch sorted by lengths");
   auto opts = projected.options();
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
   Tensor h_prev = torch::empty({D, T_, B, u}, opts);
@@ -458,7 +478,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;  // finished: the mask below holds its state
         const int64_t s = saved(d, t, b);
-        Row<T> row{x_p + ((when.time(d, t) * B + b) * D + d) * width, recp + n * rec_width, gates_p + s * width,
+        Row<T> row{x_p + (when.input_row(d, t, b) * D + d) * width, recp + n * rec_width, gates_p + s * width,
                    extra_p ? extra_p + s * u : nullptr, hp + n * u, lstm ? new_c_p + n * u : nullptr,
                    new_h_p + n * u};
         forward_row(cell, row, u, peep_p ? peep_p + d * 3 * u : nullptr, lstm ? cp + n * u : nullptr, hdp + n * u,
@@ -471,7 +491,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         for (int64_t n = begin; n < end; ++n) {
           const int64_t d = n / B, b = n % B;
           if (b >= running[d]) continue;
-          Row<T> row{x_p + ((when.time(d, t) * B + b) * D + d) * width, nullptr, gates_p + saved(d, t, b) * width,
+          Row<T> row{x_p + (when.input_row(d, t, b) * D + d) * width, nullptr, gates_p + saved(d, t, b) * width,
                      nullptr, hp + n * u, nullptr, new_h_p + n * u};
           gru_candidate(row, inner_p + n * u, u, false);
         }
@@ -603,7 +623,8 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor dz = torch::empty_like(gates);
   // What multiplies U in the step: equal to dz except for the reset_after GRU's candidate columns.
   Tensor dr = cell != kGRUResetAfter ? dz : torch::empty_like(gates);
-  Tensor grad_projected = torch::empty({T_, B, D, width}, opts);
+  Tensor grad_projected = lengths.defined() ? torch::empty({when.input_rows(), D, width}, opts)
+                                            : torch::empty({T_, B, D, width}, opts);
   Tensor g_rh = cell == kGRUResetBefore ? torch::empty({D, B, u}, opts) : Tensor();
   Tensor Ut = U.transpose(1, 2);
   Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
@@ -750,11 +771,9 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
 #pragma omp simd
         for (int64_t j = 0; j < u; ++j) ghp[o + j] = carryp[o + j] + ghdp[o + j] * keep_scale[o + j];
         const T* z_grad = dz_p + saved(d, t, b) * width;  // into the input-ordered gradient of `projected`
-        std::copy(z_grad, z_grad + width, gproj_p + ((when.time(d, t) * B + b) * D + d) * width);
-      } else {
+        std::copy(z_grad, z_grad + width, gproj_p + (when.input_row(d, t, b) * D + d) * width);
+      } else {  // a finished row has no real step here, so no slot in the (packed) gradient
         std::copy(carryp + o, carryp + o + u, ghp + o);
-        T* finished = gproj_p + ((when.time(d, t) * B + b) * D + d) * width;
-        std::fill(finished, finished + width, T(0));
       }
     }
   };
@@ -802,7 +821,7 @@ std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor&
   });
 }
 
-// Gradients {projected (T,B,D,W), U, rbias | None, h0, c0 | None, peep | None} from those of outputs,
+// Gradients {projected (T,B,D,W) or packed (N,D,W), U, rbias | None, h0, c0 | None, peep | None} from those of outputs,
 // h_T, c_T (None = zero).
 std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_outputs,
                              const std::optional<Tensor>& grad_h, const std::optional<Tensor>& grad_c,
