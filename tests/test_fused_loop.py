@@ -413,3 +413,13 @@ def test_a_sorted_batchs_buffers_hold_zeros_for_finished_rows_whatever_memory_th
     got, got_grads = run_and_grad(fast, x, mask)
     for a, b in zip(got + list(got_grads), expected + list(expected_grads)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_real_steps_pack_inputs_as_packed_sequence_does():
+    x = torch.randn(5, 7, 3, requires_grad=True)
+    lengths = torch.tensor([7, 6, 6, 3, 1])
+    packed = x.reshape(35, 3).index_select(0, fused._real_steps(lengths, 7))
+    expected = torch.nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True).data
+    assert torch.equal(packed, expected)
+    packed.sum().backward()  # a gradient reaches exactly the real steps
+    assert torch.equal(x.grad[:, :, 0], (torch.arange(7)[None] < lengths[:, None]).float())

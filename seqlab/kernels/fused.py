@@ -39,7 +39,6 @@ import warnings
 from pathlib import Path
 
 import torch
-from torch.nn.utils.rnn import pack_padded_sequence
 
 from seqlab import activations
 from seqlab.kernels.allocator import keep_freed_memory
@@ -278,7 +277,8 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: to
     if lengths is None:
         rows = [x.transpose(0, 1).reshape(time * batch, -1) for x in inputs]  # (time*batch, features)
     else:
-        rows = [pack_padded_sequence(x, lengths, batch_first=True).data for x in inputs]  # (real steps, features)
+        real = _real_steps(lengths, time)
+        rows = [x.reshape(batch * time, -1).index_select(0, real) for x in inputs]  # (real steps, features)
     groups = [cells] if all(x is inputs[0] for x in inputs) else [[cell] for cell in cells]
     products = []
     for group, x in zip(groups, rows):
@@ -291,6 +291,15 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: to
     projected = products[0] if len(products) == 1 else torch.cat(products, dim=-1)
     return projected.view(time, batch, len(cells), -1) if lengths is None else projected.view(
         projected.shape[0], len(cells), -1)
+
+
+def _real_steps(lengths: torch.Tensor, time: int) -> torch.Tensor:
+    """Indices into a `(batch, time)` grid of the real steps of a batch sorted longest first, time-major:
+    step 0 of every row, then step 1 of the rows still running, ... (PackedSequence's order). One
+    `index_select` by them packs the inputs, and its backward is one `index_add`."""
+    steps = torch.arange(time, device=lengths.device)[:, None]
+    flat = torch.arange(len(lengths), device=lengths.device)[None, :] * time + steps  # (time, batch)
+    return flat[steps < lengths[None, :]]
 
 
 def _peepholes(cells: list[RecurrentCell]) -> torch.Tensor | None:
