@@ -393,9 +393,9 @@ def test_float32_keeps_its_relative_precision_near_zero(cell_type, extra):
 @pytest.mark.parametrize("cell_type, extra", [("LSTM", {"peephole": True}), ("GRU", {"reset_after": False}),
                                               ("GRU", {})])
 def test_a_sorted_batchs_buffers_hold_zeros_for_finished_rows_whatever_memory_they_reuse(cell_type, extra):
-    """The loop writes zeros into the rows a step skips itself (it does not ask for zeroed buffers):
-    after freeing NaN-filled blocks of the buffers' sizes, which the allocator hands out again,
-    the gradients (peephole and kernel sums read every row) are still finite and right."""
+    """A sorted padded batch saves only the rows still running at each step, in buffers that are never
+    zero-filled: after freeing NaN-filled blocks of the buffers' sizes, which the allocator hands out
+    again, the gradients (the peephole and kernel sums over all saved rows) are still finite and right."""
     rng = np.random.default_rng(11)
     batch, time, units = 6, 9, 4
     lengths = np.array([9, 7, 7, 4, 2, 1])
@@ -423,3 +423,25 @@ def test_real_steps_pack_inputs_as_packed_sequence_does():
     assert torch.equal(packed, expected)
     packed.sum().backward()  # a gradient reaches exactly the real steps
     assert torch.equal(x.grad[:, :, 0], (torch.arange(7)[None] < lengths[:, None]).float())
+
+
+@pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)
+def test_padded_bidirectional_layer_with_recurrent_dropout_equals_reference(cell_type, extra):
+    """Both directions in one loop over a right-padded batch of an odd number of steps (the backward
+    direction's middle step saves its rows where the forward one's schedule would not put them), with
+    recurrent dropout (each saved row meets its own sample's mask in the kernel's gradient)."""
+    rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{extra}-odd".encode()))
+    batch, time, units = 6, 7, 5
+    lengths = np.array([7, 6, 6, 4, 1, 3])
+    mask = torch.from_numpy(np.arange(time)[None] < lengths[:, None])
+
+    def make(execution):
+        return layers.Bidirectional(getattr(layers, cell_type)(
+            units, return_state=True, recurrent_dropout=0.3, seed=3, execution=execution, dtype=torch.float64,
+            **extra))
+
+    reference, fast = make("reference"), make("fused")
+    reference.build((batch, time, 3)), fast.build((batch, time, 3))
+    fast.set_weights([rng.normal(0, 0.5, w.shape) for w in reference.get_weights()])
+    reference.set_weights(fast.get_weights())
+    assert_twins(reference, fast, torch.from_numpy(rng.normal(size=(batch, time, 3))), mask, training=True)

@@ -29,7 +29,8 @@
 // Direction D-1 runs backwards in time when reverse_last is set. At a masked
 // step the states are held and the output repeats the previous output (zeros
 // with zero_output), as in Keras. Internally the saved per-step tensors are
-// (D, T, B, .) in processing order, so the gradient products over time are views.
+// (D, T, B, .) in processing order, so the gradient products over time are views;
+// with lengths they are (D, N, .), each step holding only its running rows.
 
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
@@ -232,6 +233,24 @@ struct Schedule {
     return lengths ? first[tau] + b : tau * B + b;
   }
   int64_t input_rows() const { return lengths ? first[T] : T * B; }
+  // The row, among the D × saved_rows() rows saved for backward (each direction's in its processing
+  // order), of direction d's sample b at step t: (D, T, B) rows, or with lengths only running rows.
+  int64_t saved_row(int64_t d, int64_t t, int64_t b) const {
+    if (!lengths) return (d * T + t) * B + b;
+    const bool backwards = reverse_last && d == D - 1;
+    const int64_t before = backwards ? first[T] - first[T - t] : first[t];  // the rows of its steps 0..t-1
+    return d * first[T] + before + b;
+  }
+  int64_t saved_rows() const { return input_rows(); }
+  // Which sample each saved row belongs to: (D, saved_rows()) int64.
+  Tensor sample_of_saved_rows() const {
+    Tensor samples = torch::empty({D, saved_rows()}, torch::kLong);
+    int64_t* out = samples.data_ptr<int64_t>();
+    for (int64_t d = 0; d < D; ++d)
+      for (int64_t t = 0; t < T; ++t)
+        for (int64_t b = 0, rows = running(d, t); b < rows; ++b) out[saved_row(d, t, b)] = b;
+    return samples;
+  }
 
  private:
   int64_t running_at(int64_t tau) const {
@@ -322,8 +341,12 @@ struct Stacked {
   explicit Stacked(const Tensor& t) {  // (D, rows, cols)
     if (t.defined()) data = const_cast<T*>(t.data_ptr<T>()), matrix = t.stride(0), row = t.stride(1), col = t.stride(2);
   }
-  Stacked(const Tensor& t, int64_t step)  // (D, T, rows, cols) at one step
-      : data(t.data_ptr<T>() + step * t.stride(1)), matrix(t.stride(0)), row(t.stride(2)), col(t.stride(3)) {}
+  // Saved rows (contiguous, cols wide, laid out by `when.saved_row`) at one step: direction 1's
+  // matrix lies wherever its step's rows are (`matrix` is the distance, maybe negative).
+  Stacked(const Tensor& t, const Schedule& when, int64_t step)
+      : data(t.data_ptr<T>() + when.saved_row(0, step, 0) * t.size(-1)),
+        matrix((when.saved_row(when.D - 1, step, 0) - when.saved_row(0, step, 0)) * t.size(-1)),
+        row(t.size(-1)), col(1) {}
   Stacked from_column(int64_t first) const { return {data + first * col, matrix, row, col}; }
   View<T> operator[](int64_t d) const { return {data + d * matrix, row, col}; }
 
@@ -432,10 +455,13 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
               "batch sorted by lengths");
   auto opts = projected.options();
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
-  Tensor h_prev = torch::empty({D, T_, B, u}, opts);
+  // Saved per step for backward: (D, T, B, .), or (D, N, .) with only the running rows (lengths).
+  auto saved_shape = [&](int64_t cols) {
+    return lengths.defined() ? std::vector<int64_t>{D, when.saved_rows(), cols} : std::vector<int64_t>{D, T_, B, cols};
+  };
+  Tensor h_prev = torch::empty(saved_shape(u), opts);
   Tensor c_prev = lstm ? torch::empty_like(h_prev) : Tensor();
-  // Rows a step skips get zeros here (in the step): sums in the backward pass multiply them by zero gradients.
-  Tensor gates = torch::empty({D, T_, B, width}, opts);
+  Tensor gates = torch::empty(saved_shape(width), opts);
   Tensor extra = (lstm || cell == kGRUResetAfter) ? torch::empty_like(h_prev) : Tensor();
   Tensor h = h0.clone(), c = lstm ? c0.clone() : Tensor();
   Tensor hd = rdrop.defined() ? torch::empty_like(h) : h;                  // h * dropout mask
@@ -457,16 +483,15 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const Stacked<T> U_zr_s(U_zr), U_h_s(U_h);
   const auto U_zr_packed = packed_kernels<T>(U_zr, B), U_h_packed = U_h.defined() ? packed_kernels<T>(U_h, B)
                                                                                    : std::vector<Tensor>{};
-  auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };  // row index in (D, T, B)
+  auto saved = [&](int64_t d, int64_t t, int64_t b) { return when.saved_row(d, t, b); };
   std::vector<int64_t> running(D);
   // Step t of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
   auto step = [&](int64_t t, int64_t d0, int64_t d1) {
     const int64_t n0 = d0 * B, n1 = d1 * B;
     for (int64_t d = d0; d < d1; ++d) {
       running[d] = when.running(d, t);
-      std::fill(gates_p + saved(d, t, running[d]) * width, gates_p + saved(d, t, B) * width, T(0));
-      std::copy(hp + d * B * u, hp + (d + 1) * B * u, h_prev_p + saved(d, t, 0) * u);
-      if (lstm) std::copy(cp + d * B * u, cp + (d + 1) * B * u, c_prev_p + saved(d, t, 0) * u);
+      std::copy(hp + d * B * u, hp + (d * B + running[d]) * u, h_prev_p + saved(d, t, 0) * u);
+      if (lstm) std::copy(cp + d * B * u, cp + (d * B + running[d]) * u, c_prev_p + saved(d, t, 0) * u);
     }
     if (dropp) {
 #pragma omp simd
@@ -608,7 +633,9 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
                                   const Tensor& rdrop,
                                   const Tensor& lengths, bool reverse_last, bool zero_output, const Tensor& h_prev,
                                   const Tensor& c_prev, const Tensor& gates, const Tensor& extra) {
-  const int64_t D = U.size(0), T_ = gates.size(1), B = gates.size(2), u = U.size(1), G = gates_of(cell);
+  const int64_t D = U.size(0), u = U.size(1), G = gates_of(cell);
+  const int64_t T_ = lengths.defined() ? lengths.data_ptr<int64_t>()[0] : gates.size(1);
+  const int64_t B = lengths.defined() ? lengths.size(0) : gates.size(2);
   const int64_t width = G * u;
   const bool lstm = cell == kLSTM;
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
@@ -618,8 +645,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor held = torch::zeros({D, B, u}, opts);      // gradient reaching an output a masked step repeated
   Tensor carry = torch::empty({D, B, u}, opts);     // gradient to h_{t-1} that bypasses the product
   Tensor g_hd = torch::empty({D, B, u}, opts);      // gradient to h_{t-1} * m through the product
-  // Pre-activation gradients, (D, T, B, W) in processing order. A step writes its running rows and
-  // zeros those of rows that had finished (lengths), so the sums over all rows below can read them.
+  // Pre-activation gradients, laid out as `gates` (each step's running rows, in processing order).
   Tensor dz = torch::empty_like(gates);
   // What multiplies U in the step: equal to dz except for the reset_after GRU's candidate columns.
   Tensor dr = cell != kGRUResetAfter ? dz : torch::empty_like(gates);
@@ -646,16 +672,12 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   // rather than branch on a null pointer (a masked load through it takes a microcode assist).
   const Tensor ones = dropp ? Tensor() : torch::ones({D, B, u}, opts);
   const T* keep_scale = dropp ? dropp : ptr<T>(ones);
-  auto saved = [&](int64_t d, int64_t t, int64_t b) { return (d * T_ + t) * B + b; };
+  auto saved = [&](int64_t d, int64_t t, int64_t b) { return when.saved_row(d, t, b); };
   std::vector<int64_t> running(D);
   // Step t, backwards, of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
   auto step = [&](int64_t t, int64_t d0, int64_t d1) {
     const int64_t n0 = d0 * B, n1 = d1 * B;
-    for (int64_t d = d0; d < d1; ++d) {
-      running[d] = when.running(d, t);
-      for (T* finished : {dz_p, dr_p}) std::fill(finished + saved(d, t, running[d]) * width,
-                                                 finished + saved(d, t, B) * width, T(0));
-    }
+    for (int64_t d = d0; d < d1; ++d) running[d] = when.running(d, t);
     at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       std::vector<T> g_new_h(u), g_new_c(u);  // gradients to the step's new h and c
       for (int64_t n = begin; n < end; ++n) {
@@ -737,7 +759,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         }
       }
     });
-    const Stacked<T> dz_t(dz, t);  // (D, B, W)
+    const Stacked<T> dz_t(dz, when, t);  // (D, running rows, W)
     if (cell == kGRUResetBefore) {  // the reset gate's gradient needs the product's: (r * hd) W_hh
       per_direction_product(g_rh_s, dz_t.from_column(2 * u), U_h_t_s, U_h_t_packed, {}, u, u, running, d0, d1);
       const T* grh = ptr<T>(g_rh);
@@ -762,7 +784,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         for (int64_t j = 0; j < u; ++j) ghdp[n * u + j] += grh[n * u + j] * r[j];
       }
     } else {
-      per_direction_product(g_hd_s, cell == kGRUResetAfter ? Stacked<T>(dr, t) : dz_t, Ut_s, Ut_packed, {}, width, u,
+      per_direction_product(g_hd_s, cell == kGRUResetAfter ? Stacked<T>(dr, when, t) : dz_t, Ut_s, Ut_packed, {}, width, u,
                             running, d0, d1);
     }
     for (int64_t n = n0; n < n1; ++n) {
@@ -781,23 +803,29 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
     for (int64_t t = T_ - 1; t >= 0; --t) step(t, d0, d1);
   });
 
-  // The recurrent kernel's gradient, one product over all steps: dU[d] = Σ_t hd_{t-1}ᵀ · dz_t.
-  auto over_time = [D](const Tensor& x) { return x.reshape({D, -1, x.size(-1)}); };  // (D, T, B, .) views
-  Tensor hd_all = rdrop.defined() ? h_prev * rdrop.unsqueeze(1) : h_prev;
+  // The recurrent kernel's gradient, one product over all saved rows: dU[d] = Σ_t hd_{t-1}ᵀ · dz_t.
+  auto rows_of = [D](const Tensor& x) { return x.reshape({D, -1, x.size(-1)}); };  // (D, saved rows, .) views
+  const Tensor h_rows = rows_of(h_prev), gate_rows = rows_of(gates), dz_rows = rows_of(dz);
+  Tensor hd_all = h_rows;
+  if (rdrop.defined()) {  // each saved row times its sample's recurrent dropout mask
+    const Tensor samples = when.sample_of_saved_rows().unsqueeze(2).expand({D, -1, u});
+    hd_all = h_rows * rdrop.gather(1, samples);
+  }
   Tensor grad_U;
   if (cell == kGRUResetBefore) {
-    Tensor r_hd = gates.narrow(3, u, u) * hd_all;
-    grad_U = torch::cat({torch::bmm(over_time(hd_all).transpose(1, 2), over_time(dz.narrow(3, 0, 2 * u))),
-                         torch::bmm(over_time(r_hd).transpose(1, 2), over_time(dz.narrow(3, 2 * u, u)))}, 2);
+    Tensor r_hd = gate_rows.narrow(2, u, u) * hd_all;
+    grad_U = torch::cat({torch::bmm(hd_all.transpose(1, 2), dz_rows.narrow(2, 0, 2 * u)),
+                         torch::bmm(r_hd.transpose(1, 2), dz_rows.narrow(2, 2 * u, u))}, 2);
   } else {
-    grad_U = torch::bmm(over_time(hd_all).transpose(1, 2), over_time(dr));
+    grad_U = torch::bmm(hd_all.transpose(1, 2), rows_of(dr));
   }
-  Tensor grad_rbias = cell == kGRUResetAfter ? dr.sum({1, 2}).unsqueeze(1) : Tensor();
+  Tensor grad_rbias = cell == kGRUResetAfter ? rows_of(dr).sum(1).unsqueeze(1) : Tensor();
   Tensor grad_peep;
   if (peep.defined()) {  // Σ over steps and rows: dz_i c_{t-1}, dz_f c_{t-1}, dz_o c_t
-    Tensor c_t = gates.narrow(3, u, u) * c_prev + gates.narrow(3, 0, u) * gates.narrow(3, 2 * u, u);
-    grad_peep = torch::stack({(dz.narrow(3, 0, u) * c_prev).sum({1, 2}), (dz.narrow(3, u, u) * c_prev).sum({1, 2}),
-                              (dz.narrow(3, 3 * u, u) * c_t).sum({1, 2})}, 1);
+    const Tensor c_rows = rows_of(c_prev);
+    Tensor c_t = gate_rows.narrow(2, u, u) * c_rows + gate_rows.narrow(2, 0, u) * gate_rows.narrow(2, 2 * u, u);
+    grad_peep = torch::stack({(dz_rows.narrow(2, 0, u) * c_rows).sum(1), (dz_rows.narrow(2, u, u) * c_rows).sum(1),
+                              (dz_rows.narrow(2, 3 * u, u) * c_t).sum(1)}, 1);
   }
   return {grad_projected, grad_U, grad_rbias, gh, gc, grad_peep};
 }
