@@ -338,8 +338,8 @@ def main(argv: list[str] | None = None) -> None:
             fixed, per_row = _line_through(by_rows["1 rows"], 1, by_rows["32 rows"], 32)
             _, _, lengths = padded_batch()
             floor = (400 * fixed + per_row * lengths.sum().item()) / (400 * (fixed + 32 * per_row))
-            print(f"\nfixed {fixed:.1f} µs per step + {per_row:.2f} µs per row: a mask that skips every padded "
-                  f"row-step costs at least {floor:.2f}x the unmasked kernel on this batch")
+            print(f"\nfixed {fixed:.1f} µs per step + {per_row:.2f} µs per row: even skipping every padded "
+                  f"row-step, this kernel costs at least {floor:.2f}x its unmasked time on this batch")
         else:
             print_table(f"{config}: training step", interleave(peers_for(config, use_keras), args.rounds), "ms/step")
 
