@@ -162,15 +162,13 @@ def _run_segmented(cell, inputs, states, blocks: Blocks, training: bool, exact_s
             ending = [row for row in range(active) if sorted_lengths[row] <= end]
             steps = torch.tensor([sorted_lengths[row] - 1 - start for row in ending], device=piece.device)
             last_outputs.append(piece[ending[0]:].gather(1, steps[:, None, None].expand(-1, 1, piece.shape[-1])))
-    if exact_cuts:
-        final_states = [h[0].index_select(0, inverse) for h in hidden]
-    elif read_last:  # later segments hold longer rows, which come first in the sorted order
-        final_states = [torch.cat(last_outputs[::-1]).squeeze(1).index_select(0, inverse)]
     sequence = torch.cat(pieces, dim=1).index_select(0, inverse) if need_sequence else None
-    if not (exact_cuts or read_last):
-        last = (lengths - 1)[:, None, None].expand(-1, 1, sequence.shape[-1])
-        final_states = [sequence.gather(1, last).squeeze(1)]
-    return sequence, final_states
+    if exact_cuts:
+        return sequence, [h[0].index_select(0, inverse) for h in hidden]
+    if read_last:  # later segments hold longer rows, which come first in the sorted order
+        return None, [torch.cat(last_outputs[::-1]).squeeze(1).index_select(0, inverse)]
+    last = (lengths - 1)[:, None, None].expand(-1, 1, sequence.shape[-1])
+    return sequence, [sequence.gather(1, last).squeeze(1)]
 
 
 def _segment_ends(sorted_lengths: list[int], every_length: bool) -> list[int]:

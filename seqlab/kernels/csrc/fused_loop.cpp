@@ -232,8 +232,9 @@ struct Schedule {
     const int64_t tau = time(d, t);
     return lengths ? first[tau] + b : tau * B + b;
   }
-  int64_t input_rows() const { return lengths ? first[T] : T * B; }
-  // The row, among the D × saved_rows() rows saved for backward (each direction's in its processing
+  // Rows per direction in `projected`, its gradient and the saved tensors: T × B, or with lengths the real steps.
+  int64_t rows() const { return lengths ? first[T] : T * B; }
+  // The row, among the D × rows() rows saved for backward (each direction's in its processing
   // order), of direction d's sample b at step t: (D, T, B) rows, or with lengths only running rows.
   int64_t saved_row(int64_t d, int64_t t, int64_t b) const {
     if (!lengths) return (d * T + t) * B + b;
@@ -241,10 +242,9 @@ struct Schedule {
     const int64_t before = backwards ? first[T] - first[T - t] : first[t];  // the rows of its steps 0..t-1
     return d * first[T] + before + b;
   }
-  int64_t saved_rows() const { return input_rows(); }
-  // Which sample each saved row belongs to: (D, saved_rows()) int64.
+  // Which sample each saved row belongs to: (D, rows()) int64.
   Tensor sample_of_saved_rows() const {
-    Tensor samples = torch::empty({D, saved_rows()}, torch::kLong);
+    Tensor samples = torch::empty({D, rows()}, torch::kLong);
     int64_t* out = samples.data_ptr<int64_t>();
     for (int64_t d = 0; d < D; ++d)
       for (int64_t t = 0; t < T; ++t)
@@ -450,14 +450,14 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const int64_t T_ = lengths.defined() ? lengths.data_ptr<int64_t>()[0] : projected.size(0), width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
-  TORCH_CHECK(projected.numel() == when.input_rows() * D * width,
+  TORCH_CHECK(projected.numel() == when.rows() * D * width,
               "the fused loop's projected inputs must be (T, B, D, W), or (N, D, W) for the real steps of a "
               "batch sorted by lengths");
   auto opts = projected.options();
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
   // Saved per step for backward: (D, T, B, .), or (D, N, .) with only the running rows (lengths).
   auto saved_shape = [&](int64_t cols) {
-    return lengths.defined() ? std::vector<int64_t>{D, when.saved_rows(), cols} : std::vector<int64_t>{D, T_, B, cols};
+    return lengths.defined() ? std::vector<int64_t>{D, when.rows(), cols} : std::vector<int64_t>{D, T_, B, cols};
   };
   Tensor h_prev = torch::empty(saved_shape(u), opts);
   Tensor c_prev = lstm ? torch::empty_like(h_prev) : Tensor();
@@ -649,7 +649,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor dz = torch::empty_like(gates);
   // What multiplies U in the step: equal to dz except for the reset_after GRU's candidate columns.
   Tensor dr = cell != kGRUResetAfter ? dz : torch::empty_like(gates);
-  Tensor grad_projected = lengths.defined() ? torch::empty({when.input_rows(), D, width}, opts)
+  Tensor grad_projected = lengths.defined() ? torch::empty({when.rows(), D, width}, opts)
                                             : torch::empty({T_, B, D, width}, opts);
   Tensor g_rh = cell == kGRUResetBefore ? torch::empty({D, B, u}, opts) : Tensor();
   Tensor Ut = U.transpose(1, 2);
