@@ -231,18 +231,18 @@ def test_padded_training_batches_compute_only_the_rows_still_running(monkeypatch
     assert calls == ["fused:GRUCell"]                    # one C++ loop for both directions
     projected, lengths = seen[0]
     assert lengths.tolist() == [6, 4, 2]                 # sorted longest first
-    assert projected.shape == (12, 2, 12)                # 6 + 4 + 2 real steps, 2 directions, 3 gates × 4 units
+    assert projected.shape == (2, 12, 12)                # 2 directions, 6 + 4 + 2 real steps, 3 gates × 4 units
     # Step 0 holds the three rows in sorted order (row 1 first, then row 0's and row 2's first real steps).
     first_steps = torch.stack([x[1, 0], x[0, 1], x[2, 3]])
     forward_cell = layer.forward_layer.cell
     expected = first_steps @ forward_cell.kernel + forward_cell.bias[0]
-    torch.testing.assert_close(projected[:3, 0], expected)
+    torch.testing.assert_close(projected[0, :3], expected)
     seen.clear()
     layers.GRU(4)(x[:, :5], mask=left_and_right[:, :5])  # lengths 4, 5, 2: cut to 5 steps
-    assert seen[0][1].tolist() == [5, 4, 2] and seen[0][0].shape[0] == 11
+    assert seen[0][1].tolist() == [5, 4, 2] and seen[0][0].shape[:2] == (1, 11)
     seen.clear()
     layers.GRU(4)(x, mask=torch.tensor([[1, 0, 1, 1, 1, 1]] * 3).bool())  # a hole: every row, every step
-    assert seen[0][0].shape[:2] == (6, 3) and seen[0][1] is None
+    assert seen[0][0].shape[:3] == (1, 6, 3) and seen[0][1] is None
 
 
 def test_without_the_extension_auto_falls_back_and_forcing_it_says_why(monkeypatch):
@@ -365,14 +365,38 @@ def test_single_step_with_a_bfloat16_kernel_equals_the_cells_step_with_it(cell_t
 
 
 def test_directions_reading_the_same_padded_inputs_share_one_projection(monkeypatch):
-    """Without input dropout both directions are projected by one product, padded batches included."""
-    products = []
-    original = torch.addmm
-    monkeypatch.setattr(torch, "addmm", lambda *a, **k: products.append(a[2].shape) or original(*a, **k))
+    """Without input dropout both directions' inputs are packed once and projected in one `_Projection`
+    (one product per direction into one (D, rows, W) tensor), padded batches included."""
+    projections = []
+    original = fused._Projection.apply
+    monkeypatch.setattr(fused._Projection, "apply",
+                        lambda x, kernels, biases: projections.append((x.shape, kernels.shape)) or
+                        original(x, kernels, biases))
     x = torch.randn(3, 6, 2)
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1], [0, 0, 1, 1, 1, 0]]).bool()
     layers.Bidirectional(layers.GRU(4))(x, mask=mask)
-    assert products == [torch.Size([2, 24])]  # kernels side by side: (features, 2 directions × 3 gates × 4)
+    # 4 + 6 + 3 real steps of 2 features; the kernels stacked: (2 directions, features, 3 gates × 4 units)
+    assert projections == [(torch.Size([13, 2]), torch.Size([2, 2, 12]))]
+
+
+def test_the_projection_and_its_gradients_equal_plain_products():
+    """`_Projection` (oneDNN's matmul for big float32 products) against `x @ W_d + b_d` in float64."""
+    torch.manual_seed(0)
+    # the weakly linked `at::native::mkldnn_matmul` resolves wherever PyTorch has oneDNN
+    assert fused.extension().products_use_onednn() == torch.backends.mkldnn.is_available()
+    for rows, k, n in [(5, 3, 8), (300, 64, 256)]:  # BLAS, then oneDNN where the extension finds it
+        x = torch.randn(rows, k, requires_grad=True)
+        kernels = torch.randn(2, n, k).transpose(1, 2).requires_grad_()  # transposed views, as LSTM kernels
+        biases = torch.randn(2, n, requires_grad=True)
+        grad = torch.randn(2, rows, n)
+        got = fused._Projection.apply(x, kernels, biases)
+        got_grads = torch.autograd.grad(got, (x, kernels, biases), grad)
+        x64, k64, b64 = (t.detach().double().requires_grad_() for t in (x, kernels, biases))
+        expected = x64 @ k64 + b64[:, None]
+        expected_grads = torch.autograd.grad(expected, (x64, k64, b64), grad.double())
+        torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-4)
+        for g, e in zip(got_grads, expected_grads):
+            torch.testing.assert_close(g.double(), e, rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)

@@ -13,8 +13,8 @@
 // steps, dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t. `Step` is one step for generation.
 //
 // Shapes (T time, B batch, D directions, u units, G gates: 1, 4, 3; W = G*u):
-//   projected  (T, B, D, W)   x_t W_x + b_x in input time order (what `x @ [W_fwd | W_bwd]` gives);
-//              (N, D, W)      with lengths: packed, only the N real steps, time-major (PackedSequence's
+//   projected  (D, T, B, W)   x_t W_x + b_x, each direction's in input time order;
+//              (D, N, W)      with lengths: packed, only the N real steps, time-major (PackedSequence's
 //                             order: step tau's rows are the first running(tau) samples)
 //   U          (D, u, W)      recurrent kernels, Keras' layout and gate order (i f c o / z r h)
 //   rbias      (D, 1, W)      GRU reset_after=true: the recurrent bias (None otherwise)
@@ -28,8 +28,9 @@
 //   outputs    (B, T, D, u)   in input time order: for D = 2 this is Bidirectional's concat
 // Direction D-1 runs backwards in time when reverse_last is set. At a masked
 // step the states are held and the output repeats the previous output (zeros
-// with zero_output), as in Keras. Internally the saved per-step tensors are
-// (D, T, B, .) in processing order, so the gradient products over time are views;
+// with zero_output), as in Keras. The tensors saved per step for backward have the rows of
+// `projected`, (D, T, B, .) in input time order, so the gradient products over time are views
+// and the pre-activation gradients are `projected`'s gradient as they stand;
 // with lengths they are (D, N, .), each step holding only its running rows.
 
 #include <ATen/Parallel.h>
@@ -234,14 +235,10 @@ struct Schedule {
   }
   // Rows per direction in `projected`, its gradient and the saved tensors: T × B, or with lengths the real steps.
   int64_t rows() const { return lengths ? first[T] : T * B; }
-  // The row, among the D × rows() rows saved for backward (each direction's in its processing
-  // order), of direction d's sample b at step t: (D, T, B) rows, or with lengths only running rows.
-  int64_t saved_row(int64_t d, int64_t t, int64_t b) const {
-    if (!lengths) return (d * T + t) * B + b;
-    const bool backwards = reverse_last && d == D - 1;
-    const int64_t before = backwards ? first[T] - first[T - t] : first[t];  // the rows of its steps 0..t-1
-    return d * first[T] + before + b;
-  }
+  // The row, among the D × rows() rows of `projected`, its gradient and the tensors saved for backward
+  // (each direction's rows in input time order, the same for all of them), of direction d's sample b
+  // at step t.
+  int64_t saved_row(int64_t d, int64_t t, int64_t b) const { return d * rows() + input_row(d, t, b); }
   // Which sample each saved row belongs to: (D, rows()) int64.
   Tensor sample_of_saved_rows() const {
     Tensor samples = torch::empty({D, rows()}, torch::kLong);
@@ -441,17 +438,64 @@ void over_directions(int64_t D, const F& body) {
   }
 }
 
+// ------------------------------------------------------------------ a training step's big products
+// The products over all steps (the input projection and its two gradients, dU) are big: for config A,
+// (2560 × 256) · (256 × 2048) and (512 × 2560) · (2560 × 2048). PyTorch sends float32 ones to MKL;
+// oneDNN's matmul, `at::native::mkldnn_matmul` (the one PyTorch uses for bfloat16, with its
+// default float32 precision), is 11-27% faster on them here and reads transposed views without a
+// copy (docs/performance.md, run 9). PyTorch's headers do not declare it; the declaration is weak, so
+// where a PyTorch build lacks it the extension still loads and products go to at::mm as before.
+}  // namespace
+namespace at::native {
+TORCH_API void mkldnn_matmul(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, float beta,
+                             float alpha) __attribute__((weak));
+}  // namespace at::native
+namespace {
+
+bool onednn_matmul() {
+  return at::native::mkldnn_matmul && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
+}
+
+// Below this many multiply-adds oneDNN's fixed cost loses to BLAS (32 × 64 by 64 × 256: 21 against 12 µs).
+constexpr int64_t kOneDnnMatmulMinimum = int64_t(1) << 22;
+
+// out (m × n, contiguous) = a (m × k) · b (k × n) (+ bias (n,) on every row) (+ out itself with
+// `accumulate`); a and b with any strides.
+void product_into(const Tensor& out, const Tensor& a, const Tensor& b, const std::optional<Tensor>& bias,
+                  bool accumulate) {
+  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) && out.is_contiguous() &&
+                  out.sizes() == at::IntArrayRef({a.size(0), b.size(1)}) && (!bias || bias->numel() == b.size(1)),
+              "product_into: out (m, n) contiguous, a (m, k), b (k, n) and bias (n,) | None");
+  const bool onednn = onednn_matmul() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
+                      a.device().is_cpu() && a.size(0) * a.size(1) * b.size(1) >= kOneDnnMatmulMinimum;
+  if (bias) {  // into out first, then the product adds to it
+    if (accumulate) out.add_(bias->reshape({1, -1}));
+    else out.copy_(bias->reshape({1, -1}).expand_as(out));
+  }
+  const bool adds = accumulate || bias;
+  if (onednn) at::native::mkldnn_matmul(a, b, out, adds ? 1.0f : 0.0f, 1.0f);
+  else if (adds) out.addmm_(a, b);
+  else at::mm_out(const_cast<Tensor&>(out), a, b);
+}
+
+// product_into for each of the D directions: a[d] (m × k) · b[d] (k × n), stacked (D × m × n).
+Tensor products_by_direction(const Tensor& a, const Tensor& b) {
+  Tensor out = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
+  for (int64_t d = 0; d < a.size(0); ++d) product_into(out[d], a[d], b[d], std::nullopt, false);
+  return out;
+}
+
 // ------------------------------------------------------------------ forward
 template <typename T>
 std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& U, const Tensor& rbias,
                                  const Tensor& peep, const Tensor& h0, const Tensor& c0, const Tensor& keep,
                                  const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output) {
   const int64_t B = h0.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
-  const int64_t T_ = lengths.defined() ? lengths.data_ptr<int64_t>()[0] : projected.size(0), width = G * u;
+  const int64_t T_ = lengths.defined() ? lengths.data_ptr<int64_t>()[0] : projected.size(1), width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
   const Schedule when{T_, B, D, reverse_last, lengths.defined() ? lengths.data_ptr<int64_t>() : nullptr};
   TORCH_CHECK(projected.numel() == when.rows() * D * width,
-              "the fused loop's projected inputs must be (T, B, D, W), or (N, D, W) for the real steps of a "
+              "the fused loop's projected inputs must be (D, T, B, W), or (D, N, W) for the real steps of a "
               "batch sorted by lengths");
   auto opts = projected.options();
   Tensor outputs = torch::empty({B, T_, D, u}, opts);
@@ -503,7 +547,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;  // finished: the mask below holds its state
         const int64_t s = saved(d, t, b);
-        Row<T> row{x_p + (when.input_row(d, t, b) * D + d) * width, recp + n * rec_width, gates_p + s * width,
+        Row<T> row{x_p + s * width, recp + n * rec_width, gates_p + s * width,
                    extra_p ? extra_p + s * u : nullptr, hp + n * u, lstm ? new_c_p + n * u : nullptr,
                    new_h_p + n * u};
         forward_row(cell, row, u, peep_p ? peep_p + d * 3 * u : nullptr, lstm ? cp + n * u : nullptr, hdp + n * u,
@@ -516,7 +560,8 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         for (int64_t n = begin; n < end; ++n) {
           const int64_t d = n / B, b = n % B;
           if (b >= running[d]) continue;
-          Row<T> row{x_p + (when.input_row(d, t, b) * D + d) * width, nullptr, gates_p + saved(d, t, b) * width,
+          const int64_t s = saved(d, t, b);
+          Row<T> row{x_p + s * width, nullptr, gates_p + s * width,
                      nullptr, hp + n * u, nullptr, new_h_p + n * u};
           gru_candidate(row, inner_p + n * u, u, false);
         }
@@ -645,12 +690,10 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor held = torch::zeros({D, B, u}, opts);      // gradient reaching an output a masked step repeated
   Tensor carry = torch::empty({D, B, u}, opts);     // gradient to h_{t-1} that bypasses the product
   Tensor g_hd = torch::empty({D, B, u}, opts);      // gradient to h_{t-1} * m through the product
-  // Pre-activation gradients, laid out as `gates` (each step's running rows, in processing order).
+  // Pre-activation gradients, laid out as `gates`, hence as `projected`: they are its gradient.
   Tensor dz = torch::empty_like(gates);
   // What multiplies U in the step: equal to dz except for the reset_after GRU's candidate columns.
   Tensor dr = cell != kGRUResetAfter ? dz : torch::empty_like(gates);
-  Tensor grad_projected = lengths.defined() ? torch::empty({when.rows(), D, width}, opts)
-                                            : torch::empty({T_, B, D, width}, opts);
   Tensor g_rh = cell == kGRUResetBefore ? torch::empty({D, B, u}, opts) : Tensor();
   Tensor Ut = U.transpose(1, 2);
   Tensor U_zr_t = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u).transpose(1, 2) : Tensor();
@@ -663,7 +706,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   const Tensor grad_out = grad_outputs.defined() ? grad_outputs.contiguous() : torch::zeros({B, T_, D, u}, opts);
 
   T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
-  T *dz_p = ptr<T>(dz), *dr_p = ptr<T>(dr), *gproj_p = ptr<T>(grad_projected);
+  T *dz_p = ptr<T>(dz), *dr_p = ptr<T>(dr);
   const T *gop = ptr<T>(grad_out), *dropp = ptr<T>(rdrop), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra);
   const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
@@ -792,9 +835,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
       if (b < running[d]) {
 #pragma omp simd
         for (int64_t j = 0; j < u; ++j) ghp[o + j] = carryp[o + j] + ghdp[o + j] * keep_scale[o + j];
-        const T* z_grad = dz_p + saved(d, t, b) * width;  // into the input-ordered gradient of `projected`
-        std::copy(z_grad, z_grad + width, gproj_p + (when.input_row(d, t, b) * D + d) * width);
-      } else {  // a finished row has no real step here, so no slot in the (packed) gradient
+      } else {  // a finished row has no real step here
         std::copy(carryp + o, carryp + o + u, ghp + o);
       }
     }
@@ -814,10 +855,10 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   Tensor grad_U;
   if (cell == kGRUResetBefore) {
     Tensor r_hd = gate_rows.narrow(2, u, u) * hd_all;
-    grad_U = torch::cat({torch::bmm(hd_all.transpose(1, 2), dz_rows.narrow(2, 0, 2 * u)),
-                         torch::bmm(r_hd.transpose(1, 2), dz_rows.narrow(2, 2 * u, u))}, 2);
+    grad_U = torch::cat({products_by_direction(hd_all.transpose(1, 2), dz_rows.narrow(2, 0, 2 * u)),
+                         products_by_direction(r_hd.transpose(1, 2), dz_rows.narrow(2, 2 * u, u))}, 2);
   } else {
-    grad_U = torch::bmm(hd_all.transpose(1, 2), rows_of(dr));
+    grad_U = products_by_direction(hd_all.transpose(1, 2), rows_of(dr));
   }
   Tensor grad_rbias = cell == kGRUResetAfter ? rows_of(dr).sum(1).unsqueeze(1) : Tensor();
   Tensor grad_peep;
@@ -827,13 +868,13 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
     grad_peep = torch::stack({(dz_rows.narrow(2, 0, u) * c_rows).sum(1), (dz_rows.narrow(2, u, u) * c_rows).sum(1),
                               (dz_rows.narrow(2, 3 * u, u) * c_t).sum(1)}, 1);
   }
-  return {grad_projected, grad_U, grad_rbias, gh, gc, grad_peep};
+  return {dz, grad_U, grad_rbias, gh, gc, grad_peep};  // dz has `projected`'s shape
 }
 
 }  // namespace
 
-// Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, in processing
-// order (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
+// Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, with the rows of
+// `projected` (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
 // extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
 std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor& U,
                             const std::optional<Tensor>& rbias, const std::optional<Tensor>& peep,
@@ -849,7 +890,7 @@ std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor&
   });
 }
 
-// Gradients {projected (T,B,D,W) or packed (N,D,W), U, rbias | None, h0, c0 | None, peep | None} from those of outputs,
+// Gradients {projected (D,T,B,W) or packed (D,N,W), U, rbias | None, h0, c0 | None, peep | None} from those of outputs,
 // h_T, c_T (None = zero).
 std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_outputs,
                              const std::optional<Tensor>& grad_h, const std::optional<Tensor>& grad_c,
@@ -868,6 +909,12 @@ std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_out
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "recurrent time loop, forward");
   m.def("backward", &backward, "recurrent time loop, backward");
+  m.def("product_into", &product_into,
+        "out = a @ b (+ bias) (+ out with accumulate): oneDNN's matmul for big float32 products, else BLAS",
+        pybind11::arg("out"), pybind11::arg("a"), pybind11::arg("b"), pybind11::arg("bias") = pybind11::none(),
+        pybind11::arg("accumulate") = false);
+  m.def("products_use_onednn", &onednn_matmul,
+        "whether `product_into` sends big float32 products to oneDNN's matmul (found in libtorch_cpu, oneDNN enabled)");
   pybind11::class_<Step>(m, "Step")
       .def(pybind11::init<int64_t, const Tensor&, const std::optional<Tensor>&, const std::optional<Tensor>&,
                           int64_t>())
