@@ -38,7 +38,9 @@ from seqlab.layers.recurrent import RNN, reference_loop
 PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
 # A padded batch through a Bidirectional LSTM of at most this many units trains on the paired C++ loop:
 # measured (docs/performance.md, run 8) 0.76x the time of oneDNN's kernel run segment by segment at
-# 64 units, 1.04x at 128, 1.47x at 256 (batch 32, forward + backward); unpadded, oneDNN's is faster.
+# 64 units, 1.04x at 128, 1.47x at 256 (batch 32, forward + backward). Unpadded, the two are within
+# noise (run 9: 0.87x-1.01x), and oneDNN's kernel puts every core on each direction where the loop
+# puts one core on each, so unpadded batches keep oneDNN.
 PADDED_LSTM_MAX_UNITS = 64
 
 
