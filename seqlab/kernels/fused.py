@@ -291,7 +291,7 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: to
 
 class _Projection(torch.autograd.Function):
     """`x W_d + b_d` for D kernels, `(D, rows, n)`, and its gradients, each product through the extension's
-    `product_into`: oneDNN's matmul for big float32 products (11-27% faster than PyTorch's MKL `mm` here,
+    `product_into`: oneDNN's matmul for big float32 products (8-28% faster than PyTorch's MKL `mm` here,
     docs/performance.md run 9), else BLAS.
 
         dx = Σ_d g_d W_dᵀ,   dW_d = xᵀ g_d,   db_d = Σ_rows g_d     (x (rows, k), W_d (k, n), g_d (rows, n))

@@ -442,9 +442,10 @@ void over_directions(int64_t D, const F& body) {
 // The products over all steps (the input projection and its two gradients, dU) are big: for config A,
 // (2560 × 256) · (256 × 2048) and (512 × 2560) · (2560 × 2048). PyTorch sends float32 ones to MKL;
 // oneDNN's matmul, `at::native::mkldnn_matmul` (the one PyTorch uses for bfloat16, with its
-// default float32 precision), is 11-27% faster on them here and reads transposed views without a
+// default float32 precision), is 8-28% faster on them here and reads transposed views without a
 // copy (docs/performance.md, run 9). PyTorch's headers do not declare it; the declaration is weak, so
-// where a PyTorch build lacks it the extension still loads and products go to at::mm as before.
+// where a PyTorch build lacks it the extension still loads and products go to BLAS as before. It is
+// used on x86-64 only, where it was measured.
 }  // namespace
 namespace at::native {
 TORCH_API void mkldnn_matmul(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, float beta,
@@ -453,7 +454,11 @@ TORCH_API void mkldnn_matmul(const at::Tensor& a, const at::Tensor& b, const at:
 namespace {
 
 bool onednn_matmul() {
+#if defined(__x86_64__)
   return at::native::mkldnn_matmul && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
+#else
+  return false;
+#endif
 }
 
 // Below this many multiply-adds oneDNN's fixed cost loses to BLAS (32 × 64 by 64 × 256: 21 against 12 µs).
