@@ -271,7 +271,7 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: to
     With `lengths` (the batch sorted longest first) only the real steps are
     projected, packed as PackedSequence orders them: `(D, real steps, k*units)`.
     Directions that read the same inputs share one `_Projection`; otherwise each
-    is projected and the results stacked.
+    is projected and the blocks concatenated.
     """
     time, batch = inputs[0].shape[1], inputs[0].shape[0]
     if lengths is None:

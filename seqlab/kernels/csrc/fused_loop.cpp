@@ -228,17 +228,15 @@ struct Schedule {
   }
   int64_t time(int64_t d, int64_t t) const { return reverse_last && d == D - 1 ? T - 1 - t : t; }
   int64_t running(int64_t d, int64_t t) const { return running_at(time(d, t)); }
-  // The row of `projected` (and of its gradient) holding sample b's step t in direction d's order.
-  int64_t input_row(int64_t d, int64_t t, int64_t b) const {
-    const int64_t tau = time(d, t);
-    return lengths ? first[tau] + b : tau * B + b;
-  }
   // Rows per direction in `projected`, its gradient and the saved tensors: T × B, or with lengths the real steps.
   int64_t rows() const { return lengths ? first[T] : T * B; }
   // The row, among the D × rows() rows of `projected`, its gradient and the tensors saved for backward
   // (each direction's rows in input time order, the same for all of them), of direction d's sample b
   // at step t.
-  int64_t saved_row(int64_t d, int64_t t, int64_t b) const { return d * rows() + input_row(d, t, b); }
+  int64_t saved_row(int64_t d, int64_t t, int64_t b) const {
+    const int64_t tau = time(d, t);
+    return d * rows() + (lengths ? first[tau] + b : tau * B + b);
+  }
   // Which sample each saved row belongs to: (D, rows()) int64.
   Tensor sample_of_saved_rows() const {
     Tensor samples = torch::empty({D, rows()}, torch::kLong);
@@ -356,9 +354,10 @@ struct Stacked {
 // reordered once into its own blocked layout (`mkldnn::_linear_pointwise`, the op PyTorch's CPU
 // compiler uses) runs at about twice BLAS' speed on the 2-core Zen 4 (64 × 512 by 512 × 2048: 750
 // against 1,550 µs on two threads, 1,440 against 2,160 on one; docs/performance.md, run 7). For small
-// products its fixed cost loses (32 × 64 by 64 × 256: 38 against 31 µs), hence a size threshold. It
-// is also the fast way to bfloat16 products (AVX512-BF16), which generation asks for.
-constexpr int64_t kPackedMinimum = int64_t(1) << 22;  // rows × k × n multiply-adds
+// products its fixed cost loses (32 × 64 by 64 × 256: 38 against 31 µs), hence a size threshold, the
+// same for oneDNN's matmul below (21 against 12 µs there). It is also the fast way to bfloat16
+// products (AVX512-BF16), which generation asks for.
+constexpr int64_t kOneDnnMinimum = int64_t(1) << 22;  // rows × k × n multiply-adds
 
 const c10::OperatorHandle* onednn_linear() {
   static const auto handle = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
@@ -379,7 +378,7 @@ Tensor pack(const Tensor& b, int64_t rows) {
 template <typename T>
 std::vector<Tensor> packed_kernels(const Tensor& b /* (D, k, n) */, int64_t rows) {
   const bool low_precision = b.scalar_type() == at::kBFloat16;
-  if (!low_precision && !(std::is_same_v<T, float> && rows * b.size(1) * b.size(2) >= kPackedMinimum)) return {};
+  if (!low_precision && !(std::is_same_v<T, float> && rows * b.size(1) * b.size(2) >= kOneDnnMinimum)) return {};
   std::vector<Tensor> packed;
   for (int64_t d = 0; d < b.size(0); ++d) packed.push_back(pack(b[d], rows));
   return packed[0].defined() ? packed : std::vector<Tensor>{};
@@ -461,9 +460,6 @@ bool onednn_matmul() {
 #endif
 }
 
-// Below this many multiply-adds oneDNN's fixed cost loses to BLAS (32 × 64 by 64 × 256: 21 against 12 µs).
-constexpr int64_t kOneDnnMatmulMinimum = int64_t(1) << 22;
-
 // out (m × n, contiguous) = a (m × k) · b (k × n) (+ bias (n,) on every row) (+ out itself with
 // `accumulate`); a and b with any strides.
 void product_into(const Tensor& out, const Tensor& a, const Tensor& b, const std::optional<Tensor>& bias,
@@ -472,7 +468,7 @@ void product_into(const Tensor& out, const Tensor& a, const Tensor& b, const std
                   out.sizes() == at::IntArrayRef({a.size(0), b.size(1)}) && (!bias || bias->numel() == b.size(1)),
               "product_into: out (m, n) contiguous, a (m, k), b (k, n) and bias (n,) | None");
   const bool onednn = onednn_matmul() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
-                      a.device().is_cpu() && a.size(0) * a.size(1) * b.size(1) >= kOneDnnMatmulMinimum;
+                      a.device().is_cpu() && a.size(0) * a.size(1) * b.size(1) >= kOneDnnMinimum;
   if (bias) {  // into out first, then the product adds to it
     if (accumulate) out.add_(bias->reshape({1, -1}));
     else out.copy_(bias->reshape({1, -1}).expand_as(out));
