@@ -219,13 +219,16 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
         mask = None
     outputs, h, c = _FusedLoop.apply(
         cell_code(cells[0]), zero_output_for_mask, reverse_last, _project(cells, inputs, lengths),
-        torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]), _peepholes(cells),
+        _input_biases(cells), torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]),
+        _peepholes(cells),
         torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]) if len(states[0]) > 1 else None,
         mask, stack_keep_masks(recurrent_masks, like=states[0][0]), lengths)
     finals = [[h[d]] if c is None else [h[d], c[d]] for d in range(len(cells))]
     if blocks is None:
-        last = torch.stack([outputs[:, 0 if reverse_last and d == len(cells) - 1 else -1, d]
-                            for d in range(len(cells))], dim=1)
+        # Unmasked, every direction's output at its last step is its final h: read there, a loss on it
+        # sends the loop a gradient of h_T alone, not one of the whole sequence that is zero but there.
+        last = h.transpose(0, 1) if mask is None else torch.stack(
+            [outputs[:, 0 if reverse_last and d == len(cells) - 1 else -1, d] for d in range(len(cells))], dim=1)
         return (outputs if need_sequence else None), last, finals
     inverse = torch.argsort(order)
     finals = [[s.index_select(0, inverse) for s in per] for per in finals]
@@ -266,7 +269,8 @@ class CellStep:
 
 def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: torch.Tensor | None = None
              ) -> torch.Tensor:
-    """`x_d W_x + b_x` of every direction d, each direction's time-major: `(D, time, batch, k*units)`.
+    """`x_d W_x` of every direction d, each direction's time-major: `(D, time, batch, k*units)`. The loop
+    adds the input bias `b_x` itself (a product into a bias-filled tensor would write every row twice).
 
     With `lengths` (the batch sorted longest first) only the real steps are
     projected, packed as PackedSequence orders them: `(D, real steps, k*units)`.
@@ -283,35 +287,33 @@ def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: to
     products = []
     for group, x in zip(groups, rows):
         kernels = torch.stack([cell.kernel for cell in group]) if len(group) > 1 else group[0].kernel[None]
-        biases = [cell.input_bias() for cell in group]
-        products.append(_Projection.apply(x, kernels, None if biases[0] is None else torch.stack(biases)))
+        products.append(_Projection.apply(x, kernels))
     projected = products[0] if len(products) == 1 else torch.cat(products)
     return projected if lengths is not None else projected.view(len(cells), time, batch, -1)
 
 
 class _Projection(torch.autograd.Function):
-    """`x W_d + b_d` for D kernels, `(D, rows, n)`, and its gradients, each product through the extension's
+    """`x W_d` for D kernels, `(D, rows, n)`, and its gradients, each product through the extension's
     `product_into`: oneDNN's matmul for big float32 products (8-28% faster than PyTorch's MKL `mm` here,
     docs/performance.md run 9), else BLAS.
 
-        dx = Σ_d g_d W_dᵀ,   dW_d = xᵀ g_d,   db_d = Σ_rows g_d     (x (rows, k), W_d (k, n), g_d (rows, n))
+        dx = Σ_d g_d W_dᵀ,   dW_d = xᵀ g_d     (x (rows, k), W_d (k, n), g_d (rows, n))
     """
 
     @staticmethod
-    def forward(ctx, x, kernels, biases):
+    def forward(ctx, x, kernels):
         ctx.save_for_backward(x, kernels)
-        ctx.has_bias = biases is not None
         product_into = extension().product_into
         out = x.new_empty(kernels.shape[0], x.shape[0], kernels.shape[2])
         for d, kernel in enumerate(kernels):
-            product_into(out[d], x, kernel, None if biases is None else biases[d])
+            product_into(out[d], x, kernel)
         return out
 
     @staticmethod
     def backward(ctx, grad):
         x, kernels = ctx.saved_tensors
         product_into = extension().product_into
-        grad_x = grad_kernels = grad_biases = None
+        grad_x = grad_kernels = None
         if ctx.needs_input_grad[0]:
             grad_x = x.new_empty(x.shape)
             for d, kernel in enumerate(kernels):
@@ -320,9 +322,7 @@ class _Projection(torch.autograd.Function):
             grad_kernels = kernels.new_empty(kernels.shape)
             for d in range(len(kernels)):
                 product_into(grad_kernels[d], x.t(), grad[d])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_biases = grad.sum(1)
-        return grad_x, grad_kernels, grad_biases
+        return grad_x, grad_kernels
 
 
 def _real_steps(lengths: torch.Tensor, time: int) -> torch.Tensor:
@@ -332,6 +332,12 @@ def _real_steps(lengths: torch.Tensor, time: int) -> torch.Tensor:
     steps = torch.arange(time, device=lengths.device)[:, None]
     flat = torch.arange(len(lengths), device=lengths.device)[None, :] * time + steps  # (time, batch)
     return flat[steps < lengths[None, :]]
+
+
+def _input_biases(cells: list[RecurrentCell]) -> torch.Tensor | None:
+    """The directions' input biases b_x `(D, k*units)`; None for cells without a bias."""
+    biases = [cell.input_bias() for cell in cells]
+    return None if biases[0] is None else torch.stack(biases)
 
 
 def _peepholes(cells: list[RecurrentCell]) -> torch.Tensor | None:
@@ -362,14 +368,16 @@ def stack_keep_masks(masks: list[torch.Tensor | None], like: torch.Tensor) -> to
 
 
 class _FusedLoop(torch.autograd.Function):
-    """Autograd wrapper: the C++ forward saves what the C++ backward needs."""
+    """Autograd wrapper: the C++ forward saves what the C++ backward needs. Gradients that no loss
+    reached stay None (the loop reads them as zeros), rather than zero tensors autograd would fill."""
 
     @staticmethod
-    def forward(ctx, code, zero_output, reverse_last, projected, recurrent_kernel, recurrent_bias, peepholes,
-                hidden, cell_state, keep, dropout, lengths):
+    def forward(ctx, code, zero_output, reverse_last, projected, input_bias, recurrent_kernel, recurrent_bias,
+                peepholes, hidden, cell_state, keep, dropout, lengths):
+        ctx.set_materialize_grads(False)
         outputs, h, c, h_prev, c_prev, gates, extra = extension().forward(
-            code, projected, recurrent_kernel, recurrent_bias, peepholes, hidden, cell_state, keep, dropout,
-            lengths, reverse_last, zero_output)
+            code, projected, input_bias, recurrent_kernel, recurrent_bias, peepholes, hidden, cell_state, keep,
+            dropout, lengths, reverse_last, zero_output)
         ctx.code, ctx.zero_output, ctx.reverse_last = code, zero_output, reverse_last
         ctx.save_for_backward(recurrent_kernel, peepholes, keep, dropout, lengths, h_prev, c_prev, gates, extra)
         return outputs, h, c
@@ -377,8 +385,10 @@ class _FusedLoop(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_outputs, grad_h, grad_c):
         recurrent_kernel, peepholes, keep, dropout, lengths, h_prev, c_prev, gates, extra = ctx.saved_tensors
-        grad_projected, grad_kernel, grad_bias, grad_hidden, grad_cell, grad_peepholes = extension().backward(
-            ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, peepholes, keep, dropout, lengths,
-            ctx.reverse_last, ctx.zero_output, h_prev, c_prev, gates, extra)
-        return (None, None, None, grad_projected, grad_kernel, grad_bias, grad_peepholes, grad_hidden, grad_cell,
-                None, None, None)
+        grad_projected, grad_input_bias, grad_kernel, grad_bias, grad_hidden, grad_cell, grad_peepholes = (
+            extension().backward(ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, peepholes, keep, dropout,
+                                 lengths, ctx.reverse_last, ctx.zero_output, h_prev, c_prev, gates, extra))
+        if not ctx.needs_input_grad[4]:
+            grad_input_bias = None  # a cell without a bias: the loop added none
+        return (None, None, None, grad_projected, grad_input_bias, grad_kernel, grad_bias, grad_peepholes,
+                grad_hidden, grad_cell, None, None, None)

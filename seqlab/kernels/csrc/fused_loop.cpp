@@ -13,9 +13,10 @@
 // steps, dU[d] = Σ_t (h_{t-1} * m)ᵀ dz_t. `Step` is one step for generation.
 //
 // Shapes (T time, B batch, D directions, u units, G gates: 1, 4, 3; W = G*u):
-//   projected  (D, T, B, W)   x_t W_x + b_x, each direction's in input time order;
+//   projected  (D, T, B, W)   x_t W_x, each direction's in input time order;
 //              (D, N, W)      with lengths: packed, only the N real steps, time-major (PackedSequence's
 //                             order: step tau's rows are the first running(tau) samples)
+//   xbias      (D, W)         the input biases b_x, added in the loop (None: the cells have none)
 //   U          (D, u, W)      recurrent kernels, Keras' layout and gate order (i f c o / z r h)
 //   rbias      (D, 1, W)      GRU reset_after=true: the recurrent bias (None otherwise)
 //   peep       (D, 3, u)      LSTM peephole weights p_i, p_f, p_o (None: no peepholes)
@@ -93,27 +94,31 @@ ALWAYS_INLINE float tanh_of(float x) {
 inline double tanh_of(double x) { return std::tanh(x); }
 
 // ------------------------------------------------------------------ one step, one row
-// A row is one (direction, sample) pair at one step: `x` its projected input,
-// `rec` its recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h` its
+// A row is one (direction, sample) pair at one step: `x` its projected input x_t W_x, `bias` its
+// direction's input bias b_x, `rec` its recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h` its
 // state before the step, `c` a copy of its cell state that becomes c_t,
 // `gates` where the activated gates are saved, `new_h` the step's new h.
 // The pointers never overlap (`__restrict__`), which lets the compiler vectorize.
 template <typename T>
 struct Row {
   const T* __restrict__ x;
+  const T* __restrict__ bias;  // zeros for a cell without one
   const T* __restrict__ rec;
   T* __restrict__ gates;
   T* __restrict__ extra;   // LSTM: tanh(c_t); GRU reset_after: h_{t-1} W_hh + b_hh
   const T* __restrict__ h;
   T* __restrict__ c;
   T* __restrict__ new_h;
+
+  // The input half of pre-activation j: x_t W_x + b_x.
+  ALWAYS_INLINE T input(int64_t j) const { return x[j] + bias[j]; }
 };
 
 template <typename T>
 inline void simple_forward(const Row<T>& row, int64_t u, bool relu) {
 #pragma omp simd
   for (int64_t j = 0; j < u; ++j) {
-    const T a = row.x[j] + row.rec[j];
+    const T a = row.input(j) + row.rec[j];
     const T h = relu ? std::max(a, T(0)) : tanh_of(a);
     row.gates[j] = h;
     row.new_h[j] = h;
@@ -123,32 +128,31 @@ inline void simple_forward(const Row<T>& row, int64_t u, bool relu) {
 // With peepholes `peep` = (p_i, p_f, p_o), each (u,): i and f add p * c_{t-1}, o adds p_o * c_t.
 template <typename T>
 inline void lstm_forward(const Row<T>& row, int64_t u, const T* __restrict__ peep) {
-  const T* __restrict__ x = row.x;
   const T* __restrict__ rec = row.rec;
   T* __restrict__ gates = row.gates;
   T* __restrict__ cell = row.c;  // c_{t-1} in, c_t out
   if (peep) {
 #pragma omp simd
     for (int64_t j = 0; j < u; ++j) {
-      gates[j] = sigmoid(x[j] + rec[j] + peep[j] * cell[j]);                                   // i
-      gates[u + j] = sigmoid(x[u + j] + rec[u + j] + peep[u + j] * cell[j]);                   // f
+      gates[j] = sigmoid(row.input(j) + rec[j] + peep[j] * cell[j]);                                   // i
+      gates[u + j] = sigmoid(row.input(u + j) + rec[u + j] + peep[u + j] * cell[j]);                   // f
     }
   } else {
 #pragma omp simd
-    for (int64_t j = 0; j < 2 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);                   // i, f
+    for (int64_t j = 0; j < 2 * u; ++j) gates[j] = sigmoid(row.input(j) + rec[j]);             // i, f
   }
 #pragma omp simd
-  for (int64_t j = 2 * u; j < 3 * u; ++j) gates[j] = tanh_of(x[j] + rec[j]);                 // c~
+  for (int64_t j = 2 * u; j < 3 * u; ++j) gates[j] = tanh_of(row.input(j) + rec[j]);           // c~
   if (!peep) {
 #pragma omp simd
-    for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(x[j] + rec[j]);               // o
+    for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(row.input(j) + rec[j]);         // o
   }
 #pragma omp simd
   for (int64_t j = 0; j < u; ++j) cell[j] = gates[u + j] * cell[j] + gates[j] * gates[2 * u + j];  // f*c + i*c~
   if (peep) {
 #pragma omp simd
     for (int64_t j = 0; j < u; ++j)
-      gates[3 * u + j] = sigmoid(x[3 * u + j] + rec[3 * u + j] + peep[2 * u + j] * cell[j]);  // o sees c_t
+      gates[3 * u + j] = sigmoid(row.input(3 * u + j) + rec[3 * u + j] + peep[2 * u + j] * cell[j]);  // o sees c_t
   }
   T* __restrict__ tanh_c = row.extra;
   T* __restrict__ new_h = row.new_h;
@@ -163,7 +167,7 @@ inline void lstm_forward(const Row<T>& row, int64_t u, const T* __restrict__ pee
 template <typename T>
 inline void gru_gates(const Row<T>& row, int64_t u) {
 #pragma omp simd
-  for (int64_t j = 0; j < 2 * u; ++j) row.gates[j] = sigmoid(row.x[j] + row.rec[j]);
+  for (int64_t j = 0; j < 2 * u; ++j) row.gates[j] = sigmoid(row.input(j) + row.rec[j]);
 }
 
 // GRU, second half: h~ from its pre-activation's recurrent part `inner`, then h_t.
@@ -174,7 +178,7 @@ inline void gru_candidate(const Row<T>& row, const T* inner, int64_t u, bool res
 #pragma omp simd
   for (int64_t j = 0; j < u; ++j) {
     const T z = row.gates[j], r = row.gates[u + j];
-    const T cand = tanh_of(row.x[2 * u + j] + (reset_after ? r * inner[j] : inner[j]));
+    const T cand = tanh_of(row.input(2 * u + j) + (reset_after ? r * inner[j] : inner[j]));
     row.gates[2 * u + j] = cand;
     row.new_h[j] = z * row.h[j] + (T(1) - z) * cand;  // the cell's own order of operations
   }
@@ -460,35 +464,29 @@ bool onednn_matmul() {
 #endif
 }
 
-// out (m × n, contiguous) = a (m × k) · b (k × n) (+ bias (n,) on every row) (+ out itself with
-// `accumulate`); a and b with any strides.
-void product_into(const Tensor& out, const Tensor& a, const Tensor& b, const std::optional<Tensor>& bias,
-                  bool accumulate) {
+// out (m × n, contiguous) = a (m × k) · b (k × n) (+ out itself with `accumulate`); a and b with any strides.
+void product_into(const Tensor& out, const Tensor& a, const Tensor& b, bool accumulate) {
   TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0) && out.is_contiguous() &&
-                  out.sizes() == at::IntArrayRef({a.size(0), b.size(1)}) && (!bias || bias->numel() == b.size(1)),
-              "product_into: out (m, n) contiguous, a (m, k), b (k, n) and bias (n,) | None");
+                  out.sizes() == at::IntArrayRef({a.size(0), b.size(1)}),
+              "product_into: out (m, n) contiguous, a (m, k) and b (k, n)");
   const bool onednn = onednn_matmul() && a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat &&
                       a.device().is_cpu() && a.size(0) * a.size(1) * b.size(1) >= kOneDnnMinimum;
-  if (bias) {  // into out first, then the product adds to it
-    if (accumulate) out.add_(bias->reshape({1, -1}));
-    else out.copy_(bias->reshape({1, -1}).expand_as(out));
-  }
-  const bool adds = accumulate || bias;
-  if (onednn) at::native::mkldnn_matmul(a, b, out, adds ? 1.0f : 0.0f, 1.0f);
-  else if (adds) out.addmm_(a, b);
+  if (onednn) at::native::mkldnn_matmul(a, b, out, accumulate ? 1.0f : 0.0f, 1.0f);
+  else if (accumulate) out.addmm_(a, b);
   else at::mm_out(const_cast<Tensor&>(out), a, b);
 }
 
 // product_into for each of the D directions: a[d] (m × k) · b[d] (k × n), stacked (D × m × n).
 Tensor products_by_direction(const Tensor& a, const Tensor& b) {
   Tensor out = at::empty({a.size(0), a.size(1), b.size(2)}, a.options());
-  for (int64_t d = 0; d < a.size(0); ++d) product_into(out[d], a[d], b[d], std::nullopt, false);
+  for (int64_t d = 0; d < a.size(0); ++d) product_into(out[d], a[d], b[d], false);
   return out;
 }
 
 // ------------------------------------------------------------------ forward
 template <typename T>
-std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& U, const Tensor& rbias,
+std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& xbias, const Tensor& U,
+                                 const Tensor& rbias,
                                  const Tensor& peep, const Tensor& h0, const Tensor& c0, const Tensor& keep,
                                  const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output) {
   const int64_t B = h0.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
@@ -515,6 +513,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   Tensor r_hd = cell == kGRUResetBefore ? torch::zeros_like(h) : Tensor();
   Tensor new_h = torch::empty_like(h), new_c = lstm ? torch::empty_like(h) : Tensor();
   Tensor last = torch::zeros_like(h);                                       // the last output (masking)
+  const Tensor input_bias = xbias.defined() ? xbias : torch::zeros({D, width}, opts);
   Tensor U_zr = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u) : U;
   Tensor U_h = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u) : Tensor();
 
@@ -522,6 +521,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h), *new_c_p = ptr<T>(new_c);
   T *out_p = ptr<T>(outputs), *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *r_hd_p = ptr<T>(r_hd);
   const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop), *peep_p = ptr<T>(peep);
+  const T* xbias_p = ptr<T>(input_bias);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
   const Stacked<T> rec_s(rec), hd_s(hd), rbias_s(rbias), inner_s(inner), r_hd_s(r_hd);
@@ -548,7 +548,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;  // finished: the mask below holds its state
         const int64_t s = saved(d, t, b);
-        Row<T> row{x_p + s * width, recp + n * rec_width, gates_p + s * width,
+        Row<T> row{x_p + s * width, xbias_p + d * width, recp + n * rec_width, gates_p + s * width,
                    extra_p ? extra_p + s * u : nullptr, hp + n * u, lstm ? new_c_p + n * u : nullptr,
                    new_h_p + n * u};
         forward_row(cell, row, u, peep_p ? peep_p + d * 3 * u : nullptr, lstm ? cp + n * u : nullptr, hdp + n * u,
@@ -562,7 +562,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
           const int64_t d = n / B, b = n % B;
           if (b >= running[d]) continue;
           const int64_t s = saved(d, t, b);
-          Row<T> row{x_p + s * width, nullptr, gates_p + s * width,
+          Row<T> row{x_p + s * width, xbias_p + d * width, nullptr, gates_p + s * width,
                      nullptr, hp + n * u, nullptr, new_h_p + n * u};
           gru_candidate(row, inner_p + n * u, u, false);
         }
@@ -605,6 +605,7 @@ class Step {
        int64_t rows)
       : cell_(cell), u_(U.size(0)), rbias_(given(rbias)), peep_(given(peep)) {
     TORCH_CHECK(U.dim() == 2 && U.size(1) == gates_of(cell) * u_, "Step: U must be (units, gates * units)");
+    no_bias_ = torch::zeros({U.size(1)}, U.options().dtype(U.scalar_type() == at::kDouble ? at::kDouble : at::kFloat));
     if (rbias_.defined()) rbias_ = rbias_.unsqueeze(0);  // (1, 1, W), as the loop's (D, 1, W)
     const Tensor stacked = U.unsqueeze(0);               // (1, u, W), as the loop's (D, u, W)
     kernel_zr_ = (cell == kGRUResetBefore ? stacked.narrow(2, 0, 2 * u_) : stacked).contiguous();
@@ -643,11 +644,12 @@ class Step {
     per_direction_product(Stacked<T>(rec), Stacked<T>(h.unsqueeze(0)), plain ? Stacked<T>(kernel_zr_) : Stacked<T>(),
                           packed_zr_, Stacked<T>(rbias_), u, rec.size(2), rows, 0, 1);
     const T *x = ptr<T>(projected), *hp = ptr<T>(h), *cp = ptr<T>(c), *peep = ptr<T>(peep_), *inner_p = ptr<T>(inner);
+    const T* no_bias = ptr<T>(no_bias_);  // the projected inputs include b_x
     T *recp = ptr<T>(rec), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h);
     T *new_c_p = ptr<T>(new_c), *r_h_p = ptr<T>(r_h);
     const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
     auto row = [&](int64_t b) {
-      return Row<T>{x + b * width, recp + b * rec_width, gates_p + b * width, extra_p ? extra_p + b * u : nullptr,
+      return Row<T>{x + b * width, no_bias, recp + b * rec_width, gates_p + b * width, extra_p ? extra_p + b * u : nullptr,
                     hp + b * u, lstm ? new_c_p + b * u : nullptr, new_h_p + b * u};
     };
     at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
@@ -667,6 +669,7 @@ class Step {
 
   int64_t cell_, u_;
   Tensor rbias_, peep_, kernel_zr_, kernel_h_;    // rbias (1, 1, W), kernels (1, u, .): the loop's layouts
+  Tensor no_bias_;                                // (W,) zeros: a Row's input bias
   std::vector<Tensor> packed_zr_, packed_h_;      // from packed_kernels; empty: BLAS
 };
 
@@ -704,11 +707,14 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
   const auto Ut_packed = reset_before ? std::vector<Tensor>{} : packed_kernels<T>(Ut, B);
   const auto U_zr_t_packed = reset_before ? packed_kernels<T>(U_zr_t, B) : std::vector<Tensor>{};
   const auto U_h_t_packed = reset_before ? packed_kernels<T>(U_h_t, B) : std::vector<Tensor>{};
-  const Tensor grad_out = grad_outputs.defined() ? grad_outputs.contiguous() : torch::zeros({B, T_, D, u}, opts);
+  const Tensor no_output_grad = torch::zeros({u}, opts);  // a step's output gradient where none came
+  Tensor bias_sum = torch::zeros({D, width}, opts.dtype(at::kDouble));  // Σ dz over rows, in float64
+  double* bias_sum_p = bias_sum.data_ptr<double>();
 
   T *ghp = ptr<T>(gh), *gcp = ptr<T>(gc), *heldp = ptr<T>(held), *carryp = ptr<T>(carry), *ghdp = ptr<T>(g_hd);
   T *dz_p = ptr<T>(dz), *dr_p = ptr<T>(dr);
-  const T *gop = ptr<T>(grad_out), *dropp = ptr<T>(rdrop), *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra);
+  const T *gop = ptr<T>(grad_outputs), *no_go = ptr<T>(no_output_grad), *dropp = ptr<T>(rdrop);
+  const T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra);
   const T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *peep_p = ptr<T>(peep);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
   const int64_t grain = rows_per_task(width);
@@ -730,7 +736,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
         T *ghr = ghp + o, *heldr = heldp + o, *carryr = carryp + o;
         // Through the mask: a real step passes the output's and the state's gradients to the new
         // state; a masked one passes them on to the held state and the repeated output.
-        const T* go = gop + ((b * T_ + tau) * D + d) * u;
+        const T* go = gop ? gop + ((b * T_ + tau) * D + d) * u : no_go;
         if (real) {
 #pragma omp simd
           for (int64_t j = 0; j < u; ++j) {
@@ -831,6 +837,14 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
       per_direction_product(g_hd_s, cell == kGRUResetAfter ? Stacked<T>(dr, when, t) : dz_t, Ut_s, Ut_packed, {}, width, u,
                             running, d0, d1);
     }
+    for (int64_t d = d0; d < d1; ++d) {  // b_x's gradient: the step's pre-activation gradients, summed over rows
+      double* __restrict__ sum = bias_sum_p + d * width;
+      for (int64_t b = 0; b < running[d]; ++b) {
+        const T* __restrict__ row = dz_p + saved(d, t, b) * width;
+#pragma omp simd
+        for (int64_t j = 0; j < width; ++j) sum[j] += row[j];
+      }
+    }
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t d = n / B, b = n % B, o = n * u;
       if (b < running[d]) {
@@ -869,7 +883,8 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
     grad_peep = torch::stack({(dz_rows.narrow(2, 0, u) * c_rows).sum(1), (dz_rows.narrow(2, u, u) * c_rows).sum(1),
                               (dz_rows.narrow(2, 3 * u, u) * c_t).sum(1)}, 1);
   }
-  return {dz, grad_U, grad_rbias, gh, gc, grad_peep};  // dz has `projected`'s shape
+  // dz has `projected`'s shape; b_x adds to every row of it, so b_x's gradient is dz summed over rows
+  return {dz, bias_sum.to(gates.scalar_type()), grad_U, grad_rbias, gh, gc, grad_peep};
 }
 
 }  // namespace
@@ -877,7 +892,7 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
 // Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, with the rows of
 // `projected` (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
 // extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
-std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor& U,
+std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const std::optional<Tensor>& xbias, const Tensor& U,
                             const std::optional<Tensor>& rbias, const std::optional<Tensor>& peep,
                             const Tensor& h0, const std::optional<Tensor>& c0,
                             const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
@@ -885,14 +900,14 @@ std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const Tensor&
   TORCH_CHECK(projected.device().is_cpu(), "the fused loop runs on CPU tensors");
   TORCH_CHECK(U.scalar_type() == projected.scalar_type(), "the fused loop needs U in the inputs' dtype");
   return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_forward", [&] {
-    return forward_impl<scalar_t>(cell, projected.contiguous(), U.contiguous(), given(rbias), given(peep),
+    return forward_impl<scalar_t>(cell, projected.contiguous(), given(xbias), U.contiguous(), given(rbias), given(peep),
                                   h0.contiguous(),
                                   given(c0), given(keep), given(rdrop), given(lengths), reverse_last, zero_output);
   });
 }
 
-// Gradients {projected (D,T,B,W) or packed (D,N,W), U, rbias | None, h0, c0 | None, peep | None} from those of outputs,
-// h_T, c_T (None = zero).
+// Gradients {projected (D,T,B,W) or packed (D,N,W), xbias (D,W), U, rbias | None, h0, c0 | None, peep | None}
+// from those of outputs, h_T, c_T (None = zero).
 std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_outputs,
                              const std::optional<Tensor>& grad_h, const std::optional<Tensor>& grad_c,
                              const Tensor& U, const std::optional<Tensor>& peep, const std::optional<Tensor>& keep,
@@ -911,9 +926,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "recurrent time loop, forward");
   m.def("backward", &backward, "recurrent time loop, backward");
   m.def("product_into", &product_into,
-        "out = a @ b (+ bias) (+ out with accumulate): oneDNN's matmul for big float32 products, else BLAS",
-        pybind11::arg("out"), pybind11::arg("a"), pybind11::arg("b"), pybind11::arg("bias") = pybind11::none(),
-        pybind11::arg("accumulate") = false);
+        "out = a @ b (+ out with accumulate): oneDNN's matmul for big float32 products, else BLAS",
+        pybind11::arg("out"), pybind11::arg("a"), pybind11::arg("b"), pybind11::arg("accumulate") = false);
   m.def("products_use_onednn", &onednn_matmul,
         "whether `product_into` sends big float32 products to oneDNN's matmul (found in libtorch_cpu, oneDNN enabled)");
   pybind11::class_<Step>(m, "Step")
