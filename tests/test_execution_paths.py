@@ -187,7 +187,7 @@ def test_lstm_kernels_are_stored_in_the_native_layout():
 def test_native_bidirectional_equals_reference(cell_type, mask_kind, return_sequences, monkeypatch):
     rng = np.random.default_rng(zlib.crc32(f"{cell_type}-{mask_kind}-{return_sequences}".encode()))
     monkeypatch.setattr(kernels.fused, "preferred", lambda *a: False)  # the native kernels, not the C++ loop
-    monkeypatch.setattr(kernels.paired, "PADDED_LSTM_MAX_UNITS", 0)
+    monkeypatch.setattr(kernels.paired, "SMALL_LSTM_MAX_UNITS", 0)
     calls = []  # for each native kernel call: was it bidirectional?
     original = kernels.native._call
     monkeypatch.setattr(kernels.native, "_call", lambda *a: calls.append(a[-1]) or original(*a))
@@ -294,12 +294,15 @@ def test_paired_loop_is_not_used_where_a_native_kernel_runs(monkeypatch):
     calls = []
     original = kernels.paired.run_paired
     monkeypatch.setattr(kernels.paired, "run_paired", lambda *a: calls.append(1) or original(*a))
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 4)  # more threads than directions
     x = torch.randn(2, 5, 3)
     with torch.no_grad():  # inference: native
         layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=False)
         layers.Bidirectional(layers.LSTM(4))(x, mask=torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]).bool())
-    layers.Bidirectional(layers.LSTM(4))(x)  # training an LSTM: oneDNN's kernel
+    layers.Bidirectional(layers.LSTM(4))(x)  # training an LSTM on 4 threads, unpadded: oneDNN's kernel
+    layers.Bidirectional(layers.LSTM(kernels.paired.SMALL_LSTM_MAX_UNITS + 1))(x)  # a big LSTM: oneDNN's
     assert calls == []
     layers.Bidirectional(layers.LSTM(4, recurrent_dropout=0.5))(x, training=True)
     layers.Bidirectional(layers.LSTM(4, execution="reference"))(x)  # forced: each direction's own loop
     assert calls == [1]
+

@@ -201,18 +201,25 @@ def test_auto_trains_on_the_fused_loop_and_infers_natively(monkeypatch):
     assert calls == ["fused:GRUCell", "fused:LSTMCell", "fused:LSTMCell", "fused:LSTMCell"]
 
 
-def test_a_small_bidirectional_lstm_trains_padded_batches_on_the_paired_loop(monkeypatch):
-    """The IMDb model's layer, Bidirectional(LSTM(64)), on a padded batch in training: one C++ loop for
-    both directions (docs/performance.md, run 8: 0.76x oneDNN's segmented kernel at 64 units, 1.04x at
-    128). Larger LSTMs, unpadded batches and inference stay on oneDNN's kernel."""
+@pytest.mark.parametrize("threads", [1, 2, 4])
+def test_small_bidirectional_lstms_train_on_the_paired_loop(threads, monkeypatch):
+    """A Bidirectional LSTM of ≤ 128 units (the IMDb model's is 64) in training: one C++ loop for both
+    directions on a padded batch, and on an unpadded one where it has at most a thread per direction
+    (docs/performance.md, run 10: 0.74x-0.99x oneDNN's kernel at 64 and 128 units, 1.08x-1.15x at 256).
+    Larger LSTMs, unpadded batches with threads to spare, and inference stay on oneDNN's kernel."""
     calls = _paths_taken(monkeypatch)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     x = torch.randn(3, 6, 2)
     right_padded = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [1, 1, 0, 0, 0, 0]]).bool()
     layers.Bidirectional(layers.LSTM(64))(x, mask=right_padded)
-    assert calls == ["fused:LSTMCell"]
+    layers.Bidirectional(layers.LSTM(128))(x, mask=right_padded)
+    assert calls == ["fused:LSTMCell"] * 2
     calls.clear()
     layers.Bidirectional(layers.LSTM(64))(x)
-    layers.Bidirectional(layers.LSTM(128))(x, mask=right_padded)
+    assert calls == (["fused:LSTMCell"] if threads <= 2 else ["native:LSTMCell"])
+    calls.clear()
+    layers.Bidirectional(layers.LSTM(129))(x, mask=right_padded)
+    layers.Bidirectional(layers.LSTM(129))(x)
     with torch.no_grad():
         layers.Bidirectional(layers.LSTM(64))(x, mask=right_padded)
     assert calls and set(calls) == {"native:LSTMCell"}

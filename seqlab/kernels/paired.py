@@ -2,7 +2,7 @@
 
 Where neither direction can run on a native kernel (recurrent dropout in
 training, peephole LSTMs, GRU `reset_after=False`), or where seqlab's C++ loop
-trains faster than it (GRUs and SimpleRNNs, `fused.preferred`), the two
+trains faster than it (GRUs and SimpleRNNs, `fused.preferred`; small LSTMs), the two
 directions would each run a loop of their own. They are independent, so
 they can share every step instead: the directions are stacked on a leading
 axis and each weight of the step becomes a pair, so one batched matrix
@@ -36,12 +36,13 @@ from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from seqlab.layers.recurrent import RNN, reference_loop
 
 PAIRABLE_CELLS = (SimpleRNNCell, LSTMCell, GRUCell)
-# A padded batch through a Bidirectional LSTM of at most this many units trains on the paired C++ loop:
-# measured (docs/performance.md, run 8) 0.76x the time of oneDNN's kernel run segment by segment at
-# 64 units, 1.04x at 128, 1.47x at 256 (batch 32, forward + backward). Unpadded, the two are within
-# noise (run 9: 0.87x-1.01x), and oneDNN's kernel puts every core on each direction where the loop
-# puts one core on each, so unpadded batches keep oneDNN.
-PADDED_LSTM_MAX_UNITS = 64
+# A Bidirectional LSTM of at most this many units trains on the paired C++ loop. Measured in a training
+# step (docs/performance.md, run 10; batch 32, 2 threads), the loop's time over oneDNN's kernel's: padded
+# (lengths 20-400; oneDNN runs segment by segment) 0.74x at 64 units, 0.84x at 128, 1.08x at 256;
+# unpadded 0.84x-0.99x at 64, 0.78x-0.85x at 128, 1.15x at 256. Unpadded only with at most one thread
+# per direction: the loop runs each direction on one thread, while oneDNN's kernel can put every core
+# on each direction in turn.
+SMALL_LSTM_MAX_UNITS = 128
 
 
 def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
@@ -50,7 +51,7 @@ def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
 
     With `execution="auto"` it is where neither direction can run natively, and
     in training where the C++ loop beats the native kernels (`fused.preferred`,
-    and small LSTMs on padded batches); with `execution="fused"` wherever the
+    and small LSTMs, `_small_lstms`); with `execution="fused"` wherever the
     C++ loop serves both cells.
     """
     forward_cell, backward_cell = forward.cell, backward.cell
@@ -66,18 +67,22 @@ def can_pair(forward: RNN, backward: RNN, inputs: torch.Tensor, training: bool,
         return all(fused.supports(cell, inputs) for cell in cells)
     if not any(native.supports(cell, training) for cell in cells):
         return True
-    if _small_lstms_on_padding(cells, inputs, mask):
+    if _small_lstms(cells, inputs, mask):
         return True
     return all(fused.preferred(cell, inputs) for cell in cells)
 
 
-def _small_lstms_on_padding(cells: tuple[RecurrentCell, RecurrentCell], inputs: torch.Tensor,
-                            mask: torch.Tensor | None) -> bool:
-    """Training small LSTMs on a padded batch: each step of the C++ loop computes only the rows still
-    running, both directions at once, where oneDNN's kernel runs each direction in time segments."""
-    return (mask is not None and type(cells[0]) is LSTMCell and cells[0].units <= PADDED_LSTM_MAX_UNITS
-            and all(fused.supports(cell, inputs) and fused.trains(cell, inputs) for cell in cells)
-            and not bool(torch.as_tensor(mask).all()))
+def _small_lstms(cells: tuple[RecurrentCell, RecurrentCell], inputs: torch.Tensor,
+                 mask: torch.Tensor | None) -> bool:
+    """Training small LSTMs (`SMALL_LSTM_MAX_UNITS`): the C++ loop runs both directions at once, a
+    thread each, and on a padded batch each step computes only the rows still running, where oneDNN's
+    kernel runs each direction in time segments. Unpadded, only where no core would sit idle (at most
+    one thread per direction)."""
+    if not (type(cells[0]) is LSTMCell and cells[0].units <= SMALL_LSTM_MAX_UNITS
+            and all(fused.supports(cell, inputs) and fused.trains(cell, inputs) for cell in cells)):
+        return False
+    padded = mask is not None and not bool(torch.as_tensor(mask).all())
+    return padded or torch.get_num_threads() <= len(cells)
 
 
 def run_paired(forward: RNN, backward: RNN, inputs: torch.Tensor, mask: torch.Tensor | None, training: bool,

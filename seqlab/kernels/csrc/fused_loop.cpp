@@ -95,9 +95,9 @@ inline double tanh_of(double x) { return std::tanh(x); }
 
 // ------------------------------------------------------------------ one step, one row
 // A row is one (direction, sample) pair at one step: `x` its projected input x_t W_x, `bias` its
-// direction's input bias b_x, `rec` its recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h` its
-// state before the step, `c` a copy of its cell state that becomes c_t,
-// `gates` where the activated gates are saved, `new_h` the step's new h.
+// direction's input bias b_x, `rec` its recurrent product h_{t-1} U (+ the GRU's recurrent bias), `h` and
+// `c_prev` its states before the step, `gates` where the activated gates are saved, `new_h` and `c` where
+// the step's new h and c go.
 // The pointers never overlap (`__restrict__`), which lets the compiler vectorize.
 template <typename T>
 struct Row {
@@ -107,7 +107,8 @@ struct Row {
   T* __restrict__ gates;
   T* __restrict__ extra;   // LSTM: tanh(c_t); GRU reset_after: h_{t-1} W_hh + b_hh
   const T* __restrict__ h;
-  T* __restrict__ c;
+  const T* __restrict__ c_prev;  // LSTM only
+  T* __restrict__ c;             // LSTM only: c_t
   T* __restrict__ new_h;
 
   // The input half of pre-activation j: x_t W_x + b_x.
@@ -130,12 +131,13 @@ template <typename T>
 inline void lstm_forward(const Row<T>& row, int64_t u, const T* __restrict__ peep) {
   const T* __restrict__ rec = row.rec;
   T* __restrict__ gates = row.gates;
-  T* __restrict__ cell = row.c;  // c_{t-1} in, c_t out
+  const T* __restrict__ cell_prev = row.c_prev;
+  T* __restrict__ cell = row.c;
   if (peep) {
 #pragma omp simd
     for (int64_t j = 0; j < u; ++j) {
-      gates[j] = sigmoid(row.input(j) + rec[j] + peep[j] * cell[j]);                                   // i
-      gates[u + j] = sigmoid(row.input(u + j) + rec[u + j] + peep[u + j] * cell[j]);                   // f
+      gates[j] = sigmoid(row.input(j) + rec[j] + peep[j] * cell_prev[j]);                              // i
+      gates[u + j] = sigmoid(row.input(u + j) + rec[u + j] + peep[u + j] * cell_prev[j]);              // f
     }
   } else {
 #pragma omp simd
@@ -148,7 +150,7 @@ inline void lstm_forward(const Row<T>& row, int64_t u, const T* __restrict__ pee
     for (int64_t j = 3 * u; j < 4 * u; ++j) gates[j] = sigmoid(row.input(j) + rec[j]);         // o
   }
 #pragma omp simd
-  for (int64_t j = 0; j < u; ++j) cell[j] = gates[u + j] * cell[j] + gates[j] * gates[2 * u + j];  // f*c + i*c~
+  for (int64_t j = 0; j < u; ++j) cell[j] = gates[u + j] * cell_prev[j] + gates[j] * gates[2 * u + j];  // f*c + i*c~
   if (peep) {
 #pragma omp simd
     for (int64_t j = 0; j < u; ++j)
@@ -186,13 +188,11 @@ inline void gru_candidate(const Row<T>& row, const T* inner, int64_t u, bool res
 }
 
 // A row's step up to its new h (and c); for the reset_before GRU, up to r * hd (into `rh`), which the
-// candidate's second product needs (then `gru_candidate(row, inner, u, false)`). `c_prev` is the row's
-// c_{t-1} (LSTM; row.c receives it and turns it into c_t), `hd` its h_{t-1} times the dropout mask.
+// candidate's second product needs (then `gru_candidate(row, inner, u, false)`). `hd` is the row's
+// h_{t-1} times the dropout mask.
 template <typename T>
-inline void forward_row(int64_t cell, const Row<T>& row, int64_t u, const T* peep, const T* c_prev, const T* hd,
-                        T* rh) {
+inline void forward_row(int64_t cell, const Row<T>& row, int64_t u, const T* peep, const T* hd, T* rh) {
   if (cell == kLSTM) {
-    std::copy(c_prev, c_prev + u, row.c);
     lstm_forward(row, u, peep);
   } else if (cell == kGRUResetAfter) {
     gru_gates(row, u);
@@ -502,24 +502,26 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   auto saved_shape = [&](int64_t cols) {
     return lengths.defined() ? std::vector<int64_t>{D, when.rows(), cols} : std::vector<int64_t>{D, T_, B, cols};
   };
+  // The states live in the saved rows: step t reads h_{t-1} (and c_{t-1}) from its rows of h_prev (and
+  // c_prev) and writes h_t, c_t into step t+1's, or, at a row's last step, into the final h, c. Rows
+  // hold h0, c0 until they start (at step 0; a reversed direction's padded rows later).
   Tensor h_prev = torch::empty(saved_shape(u), opts);
   Tensor c_prev = lstm ? torch::empty_like(h_prev) : Tensor();
   Tensor gates = torch::empty(saved_shape(width), opts);
   Tensor extra = (lstm || cell == kGRUResetAfter) ? torch::empty_like(h_prev) : Tensor();
   Tensor h = h0.clone(), c = lstm ? c0.clone() : Tensor();
-  Tensor hd = rdrop.defined() ? torch::empty_like(h) : h;                  // h * dropout mask
+  Tensor hd = rdrop.defined() ? torch::empty_like(h) : Tensor();            // h * dropout mask
   Tensor rec = torch::empty({D, B, cell == kGRUResetBefore ? 2 * u : width}, opts);
   Tensor inner = cell == kGRUResetBefore ? torch::empty_like(h) : Tensor();
   Tensor r_hd = cell == kGRUResetBefore ? torch::zeros_like(h) : Tensor();
-  Tensor new_h = torch::empty_like(h), new_c = lstm ? torch::empty_like(h) : Tensor();
   Tensor last = torch::zeros_like(h);                                       // the last output (masking)
   const Tensor input_bias = xbias.defined() ? xbias : torch::zeros({D, width}, opts);
   Tensor U_zr = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u) : U;
   Tensor U_h = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u) : Tensor();
 
   T *hp = ptr<T>(h), *cp = ptr<T>(c), *hdp = ptr<T>(hd), *lastp = ptr<T>(last), *recp = ptr<T>(rec);
-  T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *new_h_p = ptr<T>(new_h), *new_c_p = ptr<T>(new_c);
-  T *out_p = ptr<T>(outputs), *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *r_hd_p = ptr<T>(r_hd);
+  T *gates_p = ptr<T>(gates), *extra_p = ptr<T>(extra), *out_p = ptr<T>(outputs);
+  T *h_prev_p = ptr<T>(h_prev), *c_prev_p = ptr<T>(c_prev), *r_hd_p = ptr<T>(r_hd);
   const T *x_p = ptr<T>(projected), *inner_p = ptr<T>(inner), *dropp = ptr<T>(rdrop), *peep_p = ptr<T>(peep);
   const T* xbias_p = ptr<T>(input_bias);
   const bool* keepp = keep.defined() ? keep.data_ptr<bool>() : nullptr;
@@ -529,29 +531,40 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   const auto U_zr_packed = packed_kernels<T>(U_zr, B), U_h_packed = U_h.defined() ? packed_kernels<T>(U_h, B)
                                                                                    : std::vector<Tensor>{};
   auto saved = [&](int64_t d, int64_t t, int64_t b) { return when.saved_row(d, t, b); };
-  std::vector<int64_t> running(D);
+  std::vector<int64_t> running(D), running_next(D);
+  // Where row n = (d, b) puts its states after step t: step t+1's saved rows, or the final states.
+  auto next_state = [&](T* saved_states, T* final_states, int64_t d, int64_t t, int64_t b) {
+    return b < running_next[d] ? saved_states + saved(d, t + 1, b) * u : final_states + (d * B + b) * u;
+  };
   // Step t of the directions d0 <= d < d1, whose rows are n0 <= n < n1.
   auto step = [&](int64_t t, int64_t d0, int64_t d1) {
     const int64_t n0 = d0 * B, n1 = d1 * B;
     for (int64_t d = d0; d < d1; ++d) {
       running[d] = when.running(d, t);
-      std::copy(hp + d * B * u, hp + (d * B + running[d]) * u, h_prev_p + saved(d, t, 0) * u);
-      if (lstm) std::copy(cp + d * B * u, cp + (d * B + running[d]) * u, c_prev_p + saved(d, t, 0) * u);
+      running_next[d] = t + 1 < T_ ? when.running(d, t + 1) : 0;
+      const int64_t started = t == 0 ? 0 : std::min(running[d], when.running(d, t - 1));  // rows starting now
+      std::copy(hp + (d * B + started) * u, hp + (d * B + running[d]) * u, h_prev_p + saved(d, t, started) * u);
+      if (lstm) std::copy(cp + (d * B + started) * u, cp + (d * B + running[d]) * u, c_prev_p + saved(d, t, started) * u);
     }
     if (dropp) {
+      for (int64_t d = d0; d < d1; ++d) {
+        const T* h_rows = h_prev_p + saved(d, t, 0) * u;
+        const int64_t first = d * B * u;
 #pragma omp simd
-      for (int64_t k = n0 * u; k < n1 * u; ++k) hdp[k] = hp[k] * dropp[k];
+        for (int64_t k = 0; k < running[d] * u; ++k) hdp[first + k] = h_rows[k] * dropp[first + k];
+      }
     }
-    per_direction_product(rec_s, hd_s, U_zr_s, U_zr_packed, rbias_s, u, rec_width, running, d0, d1);
+    per_direction_product(rec_s, dropp ? hd_s : Stacked<T>(h_prev, when, t), U_zr_s, U_zr_packed, rbias_s, u,
+                          rec_width, running, d0, d1);
     at::parallel_for(n0, n1, grain, [&](int64_t begin, int64_t end) {
       for (int64_t n = begin; n < end; ++n) {
         const int64_t d = n / B, b = n % B;
         if (b >= running[d]) continue;  // finished: the mask below holds its state
         const int64_t s = saved(d, t, b);
         Row<T> row{x_p + s * width, xbias_p + d * width, recp + n * rec_width, gates_p + s * width,
-                   extra_p ? extra_p + s * u : nullptr, hp + n * u, lstm ? new_c_p + n * u : nullptr,
-                   new_h_p + n * u};
-        forward_row(cell, row, u, peep_p ? peep_p + d * 3 * u : nullptr, lstm ? cp + n * u : nullptr, hdp + n * u,
+                   extra_p ? extra_p + s * u : nullptr, h_prev_p + s * u, lstm ? c_prev_p + s * u : nullptr,
+                   lstm ? next_state(c_prev_p, cp, d, t, b) : nullptr, next_state(h_prev_p, hp, d, t, b)};
+        forward_row(cell, row, u, peep_p ? peep_p + d * 3 * u : nullptr, dropp ? hdp + n * u : row.h,
                     r_hd_p ? r_hd_p + n * u : nullptr);
       }
     });
@@ -563,26 +576,30 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
           if (b >= running[d]) continue;
           const int64_t s = saved(d, t, b);
           Row<T> row{x_p + s * width, xbias_p + d * width, nullptr, gates_p + s * width,
-                     nullptr, hp + n * u, nullptr, new_h_p + n * u};
+                     nullptr, h_prev_p + s * u, nullptr, nullptr, next_state(h_prev_p, hp, d, t, b)};
           gru_candidate(row, inner_p + n * u, u, false);
         }
       });
     }
-    // Keras' mask: where the step is real, take the new states and output; else hold them.
+    // Keras' mask: a real step's new states and output stand; a masked one holds the states and repeats
+    // the last output (or zeros).
     for (int64_t n = n0; n < n1; ++n) {
-      const int64_t d = n / B, b = n % B, tau = when.time(d, t), o = n * u;
+      const int64_t d = n / B, b = n % B, tau = when.time(d, t);
       T* out = out_p + ((b * T_ + tau) * D + d) * u;
-      const bool real = b < running[d] && (!keepp || keepp[b * T_ + tau]);
+      const bool runs = b < running[d], real = runs && (!keepp || keepp[b * T_ + tau]);
       if (real) {
-        std::copy(new_h_p + o, new_h_p + o + u, hp + o);
-        if (lstm) std::copy(new_c_p + o, new_c_p + o + u, cp + o);
-        std::copy(new_h_p + o, new_h_p + o + u, out);
-        if (masked) std::copy(new_h_p + o, new_h_p + o + u, lastp + o);
-      } else if (zero_output) {
-        std::fill(out, out + u, T(0));
-      } else {
-        std::copy(lastp + o, lastp + o + u, out);
+        const T* new_h = next_state(h_prev_p, hp, d, t, b);
+        std::copy(new_h, new_h + u, out);
+        if (masked) std::copy(new_h, new_h + u, lastp + n * u);
+        continue;
       }
+      if (runs) {  // computed, but masked: the states before the step carry on
+        const int64_t s = saved(d, t, b);
+        std::copy(h_prev_p + s * u, h_prev_p + (s + 1) * u, next_state(h_prev_p, hp, d, t, b));
+        if (lstm) std::copy(c_prev_p + s * u, c_prev_p + (s + 1) * u, next_state(c_prev_p, cp, d, t, b));
+      }
+      if (zero_output) std::fill(out, out + u, T(0));
+      else std::copy(lastp + n * u, lastp + (n + 1) * u, out);
     }
   };
   over_directions(D, [&](int64_t d0, int64_t d1) {
@@ -650,12 +667,11 @@ class Step {
     const int64_t rec_width = rec.size(2), grain = rows_per_task(width);
     auto row = [&](int64_t b) {
       return Row<T>{x + b * width, no_bias, recp + b * rec_width, gates_p + b * width, extra_p ? extra_p + b * u : nullptr,
-                    hp + b * u, lstm ? new_c_p + b * u : nullptr, new_h_p + b * u};
+                    hp + b * u, lstm ? cp + b * u : nullptr, lstm ? new_c_p + b * u : nullptr, new_h_p + b * u};
     };
     at::parallel_for(0, B, grain, [&](int64_t begin, int64_t end) {
       for (int64_t b = begin; b < end; ++b)
-        forward_row(cell_, row(b), u, peep, lstm ? cp + b * u : nullptr, hp + b * u,
-                    reset_before ? r_h_p + b * u : nullptr);
+        forward_row(cell_, row(b), u, peep, hp + b * u, reset_before ? r_h_p + b * u : nullptr);
     });
     if (reset_before) {  // the candidate needs (r * h) W_hh: a second product
       per_direction_product(Stacked<T>(inner), Stacked<T>(r_h), plain ? Stacked<T>(kernel_h_) : Stacked<T>(),
