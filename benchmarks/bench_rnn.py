@@ -15,7 +15,7 @@ Configs (median ms per training step = forward + loss + backward + Adam):
   MEM    peak memory of A's training step (seqlab vs torch native, separate processes):
          the peak resident size during 3 steps minus the resident size just before them
 
-The peers run interleaved (round-robin, one step each) so machine noise hits all alike.
+The peers run interleaved (one step each per round, in a shuffled order) so machine noise hits all alike.
 Run: `python benchmarks/bench_rnn.py` (all) or `--configs A,B,D`. Keras/TF joins when
 tensorflow is installed (`--no-keras` to skip).
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import resource
 import statistics
 import subprocess
@@ -147,10 +148,15 @@ def peers_for(config: str, use_keras: bool) -> dict[str, Step]:
     fast, loop = seqlab_model(config), seqlab_model(config)
     kernels.force_execution(loop, "reference")
     peers = {"seqlab": torch_step(config, fast, ids, targets)}
-    if config != "B-RD" and fused.available():  # B-RD's "auto" already is the C++ loop
-        compiled = seqlab_model(config)
-        kernels.force_execution(compiled, "fused")
-        peers["seqlab C++ loop"] = torch_step(config, compiled, ids, targets)
+    # seqlab's two fast paths forced, whichever "auto" picked: B-RD has only the C++ loop (no native kernel
+    # computes recurrent dropout), which "auto" runs
+    forced = {"seqlab C++ loop": "fused", "seqlab native kernel": "native"} if config != "B-RD" else {}
+    for name, path in forced.items():
+        if path == "fused" and not fused.available():
+            continue
+        model = seqlab_model(config)
+        kernels.force_execution(model, path)
+        peers[name] = torch_step(config, model, ids, targets)
     if config in ("A", "A-GRU", "B", "B-GRU", "C"):
         peers["torch native"] = torch_step(config, torch_model(config), ids, targets)
     peers["python loop"] = torch_step(config, loop, ids, targets)
@@ -204,13 +210,19 @@ def kernel_cost_by_rows(rounds: int) -> dict[str, float]:
 
 
 def interleave(peers: dict[str, Step], rounds: int, warmup: int = 3) -> dict[str, float]:
-    """Median ms per call of each peer, calling them round-robin."""
+    """Median ms per call of each peer, calling each once per round, in an order shuffled every round
+    (seeded): a peer can slow the one after it (Keras/TF's threads keep working for a while after its
+    step; in a fixed order the peer after it ran up to 2x slower in run 10), so no peer always follows
+    the same one."""
     for step in peers.values():
         for _ in range(warmup):
             step()
     times: dict[str, list[float]] = {name: [] for name in peers}
+    order, shuffler = list(peers), random.Random(0)
     for _ in range(rounds):
-        for name, step in peers.items():
+        shuffler.shuffle(order)
+        for name in order:
+            step = peers[name]
             start = time.perf_counter()
             step()
             times[name].append((time.perf_counter() - start) * 1000)

@@ -171,8 +171,10 @@ def preferred(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
     Measured on the 2-core CPU (docs/performance.md): in a training step (forward
     and backward) the loop beats PyTorch's kernels for GRUs and SimpleRNNs
     (which have no fused CPU kernel: one product and a dozen small operations per
-    step, each recorded for autograd); oneDNN's LSTM kernel beats it for LSTMs,
-    and in inference (no gradient) the native kernels' forward is as fast.
+    step, each recorded for autograd); oneDNN's LSTM kernel beats it for an LSTM
+    on its own (a Bidirectional pair of small LSTMs is the exception, decided in
+    `seqlab.kernels.paired`), and in inference (no gradient) the native kernels'
+    forward is as fast.
     """
     return trains(cell, inputs) and type(cell) is not LSTMCell and supports(cell, inputs)
 
