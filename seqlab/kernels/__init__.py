@@ -5,7 +5,7 @@ or "reference". "auto" runs PyTorch's native kernel when it computes the
 layer's equation exactly (`native.supports`) and the mask allows it, else
 seqlab's compiled C++ loop (`fused.supports`), else the reference loop; in
 training the C++ loop comes first where it is faster (`fused.preferred`, and
-`paired.can_pair` for a small Bidirectional LSTM on a padded batch).
+`paired.can_pair` for a small Bidirectional LSTM).
 `force_execution(model, "reference")` switches a whole model, for debugging.
 """
 
