@@ -15,7 +15,8 @@ def test_steps_equal_running_the_whole_prefix(cell):
     torch.manual_seed(0)
     extra = {"reset_after": False} if cell is layers.GRU else {}
     model = seqlab.Sequential([layers.Embedding(12, 5), cell(7, return_sequences=True, **extra),
-                               layers.Dropout(0.3), cell(6, return_sequences=True), layers.Dense(12)])
+                               layers.Dropout(0.3), cell(6, return_sequences=True), layers.Dense(10, activation="relu"),
+                               layers.Dropout(0.2), layers.Dense(12), layers.Activation("softmax")])
     model.build((None, None))
     model.eval()
     ids = torch.randint(0, 12, (3, 9))
@@ -55,6 +56,9 @@ def test_stepper_rejects_models_it_cannot_step():
     bidirectional = seqlab.Sequential([layers.Embedding(5, 2), layers.Bidirectional(layers.LSTM(3, return_sequences=True))])
     with pytest.raises(ValueError, match="at least one recurrent layer"):
         Stepper(bidirectional)
+    unbuilt = seqlab.Sequential([layers.Embedding(5, 2), layers.LSTM(3, return_sequences=True), layers.Dense(5)])
+    with pytest.raises(ValueError, match=r"needs a built model .*model.build"):
+        Stepper(unbuilt)
     backwards = seqlab.Sequential([layers.Embedding(5, 2), layers.LSTM(3, go_backwards=True)])
     backwards.build((None, None))
     with pytest.raises(ValueError, match="reads backwards"):
