@@ -230,8 +230,16 @@ def test_padded_training_batches_compute_only_the_rows_still_running(monkeypatch
     projected inputs, packed time-major (PackedSequence's order); each step covers the rows still running."""
     calls = _paths_taken(monkeypatch)
     seen = []  # (projected inputs, lengths) given to the C++ loop
+    returned = []  # whether it returned every step's outputs
     original = fused._FusedLoop.apply
-    monkeypatch.setattr(fused._FusedLoop, "apply", lambda *a: seen.append((a[3], a[-1])) or original(*a))
+
+    def apply(*arguments):
+        seen.append((arguments[4], arguments[-1]))
+        results = original(*arguments)
+        returned.append(results[0] is not None)
+        return results
+
+    monkeypatch.setattr(fused._FusedLoop, "apply", apply)
     x = torch.randn(3, 6, 2)
     left_and_right = torch.tensor([[0, 1, 1, 1, 1, 0], [1, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 0]]).bool()
     layer = layers.Bidirectional(layers.GRU(4))
@@ -245,12 +253,14 @@ def test_padded_training_batches_compute_only_the_rows_still_running(monkeypatch
     forward_cell = layer.forward_layer.cell
     expected = first_steps @ forward_cell.kernel + forward_cell.bias[0]
     torch.testing.assert_close(projected[0, :3], expected)
+    assert returned == [False]                           # many-to-one: the last outputs are the final h
     seen.clear()
     layers.GRU(4)(x[:, :5], mask=left_and_right[:, :5])  # lengths 4, 5, 2: cut to 5 steps
     assert seen[0][1].tolist() == [5, 4, 2] and seen[0][0].shape[:2] == (1, 11)
     seen.clear()
     layers.GRU(4)(x, mask=torch.tensor([[1, 0, 1, 1, 1, 1]] * 3).bool())  # a hole: every row, every step
     assert seen[0][0].shape[:3] == (1, 6, 3) and seen[0][1] is None
+    assert returned[-1]                                  # the last output of a mask with holes is read from them
 
 
 def test_without_the_extension_auto_falls_back_and_forcing_it_says_why(monkeypatch):
@@ -454,6 +464,15 @@ def test_real_steps_pack_inputs_as_packed_sequence_does():
     assert torch.equal(packed, expected)
     packed.sum().backward()  # a gradient reaches exactly the real steps
     assert torch.equal(x.grad[:, :, 0], (torch.arange(7)[None] < lengths[:, None]).float())
+    # Rows in any order, blocks anywhere: as if each block were moved to the front and the rows sorted.
+    lengths, starts = torch.tensor([3, 7, 1, 6, 5]), torch.tensor([4, 0, 3, 1, 2])
+    order = torch.argsort(lengths, descending=True, stable=True)
+    indices = fused._real_steps(lengths[order], 7, order, starts)
+    fronts = torch.zeros(5, 7, 3)
+    for row, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist())):
+        fronts[row, :length] = x[row, start:start + length]
+    expected = torch.nn.utils.rnn.pack_padded_sequence(fronts[order], lengths[order], batch_first=True).data
+    assert torch.equal(x.detach().reshape(35, 3).index_select(0, indices), expected)
 
 
 @pytest.mark.parametrize("cell_type, extra", FUSED_CONFIGS)

@@ -200,9 +200,9 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
     - each direction's final states.
 
     A padded batch whose real steps form one block per row (right-, left- or
-    both-padded) runs sorted by length with the blocks moved to the front, cut
-    to its longest row, and each step computes only the rows still running; the
-    outputs are put back in Keras' layout.
+    both-padded) runs sorted by length, its real steps gathered by one
+    `index_select` (PackedSequence's order), and each step computes only the
+    rows still running; the outputs are put back in Keras' layout.
     """
     blocks = None if mask is None else Blocks.of(mask)
     if blocks is not None and blocks.full:
@@ -213,14 +213,16 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
     if blocks is not None:
         order = torch.argsort(blocks.lengths, descending=True, stable=True)
         lengths = blocks.lengths.index_select(0, order)
-        longest = int(lengths[0])
-        gathered = {id(x): blocks.gather_to_front(x).index_select(0, order)[:, :longest] for x in inputs}
-        inputs = [gathered[id(x)] for x in inputs]  # directions reading the same inputs still share them
+        real = _real_steps(lengths, blocks.time, order, blocks.starts)
+        packed = {id(x): x.reshape(-1, x.shape[-1]).index_select(0, real) for x in inputs}  # (real steps, features)
+        inputs = [packed[id(x)] for x in inputs]  # directions reading the same inputs still share them
         states = [[s.index_select(0, order) for s in per] for per in states]
         recurrent_masks = [None if m is None else m.index_select(0, order) for m in recurrent_masks]
         mask = None
+    # Every step's output is written only where it is read: the sequence, or an arbitrary mask's last output.
+    sequence = need_sequence or mask is not None
     outputs, h, c = _FusedLoop.apply(
-        cell_code(cells[0]), zero_output_for_mask, reverse_last, _project(cells, inputs, lengths),
+        cell_code(cells[0]), zero_output_for_mask, reverse_last, sequence, _project(cells, inputs, lengths is not None),
         _input_biases(cells), torch.stack([cell.recurrent_kernel for cell in cells]), _recurrent_bias(cells, inputs[0]),
         _peepholes(cells),
         torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states]) if len(states[0]) > 1 else None,
@@ -269,29 +271,28 @@ class CellStep:
         return h, ([h] if c is None else [h, c])
 
 
-def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], lengths: torch.Tensor | None = None
-             ) -> torch.Tensor:
-    """`x_d W_x` of every direction d, each direction's time-major: `(D, time, batch, k*units)`. The loop
-    adds the input bias `b_x` itself (a product into a bias-filled tensor would write every row twice).
+def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], packed: bool = False) -> torch.Tensor:
+    """`x_d W_x` of every direction d, each direction's time-major: `(D, time, batch, k*units)` from inputs
+    `(batch, time, features)`. The loop adds the input bias `b_x` itself (a product into a bias-filled
+    tensor would write every row twice).
 
-    With `lengths` (the batch sorted longest first) only the real steps are
-    projected, packed as PackedSequence orders them: `(D, real steps, k*units)`.
+    `packed` inputs are a padded batch's real steps, `(real steps, features)` in
+    PackedSequence's order (`_real_steps`), and so is the result: `(D, real steps, k*units)`.
     Directions that read the same inputs share one `_Projection`; otherwise each
     is projected and the blocks concatenated.
     """
-    time, batch = inputs[0].shape[1], inputs[0].shape[0]
-    if lengths is None:
-        rows = [x.transpose(0, 1).reshape(time * batch, -1) for x in inputs]  # (time*batch, features)
+    if packed:
+        rows = inputs
     else:
-        real = _real_steps(lengths, time)
-        rows = [x.reshape(batch * time, -1).index_select(0, real) for x in inputs]  # (real steps, features)
+        time, batch = inputs[0].shape[1], inputs[0].shape[0]
+        rows = [x.transpose(0, 1).reshape(time * batch, -1) for x in inputs]  # (time*batch, features)
     groups = [cells] if all(x is inputs[0] for x in inputs) else [[cell] for cell in cells]
     products = []
     for group, x in zip(groups, rows):
         kernels = torch.stack([cell.kernel for cell in group]) if len(group) > 1 else group[0].kernel[None]
         products.append(_Projection.apply(x, kernels))
     projected = products[0] if len(products) == 1 else torch.cat(products)
-    return projected if lengths is not None else projected.view(len(cells), time, batch, -1)
+    return projected if packed else projected.view(len(cells), time, batch, -1)
 
 
 class _Projection(torch.autograd.Function):
@@ -327,13 +328,19 @@ class _Projection(torch.autograd.Function):
         return grad_x, grad_kernels
 
 
-def _real_steps(lengths: torch.Tensor, time: int) -> torch.Tensor:
-    """Indices into a `(batch, time)` grid of the real steps of a batch sorted longest first, time-major:
-    step 0 of every row, then step 1 of the rows still running, ... (PackedSequence's order). One
-    `index_select` by them packs the inputs, and its backward is one `index_add`."""
-    steps = torch.arange(time, device=lengths.device)[:, None]
-    flat = torch.arange(len(lengths), device=lengths.device)[None, :] * time + steps  # (time, batch)
-    return flat[steps < lengths[None, :]]
+def _real_steps(lengths: torch.Tensor, time: int, order: torch.Tensor | None = None,
+                starts: torch.Tensor | None = None) -> torch.Tensor:
+    """Indices into a `(batch, time)` grid, flattened, of a padded batch's real steps in PackedSequence's
+    order: step 0 of every row longest first, then step 1 of the rows still running, ...
+
+    `order` lists the rows longest first (default: as they are), `lengths` their lengths in that
+    order, and `starts (batch,)` where each row's block begins (default 0: right padding). One
+    `index_select` by these indices packs the inputs, and its backward is one `index_add`.
+    """
+    rows = torch.arange(len(lengths), device=lengths.device) if order is None else order
+    first = rows * time + (0 if starts is None else starts.index_select(0, rows))  # each sorted row's step 0
+    steps = torch.arange(int(lengths[0]), device=lengths.device)[:, None]  # (longest, 1)
+    return (first[None, :] + steps)[steps < lengths[None, :]]
 
 
 def _input_biases(cells: list[RecurrentCell]) -> torch.Tensor | None:
@@ -374,12 +381,12 @@ class _FusedLoop(torch.autograd.Function):
     reached stay None (the loop reads them as zeros), rather than zero tensors autograd would fill."""
 
     @staticmethod
-    def forward(ctx, code, zero_output, reverse_last, projected, input_bias, recurrent_kernel, recurrent_bias,
-                peepholes, hidden, cell_state, keep, dropout, lengths):
+    def forward(ctx, code, zero_output, reverse_last, sequence, projected, input_bias, recurrent_kernel,
+                recurrent_bias, peepholes, hidden, cell_state, keep, dropout, lengths):
         ctx.set_materialize_grads(False)
         outputs, h, c, h_prev, c_prev, gates, extra = extension().forward(
             code, projected, input_bias, recurrent_kernel, recurrent_bias, peepholes, hidden, cell_state, keep,
-            dropout, lengths, reverse_last, zero_output)
+            dropout, lengths, reverse_last, zero_output, sequence)
         ctx.code, ctx.zero_output, ctx.reverse_last = code, zero_output, reverse_last
         ctx.save_for_backward(recurrent_kernel, peepholes, keep, dropout, lengths, h_prev, c_prev, gates, extra)
         return outputs, h, c
@@ -390,7 +397,7 @@ class _FusedLoop(torch.autograd.Function):
         grad_projected, grad_input_bias, grad_kernel, grad_bias, grad_hidden, grad_cell, grad_peepholes = (
             extension().backward(ctx.code, grad_outputs, grad_h, grad_c, recurrent_kernel, peepholes, keep, dropout,
                                  lengths, ctx.reverse_last, ctx.zero_output, h_prev, c_prev, gates, extra))
-        if not ctx.needs_input_grad[4]:
+        if not ctx.needs_input_grad[5]:
             grad_input_bias = None  # a cell without a bias: the loop added none
-        return (None, None, None, grad_projected, grad_input_bias, grad_kernel, grad_bias, grad_peepholes,
+        return (None, None, None, None, grad_projected, grad_input_bias, grad_kernel, grad_bias, grad_peepholes,
                 grad_hidden, grad_cell, None, None, None)

@@ -26,7 +26,9 @@
 //   lengths    (B,) int64     for right-padded batches sorted longest first: each step then
 //                             computes only the rows that are still running, and `projected` and
 //                             its gradient hold only real steps (None: every row, every step)
-//   outputs    (B, T, D, u)   in input time order: for D = 2 this is Bidirectional's concat
+//   outputs    (B, T, D, u)   in input time order: for D = 2 this is Bidirectional's concat; only
+//                             with `sequence` (a many-to-one layer reads h_T, and writing every
+//                             step's h to memory would cost time for nothing)
 // Direction D-1 runs backwards in time when reverse_last is set. At a masked
 // step the states are held and the output repeats the previous output (zeros
 // with zero_output), as in Keras. The tensors saved per step for backward have the rows of
@@ -488,7 +490,8 @@ template <typename T>
 std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Tensor& xbias, const Tensor& U,
                                  const Tensor& rbias,
                                  const Tensor& peep, const Tensor& h0, const Tensor& c0, const Tensor& keep,
-                                 const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output) {
+                                 const Tensor& rdrop, const Tensor& lengths, bool reverse_last, bool zero_output,
+                                 bool sequence) {
   const int64_t B = h0.size(1), D = U.size(0), u = U.size(1), G = gates_of(cell);
   const int64_t T_ = lengths.defined() ? lengths.data_ptr<int64_t>()[0] : projected.size(1), width = G * u;
   const bool lstm = cell == kLSTM, masked = keep.defined() || lengths.defined();
@@ -497,7 +500,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
               "the fused loop's projected inputs must be (D, T, B, W), or (D, N, W) for the real steps of a "
               "batch sorted by lengths");
   auto opts = projected.options();
-  Tensor outputs = torch::empty({B, T_, D, u}, opts);
+  Tensor outputs = sequence ? torch::empty({B, T_, D, u}, opts) : Tensor();
   // Saved per step for backward: (D, T, B, .), or (D, N, .) with only the running rows (lengths).
   auto saved_shape = [&](int64_t cols) {
     return lengths.defined() ? std::vector<int64_t>{D, when.rows(), cols} : std::vector<int64_t>{D, T_, B, cols};
@@ -514,7 +517,7 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
   Tensor rec = torch::empty({D, B, cell == kGRUResetBefore ? 2 * u : width}, opts);
   Tensor inner = cell == kGRUResetBefore ? torch::empty_like(h) : Tensor();
   Tensor r_hd = cell == kGRUResetBefore ? torch::zeros_like(h) : Tensor();
-  Tensor last = torch::zeros_like(h);                                       // the last output (masking)
+  Tensor last = sequence && masked ? torch::zeros_like(h) : Tensor();       // the last output (masking)
   const Tensor input_bias = xbias.defined() ? xbias : torch::zeros({D, width}, opts);
   Tensor U_zr = cell == kGRUResetBefore ? U.narrow(2, 0, 2 * u) : U;
   Tensor U_h = cell == kGRUResetBefore ? U.narrow(2, 2 * u, u) : Tensor();
@@ -583,23 +586,26 @@ std::vector<Tensor> forward_impl(int64_t cell, const Tensor& projected, const Te
     }
     // Keras' mask: a real step's new states and output stand; a masked one holds the states and repeats
     // the last output (or zeros).
+    if (!sequence && !keepp) return;  // every running row's step is real, and no outputs to write
     for (int64_t n = n0; n < n1; ++n) {
       const int64_t d = n / B, b = n % B, tau = when.time(d, t);
-      T* out = out_p + ((b * T_ + tau) * D + d) * u;
       const bool runs = b < running[d], real = runs && (!keepp || keepp[b * T_ + tau]);
-      if (real) {
-        const T* new_h = next_state(h_prev_p, hp, d, t, b);
-        std::copy(new_h, new_h + u, out);
-        if (masked) std::copy(new_h, new_h + u, lastp + n * u);
-        continue;
-      }
-      if (runs) {  // computed, but masked: the states before the step carry on
+      if (runs && !real) {  // computed, but masked: the states before the step carry on
         const int64_t s = saved(d, t, b);
         std::copy(h_prev_p + s * u, h_prev_p + (s + 1) * u, next_state(h_prev_p, hp, d, t, b));
         if (lstm) std::copy(c_prev_p + s * u, c_prev_p + (s + 1) * u, next_state(c_prev_p, cp, d, t, b));
       }
-      if (zero_output) std::fill(out, out + u, T(0));
-      else std::copy(lastp + n * u, lastp + (n + 1) * u, out);
+      if (!sequence) continue;
+      T* out = out_p + ((b * T_ + tau) * D + d) * u;
+      if (real) {
+        const T* new_h = next_state(h_prev_p, hp, d, t, b);
+        std::copy(new_h, new_h + u, out);
+        if (masked) std::copy(new_h, new_h + u, lastp + n * u);
+      } else if (zero_output) {
+        std::fill(out, out + u, T(0));
+      } else {
+        std::copy(lastp + n * u, lastp + (n + 1) * u, out);
+      }
     }
   };
   over_directions(D, [&](int64_t d0, int64_t d1) {
@@ -905,20 +911,22 @@ std::vector<Tensor> backward_impl(int64_t cell, const Tensor& grad_outputs, cons
 
 }  // namespace
 
-// Returns {outputs (B,T,D,u), h_T (D,B,u), c_T | None, and what backward needs, with the rows of
-// `projected` (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
+// Returns {outputs (B,T,D,u) | None (without `sequence`), h_T (D,B,u), c_T | None, and what backward
+// needs, with the rows of `projected` (D,T,B,.): h_prev, c_prev | None, gates (activated: SimpleRNN h; LSTM i f c~ o; GRU z r h~),
 // extra | None (tanh(c_t) for the LSTM, h_{t-1} W_hh + b_hh for the reset_after GRU)}.
 std::vector<Tensor> forward(int64_t cell, const Tensor& projected, const std::optional<Tensor>& xbias, const Tensor& U,
                             const std::optional<Tensor>& rbias, const std::optional<Tensor>& peep,
                             const Tensor& h0, const std::optional<Tensor>& c0,
                             const std::optional<Tensor>& keep, const std::optional<Tensor>& rdrop,
-                            const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output) {
+                            const std::optional<Tensor>& lengths, bool reverse_last, bool zero_output,
+                            bool sequence) {
   TORCH_CHECK(projected.device().is_cpu(), "the fused loop runs on CPU tensors");
   TORCH_CHECK(U.scalar_type() == projected.scalar_type(), "the fused loop needs U in the inputs' dtype");
   return AT_DISPATCH_FLOATING_TYPES(projected.scalar_type(), "fused_forward", [&] {
     return forward_impl<scalar_t>(cell, projected.contiguous(), given(xbias), U.contiguous(), given(rbias), given(peep),
                                   h0.contiguous(),
-                                  given(c0), given(keep), given(rdrop), given(lengths), reverse_last, zero_output);
+                                  given(c0), given(keep), given(rdrop), given(lengths), reverse_last, zero_output,
+                                  sequence);
   });
 }
 
