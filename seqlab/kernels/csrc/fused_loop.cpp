@@ -224,13 +224,16 @@ struct Schedule {
   int64_t T, B, D;
   bool reverse_last;
   const int64_t* lengths;     // sorted longest first, or nullptr
-  std::vector<int64_t> first;  // with lengths: the packed row of step tau's first sample
+  std::vector<int64_t> first;  // with lengths: the packed row of step tau's first sample (T + 1 entries)
 
   Schedule(int64_t T, int64_t B, int64_t D, bool reverse_last, const int64_t* lengths)
       : T(T), B(B), D(D), reverse_last(reverse_last), lengths(lengths) {
     if (!lengths) return;
     first.assign(T + 1, 0);
-    for (int64_t tau = 0; tau < T; ++tau) first[tau + 1] = first[tau] + running_at(tau);
+    for (int64_t tau = 0, rows = B; tau < T; ++tau) {  // rows still running at tau: lengths > tau
+      while (rows > 0 && lengths[rows - 1] <= tau) --rows;
+      first[tau + 1] = first[tau] + rows;
+    }
   }
   int64_t time(int64_t d, int64_t t) const { return reverse_last && d == D - 1 ? T - 1 - t : t; }
   int64_t running(int64_t d, int64_t t) const { return running_at(time(d, t)); }
@@ -254,12 +257,7 @@ struct Schedule {
   }
 
  private:
-  int64_t running_at(int64_t tau) const {
-    if (!lengths) return B;
-    int64_t rows = 0;
-    while (rows < B && lengths[rows] > tau) ++rows;
-    return rows;
-  }
+  int64_t running_at(int64_t tau) const { return lengths ? first[tau + 1] - first[tau] : B; }
 };
 
 // ------------------------------------------------------------------ products
