@@ -12,6 +12,7 @@ from seqlab import layers
 from seqlab.data import CharTokenizer, Vocabulary
 from seqlab.generation import (Sampling, draw, TextGenerator, UnknownCharactersError, generate_steps, scale_logits,
                                top_k_mask, top_p_mask)
+from seqlab.kernels import fused
 
 LOGITS = torch.tensor([[1.0, 1.0, 3.0]])
 
@@ -104,6 +105,32 @@ def test_draw_never_picks_a_zero_probability_entry_and_follows_the_rest():
     assert counts[[0, 2, 4]].tolist() == [0, 0, 0]
     assert abs(counts[3].item() / len(ids) - 0.75) < 0.01
     assert draw(torch.tensor([[0.0, 1.0]]), generator).tolist() == [1]
+
+
+@pytest.mark.skipif(not fused.available(), reason="seqlab's C++ extension is not built here")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batch, vocabulary", [(1, 80), (64, 80), (13, 3), (300, 1000), (5, 1)])
+def test_compiled_draw_gives_the_indices_of_the_tensor_operations(monkeypatch, dtype, batch, vocabulary):
+    weights = torch.softmax(3 * torch.randn(batch, vocabulary, generator=torch.Generator().manual_seed(batch),
+                                            dtype=dtype), -1) * 2.5  # rows need not sum to one
+    if vocabulary > 2:
+        weights[:, ::4] = 0.0
+    compiled = [draw(weights, torch.Generator().manual_seed(seed)) for seed in range(10)]
+    monkeypatch.setattr(fused, "available", lambda: False)  # the pure-PyTorch path
+    for seed, ids in enumerate(compiled):
+        assert torch.equal(ids, draw(weights, torch.Generator().manual_seed(seed)))
+        assert ids.dtype == torch.int64 and ids.shape == (batch,)
+        assert bool((weights.gather(1, ids[:, None]) > 0).all())
+
+
+@pytest.mark.skipif(not fused.available(), reason="seqlab's C++ extension is not built here")
+def test_compiled_draw_at_the_top_of_the_range_stays_on_the_last_nonzero_entry():
+    top = torch.tensor([math.nextafter(1.0, 0.0)] * 2, dtype=torch.float64)
+    weights = torch.tensor([[0.5, 0.5, 0.0], [0.1, 0.2, 0.7]])
+    assert fused.extension().draw(weights, top).tolist() == [1, 2]
+    assert fused.extension().draw(weights, torch.zeros(2, dtype=torch.float64)).tolist() == [0, 0]
+    with pytest.raises(RuntimeError, match="uniform must be a \\(batch,\\) float64"):
+        fused.extension().draw(weights, top.float())
 
 
 @pytest.mark.parametrize("arguments, message", [

@@ -18,7 +18,9 @@ length, each step computing only the rows still running. A step's product
 goes to BLAS, or, when it is big (float32, rows × kernel at least 4M
 multiply-adds: an LSTM(512) with 64 rows), to oneDNN with the kernel packed
 once into its own layout (about twice BLAS' speed here). `CellStep` is one
-time step without autograd, for generation, with the kernel packed once.
+time step without autograd, for generation, with the kernel packed once;
+`csrc/sampling.cpp` adds `draw`, generation's sampler in one call
+(`seqlab.generation.draw`).
 
 The extension is compiled on first use with PyTorch's C++ toolchain
 (`torch.utils.cpp_extension`, g++ and ninja; about 30 s, cached under
@@ -45,7 +47,8 @@ from seqlab.kernels.allocator import keep_freed_memory
 from seqlab.kernels.native import Blocks
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
-SOURCE = Path(__file__).with_name("csrc") / "fused_loop.cpp"
+# The recurrent loop, and `draw` for generation (bound in fused_loop.cpp's module).
+SOURCES = [str(Path(__file__).with_name("csrc") / name) for name in ("fused_loop.cpp", "sampling.cpp")]
 
 
 def _build_name() -> str:
@@ -116,12 +119,12 @@ def _build(load):
     toolchain without OpenMP gets the same loops on one thread rather than none at all."""
     threading = _threading_flags()
     try:
-        return load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS + threading, extra_ldflags=threading,
+        return load(NAME, SOURCES, extra_cflags=COMPILER_FLAGS + threading, extra_ldflags=threading,
                     verbose=False)
     except Exception:
         if not threading:
             raise
-        return load(NAME, [str(SOURCE)], extra_cflags=COMPILER_FLAGS, verbose=False)
+        return load(NAME, SOURCES, extra_cflags=COMPILER_FLAGS, verbose=False)
 
 
 def _put_pip_ninja_on_path() -> None:

@@ -958,6 +958,9 @@ std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_out
   });
 }
 
+// sampling.cpp
+Tensor draw(const Tensor& probabilities, const Tensor& uniform);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "recurrent time loop, forward");
   m.def("backward", &backward, "recurrent time loop, backward");
@@ -970,6 +973,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def(pybind11::init<int64_t, const Tensor&, const std::optional<Tensor>&, const std::optional<Tensor>&,
                           int64_t>())
       .def("__call__", &Step::operator(), "one step: (projected, h, c | None) -> [h_t, c_t | None]");
+  m.def("draw", &draw, "one index per row of probabilities (B, V), at float64 uniforms u (B,): "
+        "the first i whose running sum exceeds u times the row's total");
   m.def("uses_packed_product", [](int64_t rows, int64_t k, int64_t n) {
     return !packed_kernels<float>(torch::zeros({1, k, n}), rows).empty();
   }, "whether a float32 product of (rows, k) by (k, n) in the loop runs on oneDNN's packed kernel");
