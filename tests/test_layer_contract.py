@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import seqlab
 from seqlab import layers
@@ -61,6 +62,23 @@ def test_one_hot_times_dense_equals_embedding_lookup():
     looked_up = embedding(ids)
     dense.set_weights(embedding.get_weights())
     assert torch.equal(dense(layers.one_hot(ids, 7)), looked_up)
+
+
+@pytest.mark.parametrize("shape", [(9,), (4, 7), (2, 3, 5)])
+def test_embedding_gradient_sums_each_rows_lookups_as_one_hot_times_dense(shape):
+    torch.manual_seed(2)
+    embedding = built(layers.Embedding(6, 3, dtype="float64"), (None, None))
+    ids = torch.randint(0, 6, shape)
+    ids.view(-1)[:3] = 4  # one row looked up several times
+    upstream = torch.randn(*shape, 3, dtype=torch.float64)
+    (embedding(ids) * upstream).sum().backward()
+    expected = layers.one_hot(ids, 6, dtype=torch.float64).reshape(-1, 6).T @ upstream.reshape(-1, 3)
+    torch.testing.assert_close(embedding.embeddings.grad, expected, rtol=0, atol=1e-12)
+    reference = embedding.embeddings.detach().clone().requires_grad_()
+    (F.embedding(ids, reference) * upstream).sum().backward()
+    assert torch.equal(embedding.embeddings.grad, reference.grad)  # the same sums, in the same order
+    with torch.no_grad():
+        assert torch.equal(embedding(ids), F.embedding(ids, reference))
 
 
 def test_simple_rnn_equals_step_by_step_hand_computation():

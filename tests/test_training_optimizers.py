@@ -8,6 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+import seqlab
+from seqlab import kernels, layers
 from seqlab.saving import decode_state, encode_state
 from seqlab.training import optimizers
 from seqlab.training.optimizers import SGD, Adam, RMSprop
@@ -135,6 +137,62 @@ def test_state_round_trips_through_the_checkpoint_codec():
     assert fresh.iterations == 2
     for key, value in optimizer.torch_optimizer.state_dict()["state"][0].items():
         assert torch.equal(fresh.torch_optimizer.state_dict()["state"][0][key], value)
+
+
+@pytest.mark.parametrize("optimizer_class, arguments", [
+    (Adam, {"learning_rate": 0.01}), (Adam, {"learning_rate": 0.01, "amsgrad": True}),
+    (optimizers.AdamW, {"learning_rate": 0.01, "weight_decay": 0.1})])
+@pytest.mark.parametrize("dtype, tolerance", [(torch.float32, 1e-6), (torch.float64, 1e-14)])
+def test_adam_runs_the_fused_kernel_with_the_default_kernels_updates(optimizer_class, arguments, dtype, tolerance):
+    torch.manual_seed(0)
+    fast = nn.Sequential(nn.Embedding(50, 4), nn.Flatten(), nn.Linear(12, 1)).to(dtype)
+    plain = nn.Sequential(nn.Embedding(50, 4), nn.Flatten(), nn.Linear(12, 1)).to(dtype)
+    plain.load_state_dict(fast.state_dict())
+    initial = fast[0].weight.detach().clone()
+    optimizer = optimizer_class(**arguments)
+    optimizer.bind(fast)
+    assert optimizer.torch_optimizer.defaults["fused"] is True
+    reference = optimizer.torch_class(plain.parameters(), lr=0.01, **optimizer.torch_arguments())
+    for step in range(5):
+        ids = torch.randint(0, 50, (8, 3), generator=torch.Generator().manual_seed(step))  # most rows see no batch
+        for model in (fast, plain):
+            model.zero_grad()
+            model(ids).square().sum().backward()
+        optimizer.step(fast)
+        reference.step()
+    for mine, expected in zip(fast.parameters(), plain.parameters()):
+        torch.testing.assert_close(mine, expected, rtol=tolerance, atol=tolerance)
+    assert not torch.equal(fast[0].weight, initial)
+
+
+@pytest.mark.parametrize("cell", [layers.LSTM, layers.GRU])
+def test_a_fused_update_reaches_the_native_kernels_cached_weights(cell):
+    # The native path caches the weights in PyTorch's layout until a weight's version changes;
+    # the fused kernel does not count its writes, so seqlab's step must, or inference would run stale weights.
+    torch.manual_seed(0)
+    model = seqlab.Sequential([cell(8), layers.Dense(1)])
+    model.build((None, None, 3))
+    kernels.force_execution(model, "native")
+    inputs = torch.randn(4, 5, 3)
+    optimizer = Adam(learning_rate=0.1)
+    optimizer.bind(model)
+    with torch.no_grad():
+        before = model(inputs)  # fills the cache
+    model(inputs).square().sum().backward()
+    optimizer.step(model)
+    with torch.no_grad():
+        after = model(inputs)
+        kernels.force_execution(model, "reference")
+        torch.testing.assert_close(after, model(inputs), rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(before, after)
+
+
+def test_optimizers_without_a_fused_kernel_or_on_integer_parameters_bind_the_default_one():
+    assert not _bound(RMSprop()).defaults.get("fused")
+    module = nn.Linear(3, 2)
+    module.register_parameter("counts", nn.Parameter(torch.zeros(2, dtype=torch.long), requires_grad=False))
+    assert _bound(Adam(), module).defaults["fused"] is True  # frozen parameters are not optimized
+    assert not _bound(Adam(), nn.Linear(3, 2).to(torch.float16).to("meta")).defaults.get("fused")
 
 
 def test_a_torch_optimizer_is_accepted_as_it_is():

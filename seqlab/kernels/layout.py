@@ -7,7 +7,10 @@ same (i, f, c/g, o); the GRU's is z, r, h in Keras and r, z, n in PyTorch, and
 only Keras' `reset_after=True` GRU (bias `(2, 3u)`: input and recurrent
 biases) computes PyTorch's equation. The conversion is differentiable (its
 gradients flow back to the Keras-layout weights), and outside autograd its
-result is cached until a weight changes.
+result is cached until a weight changes: a change PyTorch counts on the weight
+(`_version`). PyTorch's fused optimizers (`fused=True`) write weights without
+counting; seqlab's optimizers count their updates for them
+(`torch.autograd.graph.increment_version`), and code that steps one itself must do the same.
 
     >>> weights = native_weights(lstm.cell)     # [weight_ih, weight_hh, bias_ih, bias_hh]
 """

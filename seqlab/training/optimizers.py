@@ -47,6 +47,9 @@ class Optimizer(abc.ABC):
 
     torch_class: type[torch.optim.Optimizer]
     defaults: dict[str, Any] = {}
+    # Whether `torch_class` has a fused kernel (`fused=True`): one pass over each parameter, where the
+    # default CPU implementation runs a dozen tensor operations per parameter (see `Adam`).
+    fusable = False
 
     def __init__(self, learning_rate: float | LearningRateSchedule | None = None, *,
                  clipnorm: float | None = None, clipvalue: float | None = None,
@@ -76,8 +79,10 @@ class Optimizer(abc.ABC):
         if not parameters:
             raise ValueError(f"{type(module).__name__} has no trainable parameters to optimize. "
                              "Build the model (call it on an input) before training.")
-        self.torch_optimizer = self.torch_class(parameters, lr=self._rate_at(self.iterations),
-                                                **self.torch_arguments())
+        arguments = self.torch_arguments()
+        if self.fusable and all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in parameters):
+            arguments["fused"] = True
+        self.torch_optimizer = self.torch_class(parameters, lr=self._rate_at(self.iterations), **arguments)
 
     @property
     def bound(self) -> bool:
@@ -119,6 +124,11 @@ class Optimizer(abc.ABC):
             scaler.update()
         else:
             optimizer.step()
+        if optimizer.defaults.get("fused"):
+            # PyTorch's fused kernels write the parameters without counting a change on them; seqlab's
+            # caches of derived weights (the native recurrent layout) key on that count, so count it.
+            torch.autograd.graph.increment_version(
+                [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
         self.iterations += 1
         apply_weight_constraints(model)
 
@@ -166,10 +176,17 @@ class Adam(Optimizer):
 
     Keras defaults: learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False.
 
+    Runs PyTorch's fused kernel (`fused=True`) for floating-point parameters on the
+    CPU or a GPU: the same update in one pass per parameter. On the CPU the default
+    implementation spends most of its time in √v̂ over an embedding's rows that no
+    batch has reached (`sqrt` of zeros runs at a sixth of its usual speed here): for the
+    IMDb classifier's 20000 × 20 table, 0.8 against 2.4-2.7 ms per step.
+
         >>> Adam(learning_rate=3e-4)
     """
 
     torch_class = torch.optim.Adam
+    fusable = True
     defaults = {"learning_rate": 1e-3, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}
 
     def torch_arguments(self) -> dict[str, Any]:
