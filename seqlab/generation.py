@@ -125,9 +125,9 @@ def draw(probabilities: torch.Tensor, generator: torch.Generator | None = None) 
     """
     u = torch.rand(probabilities.shape[0], 1, generator=generator, dtype=torch.float64,
                    device=probabilities.device)
-    if probabilities.device.type == "cpu" and probabilities.dtype in (torch.float32, torch.float64):
-        if fused.available():
-            return fused.extension().draw(probabilities, u.view(-1))
+    if (probabilities.device.type == "cpu" and probabilities.dtype in (torch.float32, torch.float64)
+            and fused.available()):
+        return fused.extension().draw(probabilities, u.view(-1))
     cumulative = probabilities.double().cumsum(-1)
     drawn = torch.searchsorted(cumulative, u * cumulative[:, -1:], right=True)
     return drawn.squeeze(-1).clamp_(max=cumulative.shape[-1] - 1)
