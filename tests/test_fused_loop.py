@@ -399,9 +399,11 @@ def test_directions_reading_the_same_padded_inputs_share_one_projection(monkeypa
 def test_the_projection_and_its_gradients_equal_plain_products():
     """`_Projection` (oneDNN's matmul for big float32 products) against `x @ W_d` in float64."""
     torch.manual_seed(0)
-    # the weakly linked `at::native::mkldnn_matmul` resolves wherever PyTorch has oneDNN (used on x86-64)
+    # the weakly linked `at::native::mkldnn_matmul` resolves wherever PyTorch has oneDNN (used on x86-64),
+    # and PyTorch runs it only on CPUs with oneDNN's bfloat16 kernels (float32 included)
     if platform.machine() in ("x86_64", "AMD64"):
-        assert fused.extension().products_use_onednn() == torch.backends.mkldnn.is_available()
+        assert fused.extension().products_use_onednn() == (
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
     for rows, k, n in [(5, 3, 8), (300, 64, 256)]:  # BLAS, then oneDNN where the extension finds it
         x = torch.randn(rows, k, requires_grad=True)
         kernels = torch.randn(2, n, k).transpose(1, 2).requires_grad_()  # transposed views, as LSTM kernels

@@ -377,6 +377,17 @@ struct Stacked {
 // products (AVX512-BF16), which generation asks for.
 constexpr int64_t kOneDnnMinimum = int64_t(1) << 22;  // rows × k × n multiply-adds
 
+// Whether this CPU runs oneDNN's bfloat16 kernels (AVX512-BW/VL/DQ or AVX-NE-CONVERT; PyTorch's own
+// check). PyTorch's oneDNN matmul refuses float32 too without them, and the packed layout refuses
+// bfloat16; on such a CPU (an AVX2-only x86-64, say) every product goes to BLAS or at::mm instead.
+bool onednn_bfloat16() {
+  static const bool supported = [] {
+    const auto check = c10::Dispatcher::singleton().findSchema({"mkldnn::_is_mkldnn_bf16_supported", ""});
+    return check && check->typed<bool()>().call();
+  }();
+  return supported;
+}
+
 const c10::OperatorHandle* onednn_linear() {
   static const auto handle = c10::Dispatcher::singleton().findSchema({"mkldnn::_linear_pointwise", ""});
   return handle && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() ? &*handle : nullptr;
@@ -387,7 +398,7 @@ const c10::OperatorHandle* onednn_linear() {
 Tensor pack(const Tensor& b, int64_t rows) {
   static const auto reorder = c10::Dispatcher::singleton().findSchema({"mkldnn::_reorder_linear_weight", ""});
   const bool low_precision = b.scalar_type() == at::kBFloat16;
-  if (!onednn_linear() || !reorder) return low_precision ? b : Tensor();
+  if (!onednn_linear() || !reorder || (low_precision && !onednn_bfloat16())) return low_precision ? b : Tensor();
   return reorder->typed<Tensor(const Tensor&, std::optional<int64_t>)>().call(b.t().contiguous(), rows);
 }
 
@@ -472,7 +483,8 @@ namespace {
 
 bool onednn_matmul() {
 #if defined(__x86_64__)
-  return at::native::mkldnn_matmul && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn();
+  return at::native::mkldnn_matmul && at::hasMKLDNN() && at::globalContext().userEnabledMkldnn() &&
+         onednn_bfloat16();
 #else
   return false;
 #endif
