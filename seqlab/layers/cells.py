@@ -18,7 +18,8 @@ from which every fast path decides whether it can stand in for `step`; a
 subclass that rewrites `step` (or the input half) states None, and always
 runs its own `step`. A cell also keeps its weights in PyTorch's native layout
 (`native_weights()`), converted once and reused outside autograd until a
-weight changes (PyTorch's count of writes, `_version`).
+weight changes (PyTorch's count of writes, `_version`; an optimizer step
+counts its writes, fused or not, through a post-hook registered here).
 
     >>> cell = LSTMCell(8)
     >>> h, (h, c) = cell(torch.randn(2, 5), cell.get_initial_state(2))
@@ -29,6 +30,7 @@ weight changes (PyTorch's count of writes, `_version`).
 from __future__ import annotations
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from seqlab import activations, constraints, initializers, regularizers
 from seqlab.kernels import layout
@@ -207,6 +209,19 @@ class RecurrentCell(Layer):
             "seed": self.seed,
         })
         return config
+
+
+def _count_optimizer_writes(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """After any optimizer's step: count a write on every parameter it stepped.
+
+    PyTorch's fused kernels (`Adam(fused=True)`) write parameters without counting, and the
+    cells' native-layout caches key on that count; counting twice is harmless.
+    """
+    torch.autograd.graph.increment_version(
+        [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
+
+
+register_optimizer_step_post_hook(_count_optimizer_writes)  # global, once: no optimizer can skip it
 
 
 def _masked(h: torch.Tensor, recurrent_mask: torch.Tensor | None) -> torch.Tensor:
