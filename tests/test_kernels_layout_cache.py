@@ -47,3 +47,31 @@ def test_a_fused_step_counts_a_change_on_the_parameters_it_wrote():
     version = weight._version
     optimizer.step()
     assert weight._version > version
+
+
+def test_an_optimizer_of_ones_own_writing_through_data_still_refreshes_the_layout():
+    """The post-hook covers every `torch.optim.Optimizer`, including a subclass whose step writes
+    through `.data` (which PyTorch does not count)."""
+
+    class Halve(torch.optim.Optimizer):
+        def __init__(self, params):
+            super().__init__(params, {})
+
+        @torch.no_grad()
+        def step(self, closure=None):
+            for group in self.param_groups:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.data.mul_(0.5)
+
+    torch.manual_seed(1)
+    model = _gru_model()
+    inputs = torch.randn(2, 4, 3)
+    with torch.no_grad():
+        model(inputs)
+    model(inputs).sum().backward()
+    Halve(model.parameters()).step()
+    fresh = _gru_model()
+    fresh.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(model(inputs), fresh(inputs), rtol=0, atol=0)

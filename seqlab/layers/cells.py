@@ -44,10 +44,12 @@ States = list  # list of (batch, units) tensors
 class RecurrentCell(Layer):
     """What every cell shares: units, activations, the three weights and dropout rates.
 
-    A subclass states its equation in `step(projected, states, recurrent_mask,
+    A subclass writes its math in `step(projected, states, recurrent_mask,
     recurrent_kernel)`, which returns `(output, new_states)` for one time step.
     `recurrent_kernel` (default: the cell's own) lets generation pass a copy of
-    W_h in bfloat16 (`Stepper(precision="bfloat16")`).
+    W_h in bfloat16 (`Stepper(precision="bfloat16")`). SimpleRNN, LSTM and GRU
+    cells also declare that math as their `equation`, so the fast paths can run
+    it; a cell declaring none (this class's default) runs its `step`.
     """
 
     gates = 1  # how many blocks of `units` the kernels hold
