@@ -16,9 +16,10 @@ The fast paths compute the standard activations only (`standard_gates`: tanh
 and sigmoid; a SimpleRNN tanh or relu); ONNX export writes any activation it
 knows. Two cells compute the same step when their equations are equal.
 
-    >>> LSTMCell(8).equation
-    Equation(form=<Form.LSTM: 'lstm'>, activation=<built-in method tanh ...>, recurrent_activation=<... sigmoid ...>)
-    >>> fused.cell_code(cell)    # which of the C++ loop's equations, from `cell.equation` only
+    >>> LSTMCell(8).equation == Equation(Form.LSTM, torch.tanh, torch.sigmoid)
+    True
+    >>> GRUCell(8, reset_after=False).equation.form, HalvedLSTMCell(8).equation   # a step of its own
+    (<Form.GRU_RESET_BEFORE: 'gru_reset_before'>, None)
 """
 
 from __future__ import annotations
