@@ -59,7 +59,7 @@ from torch import nn
 from seqlab import activations
 from seqlab.saving import write_atomically
 from seqlab.layers import Activation, Dense, Dropout, Embedding, InputLayer, Layer, LayerNormalization, TimeDistributed
-from seqlab.layers.cells import GRUCell, LSTMCell, SimpleRNNCell
+from seqlab.kernels.equations import Form
 from seqlab.layers.recurrent import RNN
 
 __all__ = ["MODES", "OnnxExportError", "export_onnx"]
@@ -460,19 +460,20 @@ def _varying_sizes(value) -> list[int | None]:
 def _recurrent_spec(layer: RNN, has_mask: bool, state_inputs: int, weight_inputs: int) -> dict[str, Any]:
     """What the Scan expansion needs to know about `layer`, as JSON."""
     cell = layer.cell
-    kinds = {SimpleRNNCell: "SimpleRNN", LSTMCell: "LSTM", GRUCell: "GRU"}
-    kind = next((name for klass, name in kinds.items() if isinstance(cell, klass)), None)
-    if kind is None:
+    equation = cell.equation  # what the Scan body must compute: the cell's declared equation, nothing else
+    if equation is None:
         raise OnnxExportError(
-            f"{layer.name}: ONNX export knows SimpleRNN, LSTM and GRU cells, not {type(cell).__name__}.")
+            f"{layer.name}: ONNX export writes the equations of SimpleRNN, LSTM and GRU cells; "
+            f"{type(cell).__name__} computes its own step, which it cannot write.")
+    kind = "SimpleRNN" if equation.form is Form.SIMPLE else "LSTM" if equation.form.is_lstm else "GRU"
     if cell.kernel.dtype != torch.float32:
         raise OnnxExportError(f"{layer.name}: ONNX export writes float32 graphs; this layer's weights are "
                               f"{cell.kernel.dtype}. Convert the model with model.float() first.")
     spec = {
         "name": layer.name, "cell": kind, "units": cell.units, "use_bias": cell.use_bias,
-        "activation": _activation_name(cell.activation, layer.name),
-        "recurrent_activation": _activation_name(getattr(cell, "recurrent_activation", None), layer.name),
-        "reset_after": getattr(cell, "reset_after", False), "peephole": getattr(cell, "peephole", False),
+        "activation": _activation_name(equation.activation, layer.name),
+        "recurrent_activation": _activation_name(equation.recurrent_activation, layer.name),
+        "reset_after": equation.form is Form.GRU_RESET_AFTER, "peephole": equation.form is Form.LSTM_PEEPHOLE,
         "go_backwards": layer.go_backwards, "return_sequences": layer.return_sequences,
         "return_state": layer.return_state, "zero_output_for_mask": layer.zero_output_for_mask,
         "time_major": layer.time_major, "has_mask": has_mask, "state_inputs": state_inputs,

@@ -30,7 +30,10 @@ to this CPU). Where it cannot be built, or with `SEQLAB_NO_EXTENSION=1`,
 warning that says why. Loading it also tunes glibc to keep freed memory for
 reuse (`seqlab.kernels.allocator`).
 
-    >>> outputs, last, finals = run_fused([cell], [inputs], [states], mask, [None], False)
+Which of the loop's equations runs a cell is read off `cell.equation` alone
+(`cell_code`); a cell whose equation is None (its own `step`) never runs here.
+
+    >>> outputs, last, finals = run_fused([cell], [inputs], [states], Padding.of(mask), [None], False)
 """
 
 from __future__ import annotations
@@ -42,10 +45,9 @@ from pathlib import Path
 
 import torch
 
-from seqlab import activations
 from seqlab.kernels.allocator import keep_freed_memory
-from seqlab.kernels.native import Blocks
-from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+from seqlab.kernels.equations import RELU, SIGMOID, TANH, Equation, Form, equation_of
+from seqlab.kernels.masks import Padding
 
 # The recurrent loop, and `draw` for generation (bound in fused_loop.cpp's module).
 SOURCES = [str(Path(__file__).with_name("csrc") / name) for name in ("fused_loop.cpp", "sampling.cpp")]
@@ -67,7 +69,14 @@ def _build_name() -> str:
 
 
 NAME = _build_name()
-SIMPLE_TANH, SIMPLE_RELU, LSTM, GRU_RESET_AFTER, GRU_RESET_BEFORE = range(5)
+SIMPLE_TANH, SIMPLE_RELU, LSTM, GRU_RESET_AFTER, GRU_RESET_BEFORE = range(5)  # fused_loop.cpp's codes
+CODES = {  # the equations the loop computes (a peephole LSTM is LSTM with its peephole weights given)
+    Equation(Form.SIMPLE, TANH): SIMPLE_TANH, Equation(Form.SIMPLE, RELU): SIMPLE_RELU,
+    Equation(Form.LSTM, TANH, SIGMOID): LSTM, Equation(Form.LSTM_PEEPHOLE, TANH, SIGMOID): LSTM,
+    Equation(Form.GRU_RESET_AFTER, TANH, SIGMOID): GRU_RESET_AFTER,
+    Equation(Form.GRU_RESET_BEFORE, TANH, SIGMOID): GRU_RESET_BEFORE,
+}
+PRECISIONS = ("float32", "bfloat16")  # of a generation step's recurrent product (`CellStep`'s kernel)
 
 # -march=native: the extension is built on the machine that runs it. -fno-trapping-math and
 # `#pragma omp simd` (-fopenmp-simd) let the compiler vectorize the loops over units; NaN and
@@ -148,27 +157,20 @@ def available() -> bool:
     return extension() is not None
 
 
-def cell_code(cell: RecurrentCell) -> int | None:
-    """Which equation of the C++ loop computes `cell.step`, or None."""
-    standard_gates = (getattr(cell, "activation", None) is torch.tanh
-                      and getattr(cell, "recurrent_activation", None) is torch.sigmoid)
-    if type(cell) is SimpleRNNCell:
-        return {torch.tanh: SIMPLE_TANH, activations.get("relu"): SIMPLE_RELU}.get(cell.activation)
-    if type(cell) is LSTMCell and standard_gates:
-        return LSTM
-    if type(cell) is GRUCell and standard_gates:
-        return GRU_RESET_AFTER if cell.reset_after else GRU_RESET_BEFORE
-    return None
+def cell_code(cell) -> int | None:
+    """Which equation of the C++ loop computes `cell.step` (from `cell.equation`), or None."""
+    equation = equation_of(cell)
+    return None if equation is None else CODES.get(equation)
 
 
-def supports(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
+def supports(cell, inputs: torch.Tensor) -> bool:
     """Whether the C++ loop computes this cell's equation on these inputs."""
     return (cell_code(cell) is not None and inputs.device.type == "cpu"
             and inputs.dtype in (torch.float32, torch.float64) and cell.kernel.dtype == inputs.dtype
             and available())
 
 
-def preferred(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
+def preferred(cell, inputs: torch.Tensor) -> bool:
     """Whether `execution="auto"` should train this cell on the C++ loop even where a native kernel exists.
 
     Measured on the 2-core CPU (docs/performance.md): in a training step (forward
@@ -179,23 +181,23 @@ def preferred(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
     `seqlab.kernels.paired`), and in inference (no gradient) the native kernels'
     forward is as fast.
     """
-    return trains(cell, inputs) and type(cell) is not LSTMCell and supports(cell, inputs)
+    return trains(cell, inputs) and supports(cell, inputs) and not equation_of(cell).form.is_lstm
 
 
-def trains(cell: RecurrentCell, inputs: torch.Tensor) -> bool:
+def trains(cell, inputs: torch.Tensor) -> bool:
     """Whether running `cell` on `inputs` records gradients (a training step, not inference)."""
     return torch.is_grad_enabled() and (
         inputs.requires_grad or any(p.requires_grad for p in cell.parameters(recurse=False)))
 
 
-def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: list[list[torch.Tensor]],
-              mask: torch.Tensor | None, recurrent_masks: list[torch.Tensor | None], zero_output_for_mask: bool,
+def run_fused(cells: list, inputs: list[torch.Tensor], states: list[list[torch.Tensor]],
+              padding: Padding, recurrent_masks: list[torch.Tensor | None], zero_output_for_mask: bool,
               reverse_last: bool = False, need_sequence: bool = True
               ) -> tuple[torch.Tensor | None, torch.Tensor, list[list[torch.Tensor]]]:
     """Run `cells` (one per direction, the same equation) over `inputs[d] (batch, time, features)`.
 
-    states[d] are direction d's initial states, mask `(batch, time)` (True at
-    real steps) or None, recurrent_masks[d] a `(batch, units)` keep-mask or
+    states[d] are direction d's initial states, `padding` the analysed mask
+    (`seqlab.kernels.masks`), recurrent_masks[d] a `(batch, units)` keep-mask or
     None. With `reverse_last` the last direction reads time backwards (a
     Bidirectional layer's backward half). Returns
     - outputs `(batch, time, D, units)` in input time order (None unless `need_sequence`),
@@ -207,9 +209,7 @@ def run_fused(cells: list[RecurrentCell], inputs: list[torch.Tensor], states: li
     `index_select` (PackedSequence's order), and each step computes only the
     rows still running; the outputs are put back in Keras' layout.
     """
-    blocks = None if mask is None else Blocks.of(mask)
-    if blocks is not None and blocks.full:
-        mask = blocks = None
+    mask, blocks = padding.mask, padding.blocks
     if blocks is not None and reverse_last and need_sequence and not zero_output_for_mask:
         blocks = None  # a backward half's held outputs before its block: the plain masked loop has them
     lengths = order = None
@@ -257,7 +257,7 @@ class CellStep:
     default the cell's; a bfloat16 copy multiplies h rounded to bfloat16.
     """
 
-    def __init__(self, cell: RecurrentCell, like: torch.Tensor, recurrent_kernel: torch.Tensor | None = None,
+    def __init__(self, cell, like: torch.Tensor, recurrent_kernel: torch.Tensor | None = None,
                  batch_size: int = 1):
         with torch.no_grad():
             kernel = (cell.recurrent_kernel if recurrent_kernel is None else recurrent_kernel).detach()
@@ -274,7 +274,7 @@ class CellStep:
         return h, ([h] if c is None else [h, c])
 
 
-def _project(cells: list[RecurrentCell], inputs: list[torch.Tensor], packed: bool = False) -> torch.Tensor:
+def _project(cells: list, inputs: list[torch.Tensor], packed: bool = False) -> torch.Tensor:
     """`x_d W_x` of every direction d, each direction's time-major: `(D, time, batch, k*units)` from inputs
     `(batch, time, features)`. The loop adds the input bias `b_x` itself (a product into a bias-filled
     tensor would write every row twice).
@@ -346,21 +346,21 @@ def _real_steps(lengths: torch.Tensor, time: int, order: torch.Tensor | None = N
     return (first[None, :] + steps)[steps < lengths[None, :]]
 
 
-def _input_biases(cells: list[RecurrentCell]) -> torch.Tensor | None:
+def _input_biases(cells: list) -> torch.Tensor | None:
     """The directions' input biases b_x `(D, k*units)`; None for cells without a bias."""
     biases = [cell.input_bias() for cell in cells]
     return None if biases[0] is None else torch.stack(biases)
 
 
-def _peepholes(cells: list[RecurrentCell]) -> torch.Tensor | None:
+def _peepholes(cells: list) -> torch.Tensor | None:
     """Peephole LSTMs' weights `(D, 3, units)`: p_i, p_f, p_o of each direction; else None."""
-    if not getattr(cells[0], "peephole", False):
+    if equation_of(cells[0]).form is not Form.LSTM_PEEPHOLE:
         return None
     return torch.stack([torch.stack([cell.input_gate_peephole_weights, cell.forget_gate_peephole_weights,
                                      cell.output_gate_peephole_weights]) for cell in cells])
 
 
-def _recurrent_bias(cells: list[RecurrentCell], like: torch.Tensor) -> torch.Tensor | None:
+def _recurrent_bias(cells: list, like: torch.Tensor) -> torch.Tensor | None:
     """The reset_after GRU's recurrent biases `(D, 1, 3*units)` (zeros without bias); else None."""
     if cell_code(cells[0]) != GRU_RESET_AFTER:
         return None

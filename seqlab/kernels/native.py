@@ -1,15 +1,16 @@
 """PyTorch's native recurrent kernels (oneDNN on CPU, cuDNN on GPU) with Keras semantics.
 
-`run_native([cell], inputs, [states], mask, ...)` computes exactly what the
-reference loop in `seqlab.layers.recurrent` computes, for the configurations
-the native kernels implement (`supports(cell)`): LSTM with tanh/sigmoid and no
-peephole, GRU with `reset_after=True` and tanh/sigmoid, SimpleRNN with tanh or
-relu; no recurrent dropout in training. Inputs are in processing order
+`run_native([cell], inputs, [states], padding, ...)` computes exactly what the
+reference loop (`seqlab.kernels.reference_loop`) computes, for the equations
+the native kernels implement (`supports(cell)`, from `cell.equation` alone):
+LSTM with tanh/sigmoid and no peephole, GRU with `reset_after=True` and
+tanh/sigmoid, SimpleRNN with tanh or relu; no recurrent dropout in training. Inputs are in processing order
 (already reversed for `go_backwards`). Given two cells and no padding, it
 runs a Bidirectional layer's two directions in one kernel call.
 
-Masks: any mask whose real steps form one contiguous block per sequence
-(right-padded, left-padded, or both) runs natively, in time segments:
+Masks (`seqlab.kernels.masks.Padding`): any mask whose real steps form one
+contiguous block per sequence (right-padded, left-padded, or both) runs
+natively, in time segments:
 
 1. each row's block is gathered to the front (right padding) and the rows are
    sorted by length, longest first;
@@ -31,90 +32,38 @@ import torch
 import torch.nn.functional as F
 from torch import _VF
 
-from seqlab import activations
+from seqlab.kernels.equations import TANH, Form, equation_of
 from seqlab.kernels.layout import native_weights
-from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+from seqlab.kernels.masks import Blocks, Padding
 
 MAX_SEGMENTS = 8  # cuts per masked batch when only h is needed: padding waste ~1/16, few kernel calls
 
 
-def supports(cell: RecurrentCell, training: bool) -> bool:
+NATIVE_FORMS = (Form.SIMPLE, Form.LSTM, Form.GRU_RESET_AFTER)
+
+
+def supports(cell, training: bool) -> bool:
     """Whether PyTorch's native kernel computes this cell's equation exactly."""
     if training and cell.recurrent_dropout > 0:
         return False
-    if isinstance(cell, LSTMCell):
-        return not cell.peephole and cell.activation is torch.tanh and cell.recurrent_activation is torch.sigmoid
-    if isinstance(cell, GRUCell):
-        return cell.reset_after and cell.activation is torch.tanh and cell.recurrent_activation is torch.sigmoid
-    if isinstance(cell, SimpleRNNCell):
-        return cell.activation in (torch.tanh, activations.get("relu"))
-    return False
+    equation = equation_of(cell)
+    return equation is not None and equation.form in NATIVE_FORMS and equation.standard_gates
 
 
-def same_equation(forward: RecurrentCell, backward: RecurrentCell) -> bool:
-    """Whether two cells can share one bidirectional kernel call."""
-    return (type(forward) is type(backward) and forward.units == backward.units
-            and forward.use_bias == backward.use_bias and forward.activation is backward.activation
-            and forward.kernel.shape == backward.kernel.shape and forward.kernel.dtype == backward.kernel.dtype)
-
-
-class Blocks:
-    """Where each row's real steps are: `starts (batch,)`, `lengths (batch,)` (one block per row)."""
-
-    def __init__(self, starts: torch.Tensor, lengths: torch.Tensor, time: int):
-        self.starts, self.lengths, self.time = starts, lengths, time
-
-    @classmethod
-    def of(cls, mask: torch.Tensor) -> "Blocks | None":
-        """The blocks of `mask (batch, time)`, or None if a row is empty or not contiguous."""
-        lengths = mask.sum(dim=1)
-        starts = mask.int().argmax(dim=1)
-        steps = torch.arange(mask.shape[1], device=mask.device)
-        block = (steps >= starts[:, None]) & (steps < (starts + lengths)[:, None])
-        if bool((lengths == 0).any()) or not torch.equal(block, mask):
-            return None
-        return cls(starts, lengths, mask.shape[1])
-
-    @property
-    def full(self) -> bool:
-        return bool((self.lengths == self.time).all())
-
-    def gather_to_front(self, inputs: torch.Tensor) -> torch.Tensor:
-        """Shift each row's block to start at step 0 (right padding)."""
-        if not bool(self.starts.any()):
-            return inputs
-        steps = torch.arange(self.time, device=inputs.device)
-        source = (self.starts[:, None] + steps).clamp(max=self.time - 1)
-        return inputs.gather(1, source[:, :, None].expand(-1, -1, inputs.shape[-1]))
-
-    def scatter_back(self, outputs: torch.Tensor, zero_after: bool) -> torch.Tensor:
-        """Right-padded outputs → Keras' layout (zeros before the block, held or zeros after)."""
-        steps = torch.arange(self.time, device=outputs.device)[None, :]
-        offset = steps - self.starts[:, None]
-        source = offset.clamp(min=0).minimum(self.lengths[:, None] - 1)
-        placed = outputs.gather(1, source[:, :, None].expand(-1, -1, outputs.shape[-1]))
-        empty = offset < 0
-        if zero_after:
-            empty = empty | (offset >= self.lengths[:, None])
-        return placed.masked_fill(empty[:, :, None], 0.0)
-
-
-def run_native(cells: list[RecurrentCell], inputs: torch.Tensor, states: list[list[torch.Tensor]],
-               mask: torch.Tensor | None, need_sequence: bool, zero_output_for_mask: bool,
+def run_native(cells: list, inputs: torch.Tensor, states: list[list[torch.Tensor]],
+               padding: Padding, need_sequence: bool, zero_output_for_mask: bool,
                training: bool, exact_states: bool = True
                ) -> tuple[torch.Tensor | None, list[list[torch.Tensor]]] | None:
     """Outputs `(batch, time, directions*units)` (None unless `need_sequence`) and final states.
 
-    `states[d]` are direction d's initial states. Returns None when the mask is
-    not one the kernel can run (or, for two cells, when there is padding).
+    `states[d]` are direction d's initial states. Returns None when the padding is
+    not one the kernel can run (irregular, or, for two cells, any padding).
     With `exact_states=False` an LSTM's final cell state may be left out
     (only h is returned), which lets masked batches use fewer segments.
     """
-    blocks = None if mask is None else Blocks.of(mask)
-    if mask is not None and blocks is None:
+    if padding.irregular:
         return None
-    if blocks is not None and blocks.full:
-        blocks = None
+    blocks = padding.blocks
     if blocks is not None and len(cells) == 2:
         return None  # each direction runs on its own, segmented
     if blocks is None:
@@ -146,7 +95,7 @@ def _run_segmented(cell, inputs, states, blocks: Blocks, training: bool, exact_s
     hidden = [s.index_select(0, order).unsqueeze(0) for s in states[0]]
     weights = native_weights(cell)
     # Only an LSTM's cell state cannot be read off the outputs: then every row must end at a cut.
-    exact_cuts = exact_states and isinstance(cell, LSTMCell)
+    exact_cuts = exact_states and equation_of(cell).form is Form.LSTM
     read_last = not (need_sequence or exact_cuts)
     ends = _segment_ends(sorted_lengths, exact_cuts)
     starts = [0] + ends[:-1]
@@ -182,12 +131,13 @@ def _segment_ends(sorted_lengths: list[int], every_length: bool) -> list[int]:
 def _call(cell, inputs, hidden, weights, training, bidirectional):
     """One batch-first `_VF` call; returns (outputs, [final states each (directions, batch, units)])."""
     args = (weights, cell.use_bias, 1, 0.0, training, bidirectional, True)
-    if isinstance(cell, LSTMCell):
+    equation = equation_of(cell)
+    if equation.form is Form.LSTM:
         output, h, c = _VF.lstm(inputs, tuple(hidden), *args)
         return output, [h, c]
-    if isinstance(cell, GRUCell):
+    if equation.form is Form.GRU_RESET_AFTER:
         output, h = _VF.gru(inputs, hidden[0], *args)
-    elif cell.activation is torch.tanh:
+    elif equation.activation is TANH:
         output, h = _VF.rnn_tanh(inputs, hidden[0], *args)
     else:
         output, h = _VF.rnn_relu(inputs, hidden[0], *args)

@@ -13,6 +13,14 @@ half out of the time loop as one large matrix product:
 
 and `cell(x_t, states)` is `step(project_inputs(x_t), states)`.
 
+Each cell states the `equation` its step computes (`seqlab.kernels.equations`),
+from which every fast path decides whether it can stand in for `step`; a
+subclass that rewrites `step` (or the input half) states None, and always
+runs its own `step`. A cell also keeps its weights in PyTorch's native layout
+(`native_weights()`), converted once and reused outside autograd until a
+weight changes (PyTorch's count of writes, `_version`; an optimizer step
+counts its writes, fused or not, through a post-hook registered here).
+
     >>> cell = LSTMCell(8)
     >>> h, (h, c) = cell(torch.randn(2, 5), cell.get_initial_state(2))
     >>> h.shape
@@ -22,8 +30,11 @@ and `cell(x_t, states)` is `step(project_inputs(x_t), states)`.
 from __future__ import annotations
 
 import torch
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from seqlab import activations, constraints, initializers, regularizers
+from seqlab.kernels import layout
+from seqlab.kernels.equations import Equation, Form
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.core import dropout_mask
 
@@ -33,10 +44,12 @@ States = list  # list of (batch, units) tensors
 class RecurrentCell(Layer):
     """What every cell shares: units, activations, the three weights and dropout rates.
 
-    A subclass states its equation in `step(projected, states, recurrent_mask,
+    A subclass writes its math in `step(projected, states, recurrent_mask,
     recurrent_kernel)`, which returns `(output, new_states)` for one time step.
     `recurrent_kernel` (default: the cell's own) lets generation pass a copy of
-    W_h in bfloat16 (`Stepper(precision="bfloat16")`).
+    W_h in bfloat16 (`Stepper(precision="bfloat16")`). SimpleRNN, LSTM and GRU
+    cells also declare that math as their `equation`, so the fast paths can run
+    it; a cell declaring none (this class's default) runs its `step`.
     """
 
     gates = 1  # how many blocks of `units` the kernels hold
@@ -71,6 +84,7 @@ class RecurrentCell(Layer):
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         self.seed = seed
         self._generator: torch.Generator | None = None
+        self._native_cache: tuple | None = None  # (the weights' identities and versions, their native layout)
 
     # -- weights
     @property
@@ -99,6 +113,36 @@ class RecurrentCell(Layer):
     @property
     def input_size(self) -> int:
         return self.kernel.shape[0]
+
+    # -- what the step computes, and the weights in PyTorch's layout
+    @property
+    def equation(self) -> Equation | None:
+        """What `step` computes (`seqlab.kernels.equations`); None: only `step` itself knows (a custom cell)."""
+        return None
+
+    def _keeps_step_of(self, declaring: type) -> bool:
+        """Whether this cell computes `declaring`'s step: no subclass rewrote the step or its input half."""
+        return all(getattr(type(self), name) is getattr(declaring, name)
+                   for name in ("step", "project_inputs", "input_bias"))
+
+    def native_weights(self) -> list[torch.Tensor]:
+        """`[weight_ih, weight_hh, bias_ih, bias_hh]` (`seqlab.kernels.layout`; no biases with use_bias=False).
+
+        Differentiable while gradients are recorded; outside autograd the conversion is kept until
+        a weight is replaced or written (its `_version`, which every optimizer step counts).
+        """
+        weights = self.own_weights()
+        if torch.is_grad_enabled() and any(w.requires_grad for w in weights):
+            return self._to_native()
+        key = tuple((w.data_ptr(), w._version, w.dtype, w.device) for w in weights)
+        if self._native_cache is None or self._native_cache[0] != key:
+            with torch.no_grad():
+                self._native_cache = (key, [w.contiguous() for w in self._to_native()])
+        return self._native_cache[1]
+
+    def _to_native(self) -> list[torch.Tensor]:
+        return layout.to_native(self.equation.form, self.kernel, self.recurrent_kernel,
+                                self.bias if self.use_bias else None)
 
     # -- the step
     def input_bias(self) -> torch.Tensor | None:
@@ -169,6 +213,19 @@ class RecurrentCell(Layer):
         return config
 
 
+def _count_optimizer_writes(optimizer: torch.optim.Optimizer, args, kwargs) -> None:
+    """After any optimizer's step: count a write on every parameter it stepped.
+
+    PyTorch's fused kernels (`Adam(fused=True)`) write parameters without counting, and the
+    cells' native-layout caches key on that count; counting twice is harmless.
+    """
+    torch.autograd.graph.increment_version(
+        [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
+
+
+register_optimizer_step_post_hook(_count_optimizer_writes)  # global, once: no optimizer can skip it
+
+
 def _masked(h: torch.Tensor, recurrent_mask: torch.Tensor | None) -> torch.Tensor:
     return h if recurrent_mask is None else h * recurrent_mask
 
@@ -187,6 +244,10 @@ class SimpleRNNCell(RecurrentCell):
     Shapes: x_t (batch, F), h (batch, units), kernel W_x (F, units),
     recurrent_kernel W_h (units, units), bias b (units,). The output is h_t.
     """
+
+    @property
+    def equation(self) -> Equation | None:
+        return Equation(Form.SIMPLE, self.activation) if self._keeps_step_of(SimpleRNNCell) else None
 
     def step(self, projected, states, recurrent_mask=None, recurrent_kernel=None):
         (h_prev,) = states
@@ -226,6 +287,13 @@ class LSTMCell(RecurrentCell):
     @property
     def state_size(self) -> list[int]:
         return [self.units, self.units]
+
+    @property
+    def equation(self) -> Equation | None:
+        if not self._keeps_step_of(LSTMCell):
+            return None
+        return Equation(Form.LSTM_PEEPHOLE if self.peephole else Form.LSTM, self.activation,
+                        self.recurrent_activation)
 
     def build(self, input_shape: Shape) -> None:
         super().build(input_shape)
@@ -296,6 +364,13 @@ class GRUCell(RecurrentCell):
         super().__init__(units, activation=activation, **kwargs)
         self.recurrent_activation = activations.get(recurrent_activation)
         self.reset_after = reset_after
+
+    @property
+    def equation(self) -> Equation | None:
+        if not self._keeps_step_of(GRUCell):
+            return None
+        return Equation(Form.GRU_RESET_AFTER if self.reset_after else Form.GRU_RESET_BEFORE, self.activation,
+                        self.recurrent_activation)
 
     def bias_shape(self) -> tuple[int, ...]:
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

@@ -24,11 +24,20 @@ Keras' semantics, kept exactly:
 - `dropout` / `recurrent_dropout` draw one mask per sequence, reused at every
   step, in training mode only.
 
-Execution: `reference_loop` below is the reference, the definition of correct.
-`execution="auto"` (the default) runs PyTorch's native kernel where it computes
-the same equation (`seqlab.kernels.native`), else seqlab's compiled C++ loop
-(`seqlab.kernels.fused`), else the reference loop; `execution="native"`,
-`"fused"` or `"reference"` forces a path.
+Execution: `seqlab.kernels.reference_loop` is the reference, the definition
+of correct. `execution="auto"` (the default) runs PyTorch's native kernel
+where it computes the cell's equation (`seqlab.kernels.native`), else seqlab's
+compiled C++ loop (`seqlab.kernels.fused`), else the reference loop;
+`execution="native"`, `"fused"` or `"reference"` forces a path. One policy
+decides (`seqlab.kernels.paths.choose`), for this layer and for `Bidirectional`.
+
+The protocol a wrapper uses (`Bidirectional`), each step public:
+`check_inputs(inputs)` (validated, cast to the weights' dtype),
+`analyse_mask(mask, batch, time)` (a `seqlab.kernels.masks.Padding`, which
+`forward(mask=...)` also accepts, already analysed), and
+`begin(inputs, initial_state, training)` → `(reads, states, recurrent_mask)`:
+what the cell reads (input dropout applied), the initial states and the
+recurrent dropout mask, drawn in that order.
 
     >>> lstm = LSTM(16, return_sequences=True, return_state=True)
     >>> seq, h, c = lstm(torch.randn(4, 10, 8))
@@ -43,40 +52,14 @@ from typing import Any
 
 import torch
 
-from seqlab.kernels import fused, native
+from seqlab.kernels import fused, native, paths
+from seqlab.kernels.masks import Padding
+from seqlab.kernels.paths import REQUESTS as EXECUTION_PATHS
+from seqlab.kernels.reference_loop import reference_loop
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 
-
-EXECUTION_PATHS = ("auto", "native", "fused", "reference")
-
-
-def reference_loop(cell: RecurrentCell, projected: torch.Tensor, states: list[torch.Tensor],
-                   mask: torch.Tensor | None, recurrent_mask: torch.Tensor | None,
-                   zero_output_for_mask: bool = False, time_axis: int = 1) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """The reference time loop: `projected (batch, time, k*units)` → outputs `(batch, time, units)`, final states.
-
-    Each step is `cell.step(projected_t, states, recurrent_mask)`. At a step
-    where `mask (batch, time)` is False the states are held and the output is
-    the previous output (zeros with `zero_output_for_mask`). Leading axes
-    before `time_axis` are carried through every step (the paired
-    bidirectional loop stacks the two directions there: `(2, batch, time, k*units)`).
-    """
-    steps = projected.shape[time_axis]
-    step_masks = [None] * steps if mask is None else mask.unsqueeze(-1).unbind(time_axis)
-    previous_output = projected.new_zeros(*projected.shape[:time_axis], cell.units)
-    outputs = []
-    for projected_t, keep in zip(projected.unbind(time_axis), step_masks):
-        output, new_states = cell.step(projected_t, states, recurrent_mask)
-        if keep is None:
-            states = new_states
-        else:
-            states = [torch.where(keep, new, old) for new, old in zip(new_states, states)]
-            held = torch.zeros_like(output) if zero_output_for_mask else previous_output
-            output = torch.where(keep, output, held)
-        previous_output = output
-        outputs.append(output)
-    return torch.stack(outputs, dim=time_axis), states
+__all__ = ["EXECUTION_PATHS", "GRU", "LSTM", "RNN", "SimpleRNN", "reference_loop"]
 
 
 class RNN(Layer):
@@ -124,23 +107,17 @@ class RNN(Layer):
         self.built = True
 
     # ------------------------------------------------------------------ calling
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None,
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | Padding | None = None,
                 training: bool | None = None, initial_state: Any = None) -> Any:
-        inputs = self._check_inputs(inputs)
+        inputs = self.check_inputs(inputs)
         if self.time_major:
             inputs = inputs.transpose(0, 1)
-        batch, time = inputs.shape[0], inputs.shape[1]
-        mask = self._check_mask(mask, batch, time)
-        states = self._initial_states(initial_state, inputs)
+        padding = mask if isinstance(mask, Padding) else self.analyse_mask(mask, inputs.shape[0], inputs.shape[1])
         training = self.training if training is None else training
-
-        input_mask, recurrent_mask = self.cell.dropout_masks(inputs[:, 0], training)
-        if input_mask is not None:
-            inputs = inputs * input_mask[:, None, :]
+        reads, states, recurrent_mask = self.begin(inputs, initial_state, training)
         if self.go_backwards:
-            inputs = inputs.flip(1)
-            mask = None if mask is None else mask.flip(1)
-        outputs, states = self._run(inputs, states, mask, recurrent_mask, training)
+            reads, padding = reads.flip(1), padding.flipped()
+        outputs, states = self._run(reads, states, padding, recurrent_mask, training)
 
         if self.stateful:
             self.carried_states = [s.detach() for s in states]
@@ -152,46 +129,37 @@ class RNN(Layer):
             output = output.transpose(0, 1)
         return [output, *states] if self.return_state else output
 
-    def _run(self, inputs, states, mask, recurrent_mask, training):
-        """Pick the execution path (see `seqlab.kernels`): the C++ loop or PyTorch's native kernel, else the reference loop."""
-        if mask is not None and bool(mask.all()):
-            mask = None  # nothing is padded
-        if self.execution == "auto" and fused.preferred(self.cell, inputs):
-            return self._run_fused(inputs, states, mask, recurrent_mask)
-        if self.execution in ("auto", "native") and native.supports(self.cell, training):
-            need_sequence = self.return_sequences or self.zero_output_for_mask
-            result = native.run_native([self.cell], inputs, [states], mask, need_sequence,
-                                       self.zero_output_for_mask, training,
-                                       exact_states=self.return_state or self.stateful)
-            if result is not None:
-                sequence, (final_states,) = result
-                return sequence, final_states
-        if self.execution == "native":
-            raise ValueError(
-                f"{self.name} cannot run on PyTorch's native kernel (its configuration or mask is "
-                "not one the kernel computes exactly); use execution='auto'."
-            )
-        if self.execution in ("auto", "fused") and fused.supports(self.cell, inputs):
-            return self._run_fused(inputs, states, mask, recurrent_mask)
-        if self.execution == "fused":
-            raise ValueError(
-                f"{self.name} cannot run on seqlab's C++ loop (it serves tanh/sigmoid LSTMs and GRUs "
-                "and tanh/relu SimpleRNNs in float32/float64 on CPU, and needs the compiled "
-                "extension); use execution='auto'."
-            )
-        return reference_loop(self.cell, self.cell.project_inputs(inputs), states, mask, recurrent_mask,
+    def begin(self, inputs: torch.Tensor, initial_state: Any, training: bool
+              ) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor | None]:
+        """For validated `inputs (batch, time, features)`: what the cell reads (input dropout applied, in
+        input time order), the initial states, and the recurrent dropout keep-mask `(batch, units)` or None."""
+        states = self.initial_states(initial_state, inputs)
+        input_mask, recurrent_mask = self.cell.dropout_masks(inputs[:, 0], training)
+        reads = inputs if input_mask is None else inputs * input_mask[:, None, :]
+        return reads, states, recurrent_mask
+
+    def _run(self, inputs, states, padding: Padding, recurrent_mask, training):
+        """Outputs (the sequence, or a one-step sequence holding the last output) and final states, on the
+        path `seqlab.kernels.paths` picks; `inputs` and `padding` in processing order."""
+        path = paths.choose([self], inputs, padding, training)
+        need_sequence = self.return_sequences or self.zero_output_for_mask
+        if path is paths.Path.FUSED:
+            outputs, last, (final_states,) = fused.run_fused(
+                [self.cell], [inputs], [states], padding, [recurrent_mask], self.zero_output_for_mask,
+                need_sequence=need_sequence)
+            # Without the sequence, the last output alone (a one-step sequence for forward() to read).
+            return (outputs[:, :, 0] if need_sequence else last[:, None, 0]), final_states
+        if path is paths.Path.NATIVE:
+            sequence, (final_states,) = native.run_native(
+                [self.cell], inputs, [states], padding, need_sequence, self.zero_output_for_mask, training,
+                exact_states=self.return_state or self.stateful)
+            return sequence, final_states
+        return reference_loop(self.cell, self.cell.project_inputs(inputs), states, padding.mask, recurrent_mask,
                               self.zero_output_for_mask)
 
-    def _run_fused(self, inputs, states, mask, recurrent_mask):
-        need_sequence = self.return_sequences or self.zero_output_for_mask
-        outputs, last, (final_states,) = fused.run_fused(
-            [self.cell], [inputs], [states], mask, [recurrent_mask], self.zero_output_for_mask,
-            need_sequence=need_sequence)
-        # Without the sequence, the last output alone (a one-step sequence for forward() to read).
-        return (outputs[:, :, 0] if need_sequence else last[:, None, 0]), final_states
-
     # --------------------------------------------------------------- validation
-    def _check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+    def check_inputs(self, inputs: torch.Tensor) -> torch.Tensor:
+        """`inputs` validated (float, rank 3, this layer's features, not empty) and cast to the weights' dtype."""
         if not inputs.is_floating_point():
             raise TypeError(
                 f"{self.name} takes float features of shape (batch, time, features), got a "
@@ -214,9 +182,17 @@ class RNN(Layer):
         # runs in float32), rather than failing in the first matrix product.
         return inputs.to(self.cell.kernel.dtype)
 
+    _check_inputs = check_inputs  # the name seqlab.interop.onnx_export calls
+
+    def analyse_mask(self, mask, batch: int, time: int) -> Padding:
+        """`mask` ((batch, time), or (time, batch) with time_major; True at real steps) validated and analysed."""
+        return Padding.of(self._check_mask(mask, batch, time))
+
     def _check_mask(self, mask, batch: int, time: int,
                     device: torch.device | None = None) -> torch.Tensor | None:
         """`mask` as bool `(batch, time)` on `device` (default: the layer's weights', where the inputs are)."""
+        if isinstance(mask, Padding):  # validated already, by a wrapper
+            return mask.given
         if mask is None:
             return None
         mask = torch.as_tensor(mask, device=device if device is not None else self.cell.kernel.device)
@@ -229,7 +205,8 @@ class RNN(Layer):
             )
         return mask.to(torch.bool)
 
-    def _initial_states(self, initial_state: Any, inputs: torch.Tensor) -> list[torch.Tensor]:
+    def initial_states(self, initial_state: Any, inputs: torch.Tensor) -> list[torch.Tensor]:
+        """The states to start from: `initial_state` (validated), the carried state (stateful), or zeros."""
         batch = inputs.shape[0]
         if initial_state is not None:
             states = [initial_state] if isinstance(initial_state, torch.Tensor) else list(initial_state)
@@ -257,6 +234,8 @@ class RNN(Layer):
 
     # ------------------------------------------------------------------- shapes
     def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, Padding):  # analysed by a wrapper: the mask it was given
+            mask = mask.given
         return mask if self.return_sequences else None
 
     def compute_output_shape(self, input_shape: Shape) -> Any:

@@ -10,6 +10,13 @@ sequence's last real token. With `return_state=True` the states follow the
 output, forward first, then backward, unmerged:
 `[output, h_fw, c_fw, h_bw, c_bw]` for an LSTM.
 
+The inputs and the mask are validated and the mask analysed once, here; one
+policy (`seqlab.kernels.paths.choose`, the one each `RNN` asks too) picks
+whether both directions run in one loop (the C++ loop or the paired reference
+loop, `seqlab.kernels.paired`), in one native kernel call, or apart, each
+direction given the analysed mask. The wrapper talks to its layers only
+through `RNN`'s public protocol (`check_inputs`, `analyse_mask`, `begin`).
+
     >>> bi = Bidirectional(LSTM(64))
     >>> bi(torch.randn(2, 10, 20)).shape
     torch.Size([2, 128])
@@ -21,7 +28,8 @@ from typing import Any
 
 import torch
 
-from seqlab.kernels import native, paired
+from seqlab.kernels import native, paired, paths
+from seqlab.kernels.masks import Padding
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.recurrent import RNN
 
@@ -82,22 +90,26 @@ class Bidirectional(Layer):
             half = len(initial_state) // 2
             forward_state, backward_state = initial_state[:half], initial_state[half:]
         training = self.training if training is None else training
-        if paired.can_pair(self.forward_layer, self.backward_layer, inputs, training, mask):
-            forward_output, backward_output, states = paired.run_paired(
-                self.forward_layer, self.backward_layer, inputs, mask, training, forward_state, backward_state)
-            states = states if self.return_state else []
-        elif (both := self._run_native_pair(inputs, mask, training, forward_state, backward_state)) is not None:
-            forward_output, backward_output, states = both
-        else:
+        forward, backward = self.forward_layer, self.backward_layer
+        inputs = forward.check_inputs(inputs)
+        batch, time = (inputs.shape[1], inputs.shape[0]) if forward.time_major else inputs.shape[:2]
+        padding = forward.analyse_mask(mask, batch, time)
+        path = paths.choose([forward, backward], inputs, padding, training)
+        if path is paths.Path.APART:
             forward_output, backward_output, states = self._run_each(
-                inputs, mask, training, forward_state, backward_state)
+                inputs, padding, training, forward_state, backward_state)
+        else:
+            forward_output, backward_output, states = self._run_together(
+                path, inputs, padding, training, forward_state, backward_state)
+            states = states if self.return_state else []
         output = self._merge(forward_output, backward_output)
         if self.return_state:
             return ([*output] if self.merge_mode is None else [output]) + states
         return output
 
-    def _run_each(self, inputs, mask, training, forward_state, backward_state):
+    def _run_each(self, inputs, padding: Padding, training, forward_state, backward_state):
         """Each direction on its own; the backward sequence is put back in input order."""
+        mask = None if padding.given is None else padding  # each layer reads the analysis, not the mask again
         forward_result = self.forward_layer(inputs, mask=mask, training=training, initial_state=forward_state)
         backward_result = self.backward_layer(inputs, mask=mask, training=training, initial_state=backward_state)
         states: list[torch.Tensor] = []
@@ -111,33 +123,24 @@ class Bidirectional(Layer):
             backward_output = backward_output.flip(0 if self.forward_layer.time_major else 1)
         return forward_output, backward_output, states
 
-    def _run_native_pair(self, inputs, mask, training, forward_state, backward_state):
-        """Both directions in one native bidirectional kernel call, when that is exact; else None."""
+    def _run_together(self, path: paths.Path, inputs, padding: Padding, training, forward_state, backward_state):
+        """Both directions in one loop (FUSED, PAIRED) or one native kernel call (NATIVE, no padding)."""
         forward, backward = self.forward_layer, self.backward_layer
-        if not self._can_run_native_pair(training):
-            return None
-        inputs = forward._check_inputs(inputs)
-        mask = forward._check_mask(mask, inputs.shape[0], inputs.shape[1])
-        states = [forward._initial_states(forward_state, inputs), backward._initial_states(backward_state, inputs)]
-        result = native.run_native([forward.cell, backward.cell], inputs, states, mask, self.return_sequences,
-                                   zero_output_for_mask=True, training=training)
-        if result is None:
-            return None
-        sequence, (forward_states, backward_states) = result
+        cells = [forward.cell, backward.cell]
+        (forward_reads, forward_states, forward_dropout), (backward_reads, backward_states, backward_dropout) = (
+            forward.begin(inputs, forward_state, training), backward.begin(inputs, backward_state, training))
+        if path is not paths.Path.NATIVE:
+            return paired.run_paired(cells, [forward_reads, backward_reads], [forward_states, backward_states],
+                                     padding, [forward_dropout, backward_dropout], forward.zero_output_for_mask,
+                                     self.return_sequences, path is paths.Path.FUSED)
+        sequence, (forward_states, backward_states) = native.run_native(
+            cells, inputs, [forward_states, backward_states], padding, self.return_sequences,
+            True, training)
         if self.return_sequences:
             forward_output, backward_output = sequence.split(forward.units, dim=-1)
         else:
             forward_output, backward_output = forward_states[0], backward_states[0]
-        states = forward_states + backward_states if self.return_state else []
-        return forward_output, backward_output, states
-
-    def _can_run_native_pair(self, training: bool) -> bool:
-        forward, backward = self.forward_layer, self.backward_layer
-        return (forward.execution == backward.execution == "auto" and not forward.go_backwards
-                and not forward.time_major and not forward.stateful and not backward.stateful
-                and native.supports(forward.cell, training) and native.supports(backward.cell, training)
-                and native.same_equation(forward.cell, backward.cell)
-                and not (training and (forward.cell.dropout > 0 or backward.cell.dropout > 0)))
+        return forward_output, backward_output, forward_states + backward_states
 
     def _merge(self, forward_output: torch.Tensor, backward_output: torch.Tensor) -> Any:
         if self.merge_mode == "concat":

@@ -124,11 +124,6 @@ class Optimizer(abc.ABC):
             scaler.update()
         else:
             optimizer.step()
-        if optimizer.defaults.get("fused"):
-            # PyTorch's fused kernels write the parameters without counting a change on them; seqlab's
-            # caches of derived weights (the native recurrent layout) key on that count, so count it.
-            torch.autograd.graph.increment_version(
-                [p for group in optimizer.param_groups for p in group["params"] if p.grad is not None])
         self.iterations += 1
         apply_weight_constraints(model)
 

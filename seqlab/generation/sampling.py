@@ -15,7 +15,7 @@ softmax([1, 1, 3]) = [0.1065, 0.1065, 0.7870]; with α = 0.5 [0.2119, 0.2119,
 
 Generation is incremental: the prime runs once through the model (its fast
 sequence path), then each new token is one recurrent step from the carried
-state (`seqlab.kernels.stepping.Stepper`), never a re-run of the prefix; a
+state (`seqlab.generation.stepping.Stepper`), never a re-run of the prefix; a
 causal transformer, which has no state, re-reads its window
 (`WindowStepper`).
 `num_samples` continuations of one prime generate together as one batch, and
@@ -35,7 +35,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from seqlab.kernels import fused
-from seqlab.kernels.stepping import Stepper, WindowStepper, stepper_for
+from seqlab.generation.stepping import Stepper, WindowStepper, stepper_for
 
 __all__ = ["GenerationStep", "Sampling", "TextGenerator", "UnknownCharactersError", "generate_steps",
            "scale_logits", "top_k_mask", "top_p_mask"]
@@ -178,7 +178,7 @@ def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling =
     The prime runs once; every later step feeds the drawn token back with the
     carried state. `forbidden` token ids (padding, unknown) are never drawn.
     `precision="bfloat16"`: a recurrent model's steps multiply by bfloat16
-    copies of the recurrent kernels (see `seqlab.kernels.stepping.Stepper`).
+    copies of the recurrent kernels (see `seqlab.generation.stepping.Stepper`).
 
         >>> steps = generate_steps(model, torch.tensor([[5, 9, 2]] * 4), length=3, sampling=Sampling(top_k=5))
         >>> [tuple(step.ids.shape) for step in steps]
