@@ -158,8 +158,9 @@ class Optimizer(abc.ABC):
 
     # ------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        """`iterations` and the torch optimizer's state (moments, learning rates per group)."""
-        return {"iterations": self.iterations, "torch": self._require_bound().state_dict()}
+        """`iterations`, the learning rate set (None under a schedule) and the torch optimizer's state."""
+        return {"iterations": self.iterations, "learning_rate": self._learning_rate,
+                "torch": self._require_bound().state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Put back a `state_dict()`: each moment in its parameter's memory layout (see `_in_parameter_layout`)."""
@@ -167,6 +168,8 @@ class Optimizer(abc.ABC):
         optimizer.load_state_dict(state["torch"])
         _in_parameter_layout(optimizer)
         self.iterations = int(state["iterations"])
+        if self.schedule is None and state.get("learning_rate") is not None:  # absent before issue 21
+            self._learning_rate = float(state["learning_rate"])
 
     def get_config(self) -> dict[str, Any]:
         rate = schedules.serialize(self.schedule) if self.schedule else self._learning_rate
