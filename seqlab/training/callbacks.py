@@ -31,6 +31,7 @@ import torch
 
 from seqlab import saving
 from seqlab.training.distributed import is_main_process
+from seqlab.training.state import write_checkpoint
 
 __all__ = [
     "CSVLogger",
@@ -57,7 +58,7 @@ class Callback:
 
     model: Any = None
     params: dict[str, Any] = {}
-    run: Any = None  # the running fit, for ModelCheckpoint's training state
+    run: Any = None  # the running fit: its progress display, and `checkpoint_state(epochs_done)`
 
     def on_train_begin(self, logs: dict | None = None) -> None: ...
     def on_train_end(self, logs: dict | None = None) -> None: ...
@@ -282,12 +283,12 @@ class ModelCheckpoint(Callback):
                 self.best = current
         if not is_main_process():
             return
-        state = self.run.checkpoint_state(epochs_done=epoch + 1)
+        state = self.run.checkpoint_state(epochs_done=epoch + 1)  # seqlab.training.state: the whole run
         if self.save_last:
-            saving.save_checkpoint(self.model, self.last_path, state)
+            write_checkpoint(self.model, self.last_path, state)
             self.last_saved = (self.last_path, epoch + 1)
         if improved:
-            saving.save_checkpoint(self.model, self.best_path, state)
+            write_checkpoint(self.model, self.best_path, state)
             if self.verbose:
                 self.say(f"Epoch {epoch + 1}: {self.watch.monitor} improved to {self.best:.4f}; "
                                  f"saved {self.best_path}")
@@ -423,7 +424,11 @@ class ReduceLROnPlateau(Callback):
 
 
 class NonFiniteLossError(RuntimeError):
-    """The loss became NaN or infinite; raised before the bad update is applied."""
+    """The loss became NaN or infinite; raised by the training step before the bad update is applied.
+
+    `fit(on_nonfinite="stop")` (the default) catches it and ends training with a warning;
+    `on_nonfinite="raise"` lets it out of `fit`.
+    """
 
     def __init__(self, message: str, epoch: int, step: int, global_step: int, value: float):
         super().__init__(message)
@@ -431,23 +436,20 @@ class NonFiniteLossError(RuntimeError):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training at the first NaN or infinite loss, before that step changes the weights.
+    """Keras' callback: stop training after a batch whose logged loss is NaN or infinite.
 
-    On by default in `fit` (`terminate_on_nan=False` turns it off). The
-    message names the epoch and step; the weights stay those of the last good
-    step, and the last checkpoint written stays the last good one.
+    It acts after that batch's update, as in Keras. `fit` already guards every step by
+    default, before the update (`on_nonfinite="stop"`); this callback matters with
+    `on_nonfinite="ignore"`, or in code written for Keras.
 
-        >>> model.fit(x, y, epochs=5)   # a NaN loss stops it with "Epoch 3, step 17: ..."
+        >>> model.fit(x, y, epochs=5, on_nonfinite="ignore", callbacks=[TerminateOnNaN()])
     """
 
-    def check(self, loss: float, epoch: int, step: int, global_step: int) -> None:
-        if math.isfinite(loss):
-            return
-        raise NonFiniteLossError(
-            f"Epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}): the loss is {loss}. "
-            "Training stopped before applying this step, so the weights are those of the previous "
-            "step. Lower the learning rate, clip gradients (clipnorm=1.0), or check the data for "
-            "NaN/inf values.", epoch, step, global_step, loss)
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            self.say(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
 
 
 class TensorBoard(Callback):

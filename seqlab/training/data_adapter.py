@@ -1,4 +1,4 @@
-"""What `fit`, `evaluate` and `predict` accept, turned into batches `(x, y, sample_weight)`.
+"""What `fit`, `evaluate` and `predict` accept, turned into `Batch(x, y, sample_weight, mask)`s.
 
 Accepted data:
 
@@ -8,16 +8,22 @@ Accepted data:
   when shuffling;
 - a map-style `torch.utils.data.Dataset` of `(x, y)` items, batched the same way;
 - a `DataLoader` or any re-iterable of batches: `x`, `(x, y)`,
-  `(x, y, sample_weight)` or dicts with keys `x`, `y`, `sample_weight`.
+  `(x, y, sample_weight)` or dicts with keys `x`, `y`, `sample_weight`, `mask`.
 
-A boolean `sample_weight` is a mask (`(batch, time)` for sequences): masked
-elements leave the loss's denominator too; a float one weighs elements as in
-Keras. The order of epoch e is `randperm(n)` drawn from a generator seeded with
-`derive_seed(seed, e)`: independent of the global RNG, so a resumed run reads
-the same batches as an uninterrupted one.
+A batch's `mask` (True: keep; `(batch,)` or `(batch, time)` for sequences) takes
+elements out of the loss, its denominator included; `sample_weight` weighs
+elements as in Keras. A boolean `sample_weight` is read as the mask, here at the
+boundary (`make_batch`), so that past it a weight is always a weight.
+
+Epoch e's order is a function of `(seed, e)` for every source: arrays and
+datasets draw `randperm(n)` from a generator seeded with `derive_seed(seed, e)`;
+a DataLoader (or its sampler) with `set_epoch` is told e before it is iterated
+(`seqlab.data.BucketBatchSampler`, torch's `DistributedSampler`). Independent of
+the global RNG, so a resumed run reads the same batches as an uninterrupted one.
 
     >>> batches = adapt(x, y, batch_size=32, shuffle=True, seed=7)
-    >>> x0, y0, w0 = next(iter(batches.epoch(0)))
+    >>> first = next(iter(batches.epoch(0))); first.x.shape, first.mask
+    (torch.Size([32, 10]), None)
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from __future__ import annotations
 import collections.abc
 import itertools
 import math
-from typing import Any, Callable, Iterable, Iterator, Protocol
+from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -34,9 +40,28 @@ from torch.utils.data import Dataset, IterableDataset, default_collate
 from seqlab.seeding import derive_seed
 from seqlab.training.distributed import ProcessGroup
 
-Batch = tuple[Any, Any, Any]
+__all__ = ["ArrayData", "Batch", "Batches", "EmptyDataError", "adapt", "make_batch", "map_tensors", "rows_of",
+           "to_tensor"]
 
-__all__ = ["ArrayData", "Batch", "Batches", "EmptyDataError", "adapt", "map_tensors", "rows_of", "to_tensor"]
+
+class Batch(NamedTuple):
+    """One batch: inputs `x`, targets `y`, float `sample_weight` and boolean `mask` (True: keep), each optional
+    but `x`; each a tensor (or, for `x`, a structure of tensors) with the batch first."""
+
+    x: Any
+    y: Any = None
+    sample_weight: Any = None
+    mask: Any = None
+
+
+def make_batch(x: Any, y: Any = None, sample_weight: Any = None, mask: Any = None) -> Batch:
+    """A `Batch`, with a boolean `sample_weight` (how a mask was passed before batches had one) moved to `mask`."""
+    if isinstance(sample_weight, torch.Tensor) and sample_weight.dtype == torch.bool:
+        if mask is not None:
+            raise ValueError("This batch has a boolean sample_weight (read as a mask) and a mask; pass the "
+                             "mask once, as mask, and float sample weights as sample_weight.")
+        sample_weight, mask = None, sample_weight
+    return Batch(x, y, sample_weight, mask)
 
 
 class EmptyDataError(ValueError):
@@ -100,17 +125,18 @@ def rows_of(value: Any) -> int:
 
 # ----------------------------------------------------------------- array data
 class ArrayData:
-    """In-memory `x`, `y`, `sample_weight` tensors with one row per sample.
+    """In-memory `x`, `y`, `sample_weight`, `mask` tensors with one row per sample.
 
         >>> data = ArrayData(np.zeros((10, 5)), np.ones(10))
         >>> train, valid = data.split_last(0.2); len(valid)
         2
     """
 
-    def __init__(self, x: Any, y: Any = None, sample_weight: Any = None, *, role: str = "x"):
-        self.x, self.y, self.sample_weight = to_tensor(x), to_tensor(y), to_tensor(sample_weight)
+    def __init__(self, x: Any, y: Any = None, sample_weight: Any = None, mask: Any = None, *, role: str = "x"):
+        self.x, self.y, self.sample_weight, self.mask = make_batch(
+            to_tensor(x), to_tensor(y), to_tensor(sample_weight), to_tensor(mask))
         self.rows = rows_of(self.x)
-        for name, value in (("y", self.y), ("sample_weight", self.sample_weight)):
+        for name, value in (("y", self.y), ("sample_weight", self.sample_weight), ("mask", self.mask)):
             if value is not None and rows_of(value) != self.rows:
                 raise ValueError(f"{role} has {self.rows} samples but {name} has {rows_of(value)}; "
                                  "they must have the same first dimension (one row per sample).")
@@ -122,7 +148,7 @@ class ArrayData:
         return self.rows
 
     def take(self, index: torch.Tensor | slice) -> Batch:
-        return tuple(map_tensors(lambda t: t[index], part) for part in (self.x, self.y, self.sample_weight))
+        return map_tensors(lambda t: t[index], Batch(self.x, self.y, self.sample_weight, self.mask))
 
     def split_last(self, fraction: float) -> tuple["ArrayData", "ArrayData"]:
         """`(first, last)` with the last `fraction` of the rows, as Keras' `validation_split` (before shuffling)."""
@@ -151,7 +177,7 @@ class DatasetSource:
 
     def take(self, index: torch.Tensor) -> Batch:
         items = default_collate([self.dataset[int(i)] for i in index])
-        return _unpack(items)
+        return make_batch(*_unpack(items))
 
 
 class IndexedBatches:
@@ -181,7 +207,11 @@ class IndexedBatches:
 
 
 class IterableBatches:
-    """Batches read from a DataLoader or another re-iterable; each process keeps its rows of each."""
+    """Batches read from a DataLoader or another re-iterable; each process keeps its rows of each.
+
+    Before epoch e is read, `set_epoch(e)` is called where the iterable, its `sampler` or its
+    `batch_sampler` has one, so that a shuffling sampler's order is epoch e's, in a resumed run too.
+    """
 
     def __init__(self, iterable: Iterable, group: ProcessGroup):
         self.iterable, self.group = iterable, group
@@ -196,15 +226,17 @@ class IterableBatches:
                              "re-iterable instead (a list of batches, a DataLoader, or an object whose "
                              "__iter__ starts over).")
         self._epochs_started += 1
+        for epoch_aware in _epoch_aware_parts(self.iterable):
+            epoch_aware.set_epoch(epoch)
         items = itertools.chain(self._peeked, self.iterable) if self.one_shot else self.iterable
         self._peeked = []
         for item in items:
-            x, y, sample_weight = (to_tensor(part) for part in _unpack(item))
-            rows = rows_of(x)
+            batch = make_batch(*(to_tensor(part) for part in _unpack(item)))
+            rows = rows_of(batch.x)
             if rows < self.group.world_size:
                 continue
             shard = self.group.shard(rows)
-            yield tuple(map_tensors(lambda t: t[shard], part) for part in (x, y, sample_weight))
+            yield map_tensors(lambda t: t[shard], batch)
 
     def first(self) -> Batch:
         if not self.one_shot:
@@ -214,19 +246,28 @@ class IterableBatches:
             item = self._peeked[0]
         if item is None:
             raise EmptyDataError("The data iterable is empty: it produced no batches.")
-        return tuple(to_tensor(part) for part in _unpack(item))
+        return make_batch(*(to_tensor(part) for part in _unpack(item)))
 
 
-def _unpack(item: Any) -> Batch:
+def _epoch_aware_parts(iterable: Iterable) -> list[Any]:
+    """The iterable and its samplers that have `set_epoch`, each once (a DataLoader's sampler and batch sampler)."""
+    parts = [iterable, getattr(iterable, "sampler", None), getattr(iterable, "batch_sampler", None)]
+    unique = {id(part): part for part in parts if callable(getattr(part, "set_epoch", None))}
+    return list(unique.values())
+
+
+def _unpack(item: Any) -> tuple[Any, Any, Any, Any]:
+    """`(x, y, sample_weight, mask)` of one item an iterable of batches yields."""
     if isinstance(item, dict):
-        unknown = set(item) - {"x", "y", "sample_weight"}
+        unknown = set(item) - set(Batch._fields)
         if unknown or "x" not in item:
-            raise ValueError(f"A batch dict needs key 'x' and may have 'y', 'sample_weight'; got {sorted(item)}.")
-        return item["x"], item.get("y"), item.get("sample_weight")
+            raise ValueError(f"A batch dict needs key 'x' and may have 'y', 'sample_weight', 'mask'; "
+                             f"got {sorted(item)}.")
+        return item["x"], item.get("y"), item.get("sample_weight"), item.get("mask")
     if isinstance(item, (tuple, list)) and 1 <= len(item) <= 3:
-        return tuple(item) + (None,) * (3 - len(item))
+        return tuple(item) + (None,) * (4 - len(item))
     if isinstance(item, (torch.Tensor, np.ndarray)):
-        return item, None, None
+        return item, None, None, None
     raise ValueError(f"A batch must be x, (x, y) or (x, y, sample_weight); got {type(item).__name__}"
                      + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "") + ".")
 

@@ -34,9 +34,10 @@ from seqlab.training import distributed as distributed_module
 from seqlab.training import losses as losses_module
 from seqlab.training import metrics as metrics_module
 from seqlab.training import optimizers as optimizers_module
-from seqlab.training.callbacks import Callback, History, TerminateOnNaN
+from seqlab.training.callbacks import Callback, History
 from seqlab.training.data_adapter import ArrayData, adapt, to_tensor
 from seqlab.training.loop import FitRun, Trainer, evaluate_batches, resolve_resume, training_batches
+from seqlab.training.state import read_checkpoint
 from seqlab.training.progress import make_progress
 
 __all__ = ["Compiled", "Model", "parameter_table"]
@@ -129,7 +130,7 @@ class Model(torch.nn.Module):
             validation_split: float = 0.0, validation_data: Any = None, shuffle: bool = True,
             initial_epoch: int = 0, sample_weight: Any = None, *, seed: int | None = None,
             tbptt: int | bool | None = None, resume_from: Any = None, distributed: bool | None = None,
-            terminate_on_nan: bool = True) -> History:
+            on_nonfinite: str = "stop", terminate_on_nan: bool | None = None) -> History:
         """Train for `epochs` epochs (Keras' arguments) and return the `History`.
 
         Beyond Keras: `seed` fixes the data order (drawn from torch's RNG when
@@ -137,8 +138,10 @@ class Model(torch.nn.Module):
         windows for stateful models; `resume_from` (a checkpoint directory or a
         `ModelCheckpoint`) continues an interrupted run exactly; `distributed`
         (None: when launched by torchrun) trains data-parallel with
-        `batch_size` as the global batch; `terminate_on_nan` stops at the first
-        non-finite loss before it corrupts the weights.
+        `batch_size` as the global batch; `on_nonfinite` decides what a NaN or
+        infinite loss does before it corrupts the weights: "stop" training with a
+        warning, "raise" `NonFiniteLossError`, or "ignore" it and apply the update
+        (`terminate_on_nan=False`, the older spelling, is "ignore").
         """
         compiled = self._require_compiled("fit")
         group, device = distributed_module.setup(distributed, compiled.device)
@@ -147,21 +150,16 @@ class Model(torch.nn.Module):
         checkpoint = resolve_resume(resume_from)
         if checkpoint is not None and initial_epoch:
             raise ValueError("Pass either resume_from (which sets the starting epoch) or initial_epoch, not both.")
-        state = saving.load_training_state(checkpoint) if checkpoint is not None else None
+        state = read_checkpoint(checkpoint) if checkpoint is not None else None
         seed = state["seed"] if state is not None else group.broadcast_int(_fresh_seed() if seed is None else seed)
         train, validation = training_batches(
             x, y, sample_weight, batch_size=batch_size, shuffle=shuffle, seed=seed,
             validation_split=validation_split, validation_data=validation_data, tbptt=tbptt, group=group)
-        trainer = Trainer(self, compiled, group)
-        trainer.prepare(train.first)
-        if checkpoint is not None:
-            saving.load_weights(self, checkpoint)
-            initial_epoch = state["epoch"]
+        trainer = Trainer(self, compiled, group, on_nonfinite="ignore" if terminate_on_nan is False else on_nonfinite)
+        trainer.prepare(train.first)  # builds the model and binds the optimizer: the state restores into them
         trainer.forward_module = distributed_module.wrap(self, group, device)
-        callbacks = list(callbacks or [])
-        if terminate_on_nan and not any(isinstance(c, TerminateOnNaN) for c in callbacks):
-            callbacks.append(TerminateOnNaN())
-        run = FitRun(self, trainer, train, validation, callbacks, make_progress(verbose, is_main=group.is_main),
+        run = FitRun(self, trainer, train, validation, list(callbacks or []),
+                     make_progress(verbose, is_main=group.is_main),
                      epochs=epochs, seed=seed, verbose=verbose, stateful_windows=bool(tbptt))
         self.history = run.run(initial_epoch, state)
         return self.history
@@ -190,8 +188,8 @@ class Model(torch.nn.Module):
         progress.begin("Predict", batches.steps)
         outputs = []
         try:
-            for inputs, _, _ in batches.epoch(0):
-                outputs.append(trainer.predict_step(inputs))
+            for batch in batches.epoch(0):
+                outputs.append(trainer.predict_step(batch.x))
                 progress.advance({}, 0, "samples")
             progress.end({})
         finally:

@@ -1,23 +1,28 @@
 """The training loop behind `Model.fit/evaluate/predict`: steps (`Trainer`) and epochs (`FitRun`).
 
-One training step on a batch `(x, y, sample_weight)`:
+One training step on a `Batch(x, y, sample_weight, mask)`:
 
     ŷ = model(x)                                   (autocast under mixed precision)
-    S, N = Σ w ℓ(y, ŷ), element count              (this process's rows)
+    m = mask ∧ ŷ's own mask (padding)              (read once, then passed on as a value)
+    S, N = Σ w ℓ(y, ŷ) over m, count of m          (this process's rows)
     loss = world · S / all_reduce(N) + Σ layer.losses
-    stop before the update if the loss (averaged over processes) is not finite
+    if the loss (averaged over processes) is not finite: `on_nonfinite` decides
     backward (DDP averages gradients), clip, step, constraints, detach carried states
+    metrics(y, ŷ, w, m)                            (the same elements as the loss)
 
 so that averaged over processes the gradient is that of S_global / N_global,
-the single-process loss of the global batch.
+the single-process loss of the global batch. `on_nonfinite`: "stop" (fit's
+default) or "raise" raise `NonFiniteLossError` before the update ("stop": fit
+ends with a warning, "raise": the error leaves fit); "ignore" applies it.
 
-    >>> trainer = Trainer(model, model._compiled)
+    >>> trainer = Trainer(model, model._compiled, on_nonfinite="raise")
     >>> trainer.train_step(batch, epoch=0, step=0)
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,18 +33,19 @@ import torch
 
 from seqlab import saving
 from seqlab.kernels.allocator import keep_freed_memory
-from seqlab.seeding import get_rng_state, set_rng_state
-from seqlab.training.callbacks import (Callback, CallbackList, History, ModelCheckpoint, NonFiniteLossError,
-                                       TerminateOnNaN)
+from seqlab.training.callbacks import Callback, CallbackList, History, ModelCheckpoint, NonFiniteLossError
 from seqlab.training.data_adapter import (ArrayData, Batch, Batches, EmptyDataError, adapt, is_batch_iterable,
                                           map_tensors, rows_of)
 from seqlab.training.distributed import ProcessGroup
 from seqlab.training.metrics import Mean
 from seqlab.training.module_walk import outermost_modules_with
 from seqlab.training.progress import Progress
+from seqlab.training.state import RunState
 from seqlab.training.tbptt import WindowBatches, detach_states, reset_states
 
-__all__ = ["FitRun", "Trainer", "regularization_loss", "training_batches"]
+__all__ = ["FitRun", "NONFINITE_CHOICES", "Trainer", "elements_mask", "regularization_loss", "training_batches"]
+
+NONFINITE_CHOICES = ("stop", "raise", "ignore")
 
 
 @dataclass
@@ -59,11 +65,13 @@ class Trainer:
         {'loss': 0.69, 'accuracy': 0.5}
     """
 
-    def __init__(self, model: torch.nn.Module, compiled: Any, group: ProcessGroup = ProcessGroup()):
-        self.model, self.compiled, self.group = model, compiled, group
+    def __init__(self, model: torch.nn.Module, compiled: Any, group: ProcessGroup = ProcessGroup(), *,
+                 on_nonfinite: str = "ignore"):
+        if on_nonfinite not in NONFINITE_CHOICES:
+            raise ValueError(f"on_nonfinite must be one of {NONFINITE_CHOICES}, got {on_nonfinite!r}.")
+        self.model, self.compiled, self.group, self.on_nonfinite = model, compiled, group, on_nonfinite
         self.forward_module = model
         self.loss_tracker = Mean("loss")
-        self.nan_guard: TerminateOnNaN | None = None
         self.scaler = (torch.amp.GradScaler("cuda")
                        if compiled.precision == torch.float16 and compiled.device.type == "cuda" else None)
 
@@ -71,7 +79,7 @@ class Trainer:
     def prepare(self, first_batch: Callable[[], Batch]) -> None:
         """Build a lazily built model on `first_batch()` and bind the optimizer to its parameters."""
         if _needs_build(self.model):
-            x = self._on_device(first_batch())[0]
+            x = self._to_device(first_batch()).x
             was_training = self.model.training
             self.model.eval()
             with torch.no_grad(), self._autocast():
@@ -83,29 +91,31 @@ class Trainer:
 
     # ------------------------------------------------------------------ steps
     def train_step(self, batch: Batch, epoch: int, step: int) -> StepResult:
-        x, y, sample_weight, mask = self._split(batch)
+        batch = self._to_device(batch)
         self.model.train()
         with self._autocast():
-            y_pred = self.forward_module(x)
-        loss, result = self._loss(x, y, y_pred, sample_weight, mask)
-        if self.nan_guard is not None:
-            self.nan_guard.check(result.loss, epoch, step, self.compiled.optimizer.iterations)
+            y_pred = self.forward_module(batch.x)
+        mask = elements_mask(batch.mask, y_pred)
+        loss, result = self._loss(batch, y_pred, mask)
         optimizer = self.compiled.optimizer
+        if self.on_nonfinite != "ignore" and not math.isfinite(result.loss):
+            raise _non_finite(result.loss, epoch, step, optimizer.iterations)
         optimizer.zero_grad()
         (self.scaler.scale(loss) if self.scaler else loss).backward()
         optimizer.step(self.model, self.scaler)
         detach_states(self.model)
-        self._update_metrics(x, y, y_pred.detach(), sample_weight, mask, result.loss)
+        self._update_metrics(batch, y_pred.detach(), mask, result.loss)
         return result
 
     @torch.no_grad()
     def test_step(self, batch: Batch) -> StepResult:
-        x, y, sample_weight, mask = self._split(batch)
+        batch = self._to_device(batch)
         self.model.eval()
         with self._autocast():
-            y_pred = self.model(x)
-        _, result = self._loss(x, y, y_pred, sample_weight, mask)
-        self._update_metrics(x, y, y_pred, sample_weight, mask, result.loss)
+            y_pred = self.model(batch.x)
+        mask = elements_mask(batch.mask, y_pred)
+        _, result = self._loss(batch, y_pred, mask)
+        self._update_metrics(batch, y_pred, mask, result.loss)
         return result
 
     @torch.no_grad()
@@ -115,11 +125,10 @@ class Trainer:
             outputs = self.model(self._to_device(x))
         return map_tensors(lambda t: t.detach().float().cpu() if t.is_floating_point() else t.cpu(), outputs)
 
-    def _loss(self, x: Any, y: Any, y_pred: Any, sample_weight: Any,
-              mask: Any) -> tuple[torch.Tensor, StepResult]:
-        if y is None:
+    def _loss(self, batch: Batch, y_pred: Any, mask: torch.Tensor | None) -> tuple[torch.Tensor, StepResult]:
+        if batch.y is None:
             raise ValueError("This batch has no targets y; fit and evaluate need (x, y) pairs.")
-        total, count = self.compiled.loss.sum_and_count(y, y_pred, sample_weight, mask)
+        total, count = self.compiled.loss.sum_and_count(batch.y, y_pred, batch.sample_weight, mask)
         global_count = self.group.all_reduce_sum(count.detach().clone()).clamp_min(1)
         loss = total * self.group.world_size / global_count
         penalty = regularization_loss(self.model)
@@ -127,13 +136,13 @@ class Trainer:
             loss = loss + penalty
         averaged = self.group.all_reduce_sum(loss.detach().clone()) / self.group.world_size
         is_sequence = isinstance(y_pred, torch.Tensor) and y_pred.dim() >= 3
-        units = int(global_count) if is_sequence else rows_of(x) * self.group.world_size
+        units = int(global_count) if is_sequence else rows_of(batch.x) * self.group.world_size
         return loss, StepResult(float(averaged), units, "tokens" if is_sequence else "samples")
 
-    def _update_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any, mask: Any, loss: float) -> None:
-        self.loss_tracker.update_value(loss, rows_of(x))
+    def _update_metrics(self, batch: Batch, y_pred: Any, mask: torch.Tensor | None, loss: float) -> None:
+        self.loss_tracker.update_value(loss, rows_of(batch.x))
         for metric in self.compiled.metrics:
-            metric.update(y, y_pred, sample_weight, mask)
+            metric.update(batch.y, y_pred, batch.sample_weight, mask)
 
     # ---------------------------------------------------------------- results
     def reset_metrics(self) -> None:
@@ -149,15 +158,6 @@ class Trainer:
         return {metric.name: metric.result() for metric in metrics}
 
     # ---------------------------------------------------------------- helpers
-    def _split(self, batch: Batch) -> tuple[Any, Any, Any, Any]:
-        x, y, weight = self._on_device(batch)
-        if isinstance(weight, torch.Tensor) and weight.dtype == torch.bool:
-            return x, y, None, weight
-        return x, y, weight, None
-
-    def _on_device(self, batch: Batch) -> Batch:
-        return tuple(self._to_device(part) for part in batch)
-
     def _to_device(self, value: Any) -> Any:
         device = self.compiled.device
         return map_tensors(lambda t: t.to(device, non_blocking=device.type == "cuda"), value)
@@ -166,6 +166,36 @@ class Trainer:
         if self.compiled.precision is None:
             return contextlib.nullcontext()
         return torch.autocast(self.compiled.device.type, dtype=self.compiled.precision)
+
+
+def elements_mask(batch_mask: torch.Tensor | None, y_pred: Any) -> torch.Tensor | None:
+    """The elements that count: the batch's mask AND the padding mask the model's output carries.
+
+    Layers carry a mask on their output tensor (`_keras_mask`, Keras' convention), which any
+    new tensor made from it (`y_pred.detach()`, a cast) loses; the step reads it here once and
+    hands it to the loss and the metrics as a value. An output mask counts when it covers
+    the output's leading axes (`(batch, time)` of `(batch, time, classes)`).
+    """
+    output_mask = getattr(y_pred, "_keras_mask", None)
+    if output_mask is not None and not (output_mask.dim() < y_pred.dim()
+                                        and output_mask.shape == y_pred.shape[:output_mask.dim()]):
+        output_mask = None  # an input's mask that this output no longer has a time axis for
+    if batch_mask is None or output_mask is None:
+        return output_mask if batch_mask is None else batch_mask
+    batch_mask, output_mask = batch_mask.bool(), output_mask.bool()
+    while batch_mask.dim() < output_mask.dim():  # per sample, against per time step
+        batch_mask = batch_mask.unsqueeze(-1)
+    while output_mask.dim() < batch_mask.dim():
+        output_mask = output_mask.unsqueeze(-1)
+    return batch_mask & output_mask
+
+
+def _non_finite(loss: float, epoch: int, step: int, global_step: int) -> NonFiniteLossError:
+    return NonFiniteLossError(
+        f"Epoch {epoch + 1}, step {step + 1} (global step {global_step + 1}): the loss is {loss}. "
+        "Training stopped before applying this step, so the weights are those of the previous "
+        "step. Lower the learning rate, clip gradients (clipnorm=1.0), or check the data for "
+        "NaN/inf values.", epoch, step, global_step, loss)
 
 
 def regularization_loss(model: torch.nn.Module) -> torch.Tensor | None:
@@ -232,9 +262,8 @@ class FitRun:
 
     Callbacks run in the order given, then `History`, then the `ModelCheckpoint`s
     (so that a checkpoint holds every callback's state for its epoch).
-    `checkpoint_state(epochs_done)` is what `ModelCheckpoint` writes beside the
-    weights: epoch, data-order seed, optimizer, callbacks (History included),
-    loss scaler and RNG states; `restore(state)` puts it back.
+    `checkpoint_state(epochs_done)` is the run's whole state (`seqlab.training.state`),
+    which `ModelCheckpoint` writes and `run(resume_state)` puts back.
     """
 
     def __init__(self, model: torch.nn.Module, trainer: Trainer, train: Batches, validation: Batches | None,
@@ -248,36 +277,21 @@ class FitRun:
         ordered = [c for c in callbacks if not isinstance(c, ModelCheckpoint)] + [self.history, *checkpoints]
         params = {"epochs": epochs, "steps": train.steps, "verbose": verbose}
         self.callbacks = CallbackList(ordered, model, params, self)
-        guards = self.callbacks.of_type(TerminateOnNaN)
-        trainer.nan_guard = guards[0] if guards else None
+        self.state = RunState(model, trainer.compiled.optimizer, self.callbacks, trainer.scaler, seed)
         # Only a callback acting inside an epoch can ask one process to stop mid-epoch; without one,
         # the processes need not vote after every step.
         self.stops_mid_epoch = self.callbacks.override("on_epoch_begin", "on_train_batch_begin", "on_train_batch_end")
 
     def checkpoint_state(self, epochs_done: int) -> dict[str, Any]:
-        scaler = self.trainer.scaler
-        return {
-            "epoch": epochs_done,
-            "seed": self.seed,
-            "optimizer": self.trainer.compiled.optimizer.state_dict(),
-            "callbacks": self.callbacks.state_dict(),
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": get_rng_state(),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        """Put back a checkpoint's optimizer and callback states (weights are loaded by the caller)."""
-        self.trainer.compiled.optimizer.load_state_dict(state["optimizer"])
-        self.callbacks.load_state_dict(state["callbacks"])
-        if state.get("scaler") is not None and self.trainer.scaler is not None:
-            self.trainer.scaler.load_state_dict(state["scaler"])
+        return self.state.capture(epochs_done)
 
     def run(self, initial_epoch: int, resume_state: dict[str, Any] | None) -> History:
+        """Train from `initial_epoch`, or from where `resume_state` (a captured run state) stopped."""
         self.model.stop_training = False
-        self.callbacks.fire("on_train_begin", None)
+        self.callbacks.fire("on_train_begin", None)  # first: callbacks reset themselves here
         if resume_state is not None:
-            self.restore(resume_state)
-            set_rng_state(resume_state["rng"])  # last: nothing may draw from the generators after this
+            self.state.restore(resume_state)
+            initial_epoch = resume_state["epoch"]
         logs: dict[str, float] = {}
         try:
             for epoch in range(initial_epoch, self.epochs):
@@ -285,6 +299,8 @@ class FitRun:
                 if self._stopping():
                     break
         except NonFiniteLossError as error:
+            if self.trainer.on_nonfinite == "raise":
+                raise
             self._report_non_finite_loss(error)
         finally:
             self.progress.close()

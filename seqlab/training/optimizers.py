@@ -153,11 +153,18 @@ class Optimizer(abc.ABC):
 
     # ------------------------------------------------------------------- state
     def state_dict(self) -> dict[str, Any]:
-        return {"iterations": self.iterations, "torch": self._require_bound().state_dict()}
+        """`iterations`, the learning rate set (None under a schedule) and the torch optimizer's state."""
+        return {"iterations": self.iterations, "learning_rate": self._learning_rate,
+                "torch": self._require_bound().state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._require_bound().load_state_dict(state["torch"])
+        """Put back a `state_dict()`: each moment in its parameter's memory layout (see `_in_parameter_layout`)."""
+        optimizer = self._require_bound()
+        optimizer.load_state_dict(state["torch"])
+        _in_parameter_layout(optimizer)
         self.iterations = int(state["iterations"])
+        if self.schedule is None and state.get("learning_rate") is not None:  # absent before issue 21
+            self._learning_rate = float(state["learning_rate"])
 
     def get_config(self) -> dict[str, Any]:
         rate = schedules.serialize(self.schedule) if self.schedule else self._learning_rate
@@ -323,6 +330,23 @@ def get(identifier: str | Optimizer | torch.optim.Optimizer | dict[str, Any]) ->
         return by_name[identifier.lower()]()
     raise ValueError(f"Unknown optimizer {identifier!r}. Known: {sorted(by_name)}, an Optimizer "
                      "instance, or a torch.optim optimizer.")
+
+
+def _in_parameter_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give every per-parameter state tensor (Adam's m and v, a momentum buffer) its parameter's strides.
+
+    A saved moment comes back contiguous, but a parameter need not be: a recurrent kernel stored
+    transposed (`Layer.add_weight(stored_transposed=True)`) has strides `(1, rows)`. The fused
+    kernels walk a parameter, its gradient and its moments as flat memory, so a moment in another
+    layout would pair each weight with another weight's moment.
+    """
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            state = optimizer.state.get(parameter, {})
+            for name, value in state.items():
+                if (isinstance(value, torch.Tensor) and value.shape == parameter.shape
+                        and value.stride() != parameter.stride()):
+                    state[name] = torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
 def apply_weight_constraints(model: torch.nn.Module) -> None:

@@ -35,7 +35,7 @@ class WindowBatches:
     """Consecutive time windows of `window` steps over all rows (this process's rows) of `data`.
 
         >>> windows = WindowBatches(ArrayData(x, y), window=50)
-        >>> [xb.shape for xb, _, _ in windows.epoch(0)][:1]
+        >>> [batch.x.shape for batch in windows.epoch(0)][:1]
         [torch.Size([32, 50])]
     """
 
@@ -57,8 +57,7 @@ class WindowBatches:
         rows = self.group.shard(self.data.rows)
         for start in range(0, self.time_steps, self.window):
             window = slice(start, start + self.window)
-            yield tuple(map_tensors(lambda t: _window(t[rows], window), part)
-                        for part in (self.data.x, self.data.y, self.data.sample_weight))
+            yield map_tensors(lambda t: _window(t[rows], window), self.data.take(slice(None)))
 
     def first(self) -> Batch:
         return next(iter(self.epoch(0)))
