@@ -23,11 +23,9 @@ from torch import nn
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.input_layer import InputLayer
 from seqlab.layers.serialization import deserialize, serialize
-from seqlab.saving import register_serializable
 from seqlab.training.engine import Model
 
 
-@register_serializable
 class Sequential(Layer, Model):
     """A linear stack of layers; `forward(x, mask=None, training=None)` runs them in order.
 

@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from seqlab import saving
+from seqlab import saving, serialization
 from seqlab.training import distributed as distributed_module
 from seqlab.training import losses as losses_module
 from seqlab.training import metrics as metrics_module
@@ -119,7 +119,7 @@ class Model(torch.nn.Module):
         """Compile with a config from `get_compile_config()` (used by `load_model`), on the default device."""
         loss = losses_module.get(config["loss"])
         self.compile(optimizer=optimizers_module.get(config["optimizer"]), loss=loss,
-                     metrics=[metrics_module.from_spec(m, loss) for m in config["metrics"]],
+                     metrics=[metrics_module.get(m, loss) for m in config["metrics"]],
                      mixed_precision=config.get("mixed_precision"))
         self._compiled.config = config
 
@@ -302,15 +302,14 @@ def _resolve_precision(mixed_precision: bool | str | None, device: torch.device)
 def _compile_config(optimizer: optimizers_module.Optimizer, loss: str | losses_module.Loss, metrics: list[Any],
                     mixed_precision: Any) -> dict[str, Any] | None:
     """The compile arguments as JSON (not the device: a loaded model goes where it is loaded), or None
-    when one of them is a plain object that cannot be saved."""
+    when one of them is a plain object that cannot be saved. Names stay names (a metric's name is
+    resolved against the loss again); objects are specs of the one registry."""
+    def spec(value: Any) -> Any:
+        return value if isinstance(value, str) else serialization.serialize(value)
+
     try:
-        return {
-            "optimizer": optimizer.get_config(),
-            "loss": loss if isinstance(loss, str) else losses_module.serialize(loss),
-            "metrics": [m if isinstance(m, str) else {"class_name": type(m).__name__, "config": m.get_config()}
-                        for m in metrics],
-            "mixed_precision": mixed_precision,
-        }
+        return {"optimizer": spec(optimizer), "loss": spec(loss), "metrics": [spec(m) for m in metrics],
+                "mixed_precision": mixed_precision}
     except TypeError:
         return None
 
