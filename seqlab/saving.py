@@ -39,7 +39,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import safetensors.torch
@@ -422,15 +422,3 @@ def decode_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
     return decode(skeleton)
 
-
-
-def summarize_model_directory(directory: str | os.PathLike,
-                              print_fn: Callable[[str], Any] | None = print) -> str:
-    """Load the model in `directory` and print (and return) its summary table; for `seqlab summary`."""
-    model = load_model(directory, compile=False)
-    summary = getattr(model, "summary", None)
-    if summary is None:
-        from seqlab.training.engine import parameter_table
-
-        return parameter_table(model, print_fn=print_fn)
-    return summary(print_fn=print_fn)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import sys
 from pathlib import Path
 
@@ -78,3 +79,21 @@ def test_an_optimizer_with_a_schedule_round_trips():
     assert type(again) is Adam and type(again.schedule) is CosineDecay and again.clipping == ("clipnorm", 1.0)
     assert again.get_config() == optimizer.get_config()
 
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            names |= {f"{node.module}.{alias.name}" if node.module == "seqlab" else node.module
+                      for alias in node.names}
+    return names
+
+
+def test_the_registry_and_the_version_import_no_seqlab_module_and_saving_no_concrete_class():
+    assert not any(name.startswith("seqlab") for name in _imports(SEQLAB / "serialization.py"))
+    assert _imports(SEQLAB / "version.py") == set()
+    seqlab_imports = {name for name in _imports(SEQLAB / "saving.py") if name.startswith("seqlab")}
+    assert seqlab_imports == {"seqlab.serialization", "seqlab.version"}
+    assert "_REGISTERING_MODULES" not in (SEQLAB / "saving.py").read_text()

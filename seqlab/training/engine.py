@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from seqlab import saving, serialization
+from seqlab.summary import parameter_table
 from seqlab.training import distributed as distributed_module
 from seqlab.training import losses as losses_module
 from seqlab.training import metrics as metrics_module
@@ -229,15 +230,9 @@ class Model(torch.nn.Module):
         if distributed_module.is_main_process():
             saving.save_model(self, directory, tokenizer=tokenizer)
 
-    def export_onnx(self, path: Any, **options: Any) -> Any:
-        """Write this model as an ONNX graph (see `seqlab.interop.export_onnx`)."""
-        from seqlab.interop.onnx_export import export_onnx
-
-        return export_onnx(self, path, **options)
-
-    def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
-        """Print (and return) a table of parameter counts per top-level child module."""
-        return parameter_table(self, print_fn=print_fn)
+    def summary(self, line_length: int = 65, print_fn: Callable[[str], Any] | None = print) -> str:
+        """Print (and return) Keras' table of parameter counts per top-level child module."""
+        return parameter_table(self, print_fn=print_fn, line_length=line_length)
 
     # ---------------------------------------------------------------- helpers
     def _require_compiled(self, what: str) -> Compiled:
@@ -254,27 +249,6 @@ class Model(torch.nn.Module):
         if self._trainer is None or self._trainer.compiled is not compiled:
             self._trainer = Trainer(self, compiled)
         return self._trainer
-
-
-def parameter_table(model: torch.nn.Module, print_fn: Callable[[str], Any] | None = print) -> str:
-    """A table of parameter counts per top-level child, with totals (for models without their own summary)."""
-    rows = [(name, type(child).__name__, sum(p.numel() for p in child.parameters()))
-            for name, child in model.named_children()]
-    own = sum(p.numel() for p in model.parameters(recurse=False))
-    if own:
-        rows.append(("(own parameters)", "", own))
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    width = max([len(f"{n} ({t})") for n, t, _ in rows] + [20]) + 2
-    lines = [f'Model: "{type(model).__name__}"', "_" * (width + 15),
-             f"{'Module (type)':<{width}}{'Param #':>15}", "=" * (width + 15)]
-    lines += [f"{(f'{n} ({t})' if t else n):<{width}}{count:>15,}" for n, t, count in rows]
-    lines += ["=" * (width + 15), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}", "_" * (width + 15)]
-    text = "\n".join(lines)
-    if print_fn is not None:
-        print_fn(text)
-    return text
 
 
 # -------------------------------------------------------------------- helpers
