@@ -35,7 +35,7 @@ import importlib
 import sys
 from typing import Any
 
-__all__ = ["Serializable", "SerializationError", "deserialize", "register_serializable",
+__all__ = ["Serializable", "SerializationError", "deserialize", "find_class", "register_serializable",
            "registered_name", "serialize"]
 
 # registered name -> {defining module -> class}: two classes may share a name if their modules differ.
@@ -162,9 +162,9 @@ def _import(module: str) -> str | None:
 def _unknown_class_message(name: str, module: str | None, expected: Any, what: str, import_failure: str | None) -> str:
     kinds = expected if isinstance(expected, tuple) else (expected,)
     known = sorted(n for n, classes in _REGISTRY.items() if any(issubclass(c, kinds) for c in classes.values()))
-    where = f" ({import_failure})" if import_failure else ""
-    hint = (f"Import {module} before loading." if import_failure and "not imported" in import_failure else
-            "Import the module that defines it (a Layer, Loss, Metric... subclass registers itself; other "
-            "classes need @seqlab.saving.register_serializable) before loading.")
     shown = known if len(known) <= 40 else known[:40] + ["..."]
-    return f"The saved {what} is a {name!r}, which is not a registered class{where} (registered: {shown}). {hint}"
+    return (f"The saved {what} is a {name!r}, which is not a registered class"
+            f"{f' ({import_failure})' if import_failure else ''} (registered: {shown}). "
+            f"Import the module that defines it{f' ({module})' if module else ''} before loading: a Layer, "
+            "Loss, Metric, Optimizer... subclass registers itself when defined, any other class needs "
+            "@seqlab.saving.register_serializable.")
