@@ -6,13 +6,12 @@ Bidirectional, attention) on PyTorch, verified against TensorFlow-Keras.
     >>> model = seqlab.Sequential([layers.Embedding(1000, 32), layers.LSTM(32), layers.Dense(1, "sigmoid")])
 """
 
-__version__ = "0.1.0"
-
-from seqlab import activations, constraints, initializers, layers, regularizers  # noqa: E402
-from seqlab.model import Sequential  # noqa: E402
-from seqlab.saving import load_model  # noqa: E402
-from seqlab.seeding import set_seed  # noqa: E402
-from seqlab.training import Model  # noqa: E402
+from seqlab import activations, constraints, initializers, layers, regularizers
+from seqlab.model import Sequential
+from seqlab.saving import load_model
+from seqlab.seeding import set_seed
+from seqlab.training import Model
+from seqlab.version import __version__
 
 __all__ = [
     "Model",

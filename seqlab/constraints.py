@@ -17,12 +17,12 @@ from typing import Any
 
 import torch
 
-from seqlab import identifiers
+from seqlab import identifiers, serialization
 
 _EPSILON = 1e-7  # Keras' backend epsilon, keeps the division finite
 
 
-class Constraint:
+class Constraint(serialization.Serializable):
     """Base class: `__call__(w)` returns the projected weight."""
 
     def __call__(self, weight: torch.Tensor) -> torch.Tensor:
@@ -92,7 +92,7 @@ def get(identifier: str | dict | Constraint | None) -> Constraint | None:
                                module="seqlab.constraints")
 
 
-serialize = identifiers.serialize
+serialize = serialization.serialize
 
 
 def enforce_after_each_step(optimizer: torch.optim.Optimizer, model: torch.nn.Module):

@@ -22,12 +22,12 @@ from typing import Any, Sequence
 
 import torch
 
-from seqlab import identifiers
+from seqlab import identifiers, serialization
 
 Shape = Sequence[int]
 
 
-class Initializer(ABC):
+class Initializer(serialization.Serializable, ABC):
     """Base class: `__call__(shape, dtype, device)` returns a fresh tensor."""
 
     def __init__(self, seed: int | None = None):
@@ -280,4 +280,4 @@ def get(identifier: str | dict | Initializer) -> Initializer:
                                module="seqlab.initializers", allow_none=False)
 
 
-serialize = identifiers.serialize
+serialize = serialization.serialize

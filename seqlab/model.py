@@ -20,14 +20,13 @@ from typing import Any, Callable, Iterable
 import torch
 from torch import nn
 
+from seqlab import summary as summary_module
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.input_layer import InputLayer
 from seqlab.layers.serialization import deserialize, serialize
-from seqlab.saving import register_serializable
 from seqlab.training.engine import Model
 
 
-@register_serializable
 class Sequential(Layer, Model):
     """A linear stack of layers; `forward(x, mask=None, training=None)` runs them in order.
 
@@ -132,26 +131,10 @@ class Sequential(Layer, Model):
         self._require_built("summary")
         if self.build_input_shape is None:
             raise ValueError("summary() needs the input shape: call build(input_shape) first.")
-        rows, shape = [], self.build_input_shape
-        for layer in self.layers:
-            shape = layer.compute_output_shape(shape)
-            if isinstance(layer, InputLayer):
-                continue
-            rows.append((f"{layer.name} ({type(layer).__name__})", _format_shape(shape), layer.count_params()))
-        trainable = sum(w.numel() for w in self.trainable_weights)
-        total = self.count_params()
-        widths = (max(int(line_length * 0.45), 2 + max((len(r[0]) for r in rows), default=0)),
-                  max(int(line_length * 0.39), 2 + max((len(r[1]) for r in rows), default=0)))
-        line_length = max(line_length, sum(widths) + 10)
-        lines = [f'Model: "{self.name}"', "_" * line_length,
-                 _columns(("Layer (type)", "Output Shape", "Param #"), widths), "=" * line_length]
-        lines += [_columns((label, shape_text, f"{count:,}"), widths) for label, shape_text, count in rows]
-        lines += ["=" * line_length, f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-                  f"Non-trainable params: {total - trainable:,}", "_" * line_length]
-        text = "\n".join(lines)
-        if print_fn is not None:
-            print_fn(text)
-        return text
+        rows = summary_module.stack_rows(self.layers, self.build_input_shape, hidden=(InputLayer,))
+        return summary_module.render(self.name, rows, total=self.count_params(),
+                                     trainable=sum(w.numel() for w in self.trainable_weights),
+                                     line_length=line_length, print_fn=print_fn)
 
     # ------------------------------------------------------------------ configs
     def get_config(self) -> dict[str, Any]:
@@ -171,12 +154,3 @@ class Sequential(Layer, Model):
             if layer is not self and hasattr(layer, "reset_states"):
                 layer.reset_states()
 
-
-def _format_shape(shape: Any) -> str:
-    if isinstance(shape, list):
-        return "[" + ", ".join(_format_shape(s) for s in shape) + "]"
-    return "(" + ", ".join("None" if s is None else str(s) for s in shape) + ("," if len(shape) == 1 else "") + ")"
-
-
-def _columns(cells: tuple[str, str, str], widths: tuple[int, int]) -> str:
-    return f" {cells[0]:<{widths[0] - 1}}{cells[1]:<{widths[1]}}{cells[2]}"

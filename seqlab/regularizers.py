@@ -15,10 +15,10 @@ from typing import Any
 
 import torch
 
-from seqlab import identifiers
+from seqlab import identifiers, serialization
 
 
-class L1L2:
+class L1L2(serialization.Serializable):
     """penalty(w) = l1 * sum(|w|) + l2 * sum(w^2)."""
 
     def __init__(self, l1: float = 0.0, l2: float = 0.0):
@@ -78,4 +78,4 @@ def get(identifier: str | dict | L1L2 | None) -> L1L2 | None:
                                module="seqlab.regularizers")
 
 
-serialize = identifiers.serialize
+serialize = serialization.serialize

@@ -16,9 +16,11 @@ Nothing is pickled. Every save writes a complete new directory beside the
 target (`.NAME.saving-PID-` plus a random suffix), fsyncs it and swaps it in with one rename,
 so a crash or Ctrl-C mid-save leaves the previous version intact.
 
-Models are rebuilt from their config through a registry of class names:
-decorate a `Model` subclass (with `get_config()` and classmethod
-`from_config(config)`) with `@register_serializable`.
+The model and tokenizer are stored as specs of the one registry
+(`seqlab.serialization`): `{"module", "class_name", "config"}`. Decorate a
+`Model` subclass (with `get_config()` and classmethod `from_config(config)`)
+with `@register_serializable`; layers, losses and metrics register themselves.
+Directories written before specs recorded their module (format 1) still load.
 
     >>> model.save("runs/sentiment")                  # or save_model(model, "runs/sentiment")
     >>> same = load_model("runs/sentiment")
@@ -37,11 +39,15 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import safetensors.torch
 import torch
+
+from seqlab import serialization
+from seqlab.serialization import register_serializable
+from seqlab.version import __version__
 
 __all__ = [
     "ModelDirectoryError",
@@ -56,6 +62,7 @@ __all__ = [
     "register_serializable",
     "save_checkpoint",
     "save_model",
+    "write_atomically",
 ]
 
 FORMAT = "seqlab.model"
@@ -65,76 +72,35 @@ WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.json"
 STATE_TENSORS_FILE = "training_state.safetensors"
 
-_SERIALIZABLE: dict[str, type] = {}
+# Format 1 wrote the model's and the tokenizer's spec without their module. These are the seqlab
+# classes it could have saved there, with the module that defines (or, for the apps' packages,
+# imports) them today; a user's class of format 1 is found by name once the user has imported it.
+_FORMAT1_MODULES = {
+    "Sequential": "seqlab.model",
+    "KerasGraph": "seqlab.interop.keras_import",
+    "Translator": "seqlab.apps.translate",
+    "CharVocabulary": "seqlab.apps.charlm",
+    "SentimentTextEncoder": "seqlab.apps.sentiment",
+}
 
 
 class ModelDirectoryError(ValueError):
     """A model or checkpoint directory is missing, incomplete or of an unknown format."""
 
 
-# --------------------------------------------------------------------- registry
-def register_serializable(cls: type | None = None, *, name: str | None = None):
-    """Class decorator: let `load_model` rebuild `cls` from its `get_config()` by class name.
-
-    Works for models and for anything else saved in `config.json` (tokenizers).
-
-        >>> @register_serializable
-        ... class TinyModel(Model): ...
-    """
-    def register(target: type) -> type:
-        for method in ("get_config", "from_config"):
-            if not callable(getattr(target, method, None)):
-                raise TypeError(f"{target.__name__} cannot be registered: it has no {method}().")
-        _SERIALIZABLE[name or target.__name__] = target
-        return target
-
-    return register(cls) if cls is not None else register
-
-
 def serialize_object(obj: Any) -> dict[str, Any]:
-    """`{"class_name", "config"}` for a registered object (a model, a tokenizer)."""
-    class_name = _registered_name(type(obj))
-    return {"class_name": class_name, "config": obj.get_config()}
+    """The spec of a registered object (a model, a tokenizer): `seqlab.serialization.serialize`."""
+    return serialization.serialize(obj)
 
 
 def deserialize_object(spec: dict[str, Any], what: str) -> Any:
-    """Rebuild an object written by `serialize_object`."""
-    class_name = spec.get("class_name")
-    if class_name not in _SERIALIZABLE:
-        _import_registering_modules()
-    if class_name not in _SERIALIZABLE:
-        raise ModelDirectoryError(
-            f"The saved {what} is a {class_name!r}, which is not a registered class "
-            f"(registered: {sorted(_SERIALIZABLE)}). Import the module that defines it "
-            "(it must be decorated with @seqlab.saving.register_serializable) before loading."
-        )
-    return _SERIALIZABLE[class_name].from_config(spec["config"])
-
-
-# seqlab's modules that register savable classes, imported only when a saved name is not yet known.
-_REGISTERING_MODULES = ("seqlab.apps.sentiment", "seqlab.apps.charlm", "seqlab.apps.translate",
-                        "seqlab.interop.keras_import", "seqlab.data.tokenizers",
-                        "seqlab.data.korean", "seqlab.data.vocabulary")
-
-
-def _import_registering_modules() -> None:
-    import importlib
-
-    for module in _REGISTERING_MODULES:
-        try:
-            importlib.import_module(module)
-        except ImportError:  # an optional part that is not installed cannot have written the file
-            continue
-
-
-def _registered_name(cls: type) -> str:
-    for registered_name, registered in _SERIALIZABLE.items():
-        if registered is cls:
-            return registered_name
-    raise TypeError(
-        f"{cls.__name__} cannot be saved: it is not registered. Give it get_config() and a "
-        "from_config(config) classmethod and decorate it with @seqlab.saving.register_serializable."
-    )
+    """Rebuild a model or tokenizer from its spec in config.json (of any format this seqlab reads)."""
+    if isinstance(spec, dict) and "module" not in spec and spec.get("class_name") in _FORMAT1_MODULES:
+        spec = {**spec, "module": _FORMAT1_MODULES[spec["class_name"]]}
+    try:
+        return serialization.deserialize(spec, what=what)
+    except serialization.SerializationError as error:
+        raise ModelDirectoryError(str(error)) from None
 
 
 # ------------------------------------------------------------------- save / load
@@ -242,21 +208,12 @@ def _model_config(model: torch.nn.Module, tokenizer: Any) -> dict[str, Any]:
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
-        "seqlab_version": _seqlab_version(),
+        "seqlab_version": __version__,
         "torch_version": torch.__version__,
         "model": serialize_object(model),
         "compile_config": get_compile_config() if get_compile_config else None,
         "tokenizer": serialize_object(tokenizer) if tokenizer is not None else None,
     }
-
-
-def _seqlab_version() -> str:
-    try:
-        import seqlab
-
-        return getattr(seqlab, "__version__", "unknown")
-    except ImportError:  # a partial checkout during development
-        return "unknown"
 
 
 def _cpu_copies(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -465,14 +422,3 @@ def decode_state(skeleton: Any, tensors: dict[str, torch.Tensor]) -> Any:
 
     return decode(skeleton)
 
-
-def summarize_model_directory(directory: str | os.PathLike,
-                              print_fn: Callable[[str], Any] | None = print) -> str:
-    """Load the model in `directory` and print (and return) its summary table; for `seqlab summary`."""
-    model = load_model(directory, compile=False)
-    summary = getattr(model, "summary", None)
-    if summary is None:
-        from seqlab.training.engine import parameter_table
-
-        return parameter_table(model, print_fn=print_fn)
-    return summary(print_fn=print_fn)

@@ -102,13 +102,13 @@ def test_sentiment_app_model_of_each_preset(tmp_path, preset):
         assert_close([expected], runner.run(None, {"inputs": ids.numpy()}))
 
 
-def test_model_export_onnx_method(tmp_path):
+def test_export_onnx_creates_the_directory_and_keeps_the_training_mode(tmp_path):
     from seqlab.apps import sentiment
 
     torch.manual_seed(0)
     model = sentiment.build_model(sentiment.make_recipe("book-bilstm"), vocabulary_size=VOCABULARY)
     model.train()
-    path = model.export_onnx(tmp_path / "out" / "model.onnx")
+    path = export_onnx(model, tmp_path / "out" / "model.onnx")
     assert path == tmp_path / "out" / "model.onnx" and path.stat().st_size > 0
     assert model.training  # export ran the model in inference mode and gave it back as it was
     ids = padded_ids(5, 4, 9)

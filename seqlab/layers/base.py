@@ -32,12 +32,17 @@ from torch import nn
 from seqlab import constraints as constraints_module
 from seqlab import initializers as initializers_module
 from seqlab import regularizers as regularizers_module
+from seqlab import serialization
 
 Shape = tuple  # a shape with None for unknown sizes, batch first
 
 
-class Layer(nn.Module):
-    """Base class of all seqlab layers (see the module docstring)."""
+class Layer(nn.Module, serialization.Serializable):
+    """Base class of all seqlab layers (see the module docstring).
+
+    Every subclass, a user's too, is registered for `seqlab.serialization` under its class
+    name when it is defined, so a model holding it saves and loads without further steps.
+    """
 
     supports_masking = False
 

@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from seqlab import saving
+from seqlab import saving, serialization
+from seqlab.summary import parameter_table
 from seqlab.training import distributed as distributed_module
 from seqlab.training import losses as losses_module
 from seqlab.training import metrics as metrics_module
@@ -120,7 +121,7 @@ class Model(torch.nn.Module):
         """Compile with a config from `get_compile_config()` (used by `load_model`), on the default device."""
         loss = losses_module.get(config["loss"])
         self.compile(optimizer=optimizers_module.get(config["optimizer"]), loss=loss,
-                     metrics=[metrics_module.from_spec(m, loss) for m in config["metrics"]],
+                     metrics=[metrics_module.get(m, loss) for m in config["metrics"]],
                      mixed_precision=config.get("mixed_precision"))
         self._compiled.config = config
 
@@ -227,15 +228,9 @@ class Model(torch.nn.Module):
         if distributed_module.is_main_process():
             saving.save_model(self, directory, tokenizer=tokenizer)
 
-    def export_onnx(self, path: Any, **options: Any) -> Any:
-        """Write this model as an ONNX graph (see `seqlab.interop.export_onnx`)."""
-        from seqlab.interop.onnx_export import export_onnx
-
-        return export_onnx(self, path, **options)
-
-    def summary(self, print_fn: Callable[[str], Any] | None = print) -> str:
-        """Print (and return) a table of parameter counts per top-level child module."""
-        return parameter_table(self, print_fn=print_fn)
+    def summary(self, line_length: int = 65, print_fn: Callable[[str], Any] | None = print) -> str:
+        """Print (and return) Keras' table of parameter counts per top-level child module."""
+        return parameter_table(self, print_fn=print_fn, line_length=line_length)
 
     # ---------------------------------------------------------------- helpers
     def _require_compiled(self, what: str) -> Compiled:
@@ -252,27 +247,6 @@ class Model(torch.nn.Module):
         if self._trainer is None or self._trainer.compiled is not compiled:
             self._trainer = Trainer(self, compiled)
         return self._trainer
-
-
-def parameter_table(model: torch.nn.Module, print_fn: Callable[[str], Any] | None = print) -> str:
-    """A table of parameter counts per top-level child, with totals (for models without their own summary)."""
-    rows = [(name, type(child).__name__, sum(p.numel() for p in child.parameters()))
-            for name, child in model.named_children()]
-    own = sum(p.numel() for p in model.parameters(recurse=False))
-    if own:
-        rows.append(("(own parameters)", "", own))
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    width = max([len(f"{n} ({t})") for n, t, _ in rows] + [20]) + 2
-    lines = [f'Model: "{type(model).__name__}"', "_" * (width + 15),
-             f"{'Module (type)':<{width}}{'Param #':>15}", "=" * (width + 15)]
-    lines += [f"{(f'{n} ({t})' if t else n):<{width}}{count:>15,}" for n, t, count in rows]
-    lines += ["=" * (width + 15), f"Total params: {total:,}", f"Trainable params: {trainable:,}",
-              f"Non-trainable params: {total - trainable:,}", "_" * (width + 15)]
-    text = "\n".join(lines)
-    if print_fn is not None:
-        print_fn(text)
-    return text
 
 
 # -------------------------------------------------------------------- helpers
@@ -300,15 +274,14 @@ def _resolve_precision(mixed_precision: bool | str | None, device: torch.device)
 def _compile_config(optimizer: optimizers_module.Optimizer, loss: str | losses_module.Loss, metrics: list[Any],
                     mixed_precision: Any) -> dict[str, Any] | None:
     """The compile arguments as JSON (not the device: a loaded model goes where it is loaded), or None
-    when one of them is a plain object that cannot be saved."""
+    when one of them is a plain object that cannot be saved. Names stay names (a metric's name is
+    resolved against the loss again); objects are specs of the one registry."""
+    def spec(value: Any) -> Any:
+        return value if isinstance(value, str) else serialization.serialize(value)
+
     try:
-        return {
-            "optimizer": optimizer.get_config(),
-            "loss": loss if isinstance(loss, str) else losses_module.serialize(loss),
-            "metrics": [m if isinstance(m, str) else {"class_name": type(m).__name__, "config": m.get_config()}
-                        for m in metrics],
-            "mixed_precision": mixed_precision,
-        }
+        return {"optimizer": spec(optimizer), "loss": spec(loss), "metrics": [spec(m) for m in metrics],
+                "mixed_precision": mixed_precision}
     except TypeError:
         return None
 

@@ -27,6 +27,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
+from seqlab import serialization
+
 __all__ = [
     "BinaryCrossentropy",
     "CategoricalCrossentropy",
@@ -44,7 +46,7 @@ __all__ = [
 EPSILON = 1e-7  # Keras' backend epsilon: probabilities are clipped to [ε, 1 - ε]
 
 
-class Loss(abc.ABC):
+class Loss(serialization.Serializable, abc.ABC):
     """Base class: subclasses define `elementwise(y_true, y_pred)`; calling reduces it.
 
     `sum_and_count` returns the two parts of the reduction (`Σ w ℓ`, `N`) so that
@@ -83,10 +85,6 @@ class Loss(abc.ABC):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Loss":
-        return cls(**config)
 
 
 class SparseCategoricalCrossentropy(Loss):
@@ -233,9 +231,6 @@ _BY_NAME: dict[str, Callable[[], Loss]] = {
     "mean_absolute_error": MeanAbsoluteError,
     "mae": MeanAbsoluteError,
 }
-_CLASSES = {cls.__name__: cls for cls in (BinaryCrossentropy, SparseCategoricalCrossentropy,
-                                          CategoricalCrossentropy, MeanSquaredError, MeanAbsoluteError)}
-
 
 def get(identifier: str | Loss | Callable | dict | None) -> Loss:
     """A `Loss` from a Keras name ("binary_crossentropy", "mse", ...), a config, an instance or a function."""
@@ -247,16 +242,15 @@ def get(identifier: str | Loss | Callable | dict | None) -> Loss:
             raise ValueError(f"Unknown loss {identifier!r}. Known: {sorted(_BY_NAME)}, "
                              "or pass a Loss instance or a function (y_true, y_pred) -> tensor.")
         return _BY_NAME[key]()
-    if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]].from_config(identifier["config"])
+    if isinstance(identifier, dict):
+        return serialization.deserialize(identifier, expected=Loss, what="loss")
     if callable(identifier):
         return LossFunction(identifier)
     raise ValueError(f"compile() needs a loss: a name such as 'sparse_categorical_crossentropy', "
                      f"a Loss or a function; got {identifier!r}.")
 
 
-def serialize(loss: Loss) -> dict[str, Any]:
-    return {"class_name": type(loss).__name__, "config": loss.get_config()}
+serialize = serialization.serialize
 
 
 # --------------------------------------------------------------- shared helpers

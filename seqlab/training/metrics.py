@@ -27,6 +27,7 @@ from typing import Any, Callable
 
 import torch
 
+from seqlab import serialization
 from seqlab.training import losses as losses_module
 from seqlab.training.losses import Loss, combine_masks, integer_labels, weighted_totals
 
@@ -43,7 +44,7 @@ __all__ = [
 ]
 
 
-class Metric(abc.ABC):
+class Metric(serialization.Serializable, abc.ABC):
     """Base class: subclasses define `values(y_true, y_pred)` (per element) and maybe `finalize`.
 
         >>> metric = BinaryAccuracy(); metric.update(torch.tensor([1.0]), torch.tensor([[0.7]]))
@@ -89,10 +90,6 @@ class Metric(abc.ABC):
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name}
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "Metric":
-        return cls(**config)
 
 
 class Mean(Metric):
@@ -225,8 +222,8 @@ class LossMetric(Metric):
         raise TypeError("A LossMetric is saved through its name in the compile config, not on its own.")
 
 
-def get(identifier: str | Metric, loss: Loss | None = None) -> Metric:
-    """A `Metric` from a name, resolved against the compiled `loss` as Keras does.
+def get(identifier: str | dict[str, Any] | Metric, loss: Loss | None = None) -> Metric:
+    """A `Metric` from a name (resolved against the compiled `loss` as Keras does), a config or an instance.
 
     "accuracy"/"acc" becomes binary, sparse categorical or categorical accuracy
     according to the loss (taking over its `from_logits` and `ignore_class`);
@@ -235,8 +232,10 @@ def get(identifier: str | Metric, loss: Loss | None = None) -> Metric:
     """
     if isinstance(identifier, Metric):
         return identifier
+    if isinstance(identifier, dict):
+        return serialization.deserialize(identifier, expected=Metric, what="metric")
     if not isinstance(identifier, str):
-        raise ValueError(f"Metrics are names or Metric instances, got {identifier!r}.")
+        raise ValueError(f"Metrics are names, configs or Metric instances, got {identifier!r}.")
     name = identifier
     key = identifier.lower()
     from_logits = getattr(loss, "from_logits", False)
@@ -272,12 +271,4 @@ def _accuracy_for(loss: Loss | None, name: str) -> Metric:
     )
 
 
-_CLASSES = {cls.__name__: cls for cls in (BinaryAccuracy, SparseCategoricalAccuracy, CategoricalAccuracy,
-                                          Perplexity, BitsPerCharacter)}
-
-
-def from_spec(spec: str | dict[str, Any], loss: Loss | None) -> Metric:
-    """Rebuild a metric from a compile config entry: a name, or `{"class_name", "config"}`."""
-    if isinstance(spec, dict):
-        return _CLASSES[spec["class_name"]].from_config(spec["config"])
-    return get(spec, loss)
+serialize = serialization.serialize

@@ -29,6 +29,7 @@ from typing import Any, Iterable
 
 import torch
 
+from seqlab import serialization
 from seqlab.training import schedules
 from seqlab.training.module_walk import outermost_modules_with
 from seqlab.training.schedules import LearningRateSchedule
@@ -36,7 +37,7 @@ from seqlab.training.schedules import LearningRateSchedule
 __all__ = ["SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "Optimizer", "RMSprop", "TorchOptimizer", "get"]
 
 
-class Optimizer(abc.ABC):
+class Optimizer(serialization.Serializable, abc.ABC):
     """Base class: `torch_class`, Keras `defaults`, and `torch_arguments()` translating them.
 
         >>> optimizer = RMSprop(learning_rate=1e-3, clipnorm=1.0)
@@ -167,10 +168,17 @@ class Optimizer(abc.ABC):
             self._learning_rate = float(state["learning_rate"])
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments: Keras' hyperparameters, the rate (or its schedule's spec), clipping."""
         rate = schedules.serialize(self.schedule) if self.schedule else self._learning_rate
         kind_and_limit = {self.clipping[0]: self.clipping[1]} if self.clipping else {}
-        return {"class_name": type(self).__name__,
-                "config": {"learning_rate": rate, **self.hyperparameters, **kind_and_limit}}
+        return {"learning_rate": rate, **self.hyperparameters, **kind_and_limit}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Optimizer":
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.get(config["learning_rate"])
+        return cls(**config)
 
 
 class Adam(Optimizer):
@@ -311,7 +319,7 @@ class TorchOptimizer(Optimizer):
                         "use a seqlab optimizer (e.g. optimizer='adam') to make the compile config savable.")
 
 
-_CLASSES = {cls.__name__: cls for cls in (Adam, AdamW, Adamax, Nadam, RMSprop, SGD, Adagrad)}
+_NAMED_OPTIMIZERS = (Adam, AdamW, Adamax, Nadam, RMSprop, SGD, Adagrad)  # compile("adam"): lower-case class name
 
 
 def get(identifier: str | Optimizer | torch.optim.Optimizer | dict[str, Any]) -> Optimizer:
@@ -321,11 +329,8 @@ def get(identifier: str | Optimizer | torch.optim.Optimizer | dict[str, Any]) ->
     if isinstance(identifier, torch.optim.Optimizer):
         return TorchOptimizer(identifier)
     if isinstance(identifier, dict):
-        config = dict(identifier["config"])
-        if isinstance(config.get("learning_rate"), dict):
-            config["learning_rate"] = schedules.get(config["learning_rate"])
-        return _CLASSES[identifier["class_name"]](**config)
-    by_name = {name.lower(): cls for name, cls in _CLASSES.items()}
+        return serialization.deserialize(identifier, expected=Optimizer, what="optimizer")
+    by_name = {cls.__name__.lower(): cls for cls in _NAMED_OPTIMIZERS}
     if isinstance(identifier, str) and identifier.lower() in by_name:
         return by_name[identifier.lower()]()
     raise ValueError(f"Unknown optimizer {identifier!r}. Known: {sorted(by_name)}, an Optimizer "

@@ -16,10 +16,12 @@ import abc
 import math
 from typing import Any
 
-__all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "get"]
+from seqlab import serialization
+
+__all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "get", "serialize"]
 
 
-class LearningRateSchedule(abc.ABC):
+class LearningRateSchedule(serialization.Serializable, abc.ABC):
     """Base class: `schedule(step) -> learning rate`, serialisable through `get_config()`."""
 
     @abc.abstractmethod
@@ -28,11 +30,7 @@ class LearningRateSchedule(abc.ABC):
 
     @abc.abstractmethod
     def get_config(self) -> dict[str, Any]:
-        """The constructor arguments, JSON-serialisable."""
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "LearningRateSchedule":
-        return cls(**config)
+        """The constructor arguments, JSON-serialisable (`from_config` calls the constructor with them)."""
 
 
 class ExponentialDecay(LearningRateSchedule):
@@ -97,15 +95,9 @@ class CosineDecay(LearningRateSchedule):
                 "alpha": self.alpha, "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
-_CLASSES = {cls.__name__: cls for cls in (ExponentialDecay, CosineDecay)}
-
-
-def serialize(schedule: LearningRateSchedule) -> dict[str, Any]:
-    return {"class_name": type(schedule).__name__, "config": schedule.get_config()}
+serialize = serialization.serialize
 
 
 def get(spec: dict[str, Any]) -> LearningRateSchedule:
     """Rebuild a schedule from `serialize(schedule)`."""
-    if spec.get("class_name") not in _CLASSES:
-        raise ValueError(f"Unknown learning-rate schedule {spec.get('class_name')!r}; known: {sorted(_CLASSES)}.")
-    return _CLASSES[spec["class_name"]].from_config(spec["config"])
+    return serialization.deserialize(spec, expected=LearningRateSchedule, what="learning-rate schedule")
