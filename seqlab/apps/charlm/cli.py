@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from seqlab.apps.charlm.run import load_generator, stream_samples, train
-from seqlab.apps.charlm.settings import PRESETS, Settings
+from seqlab.apps.charlm.settings import PRESETS, Settings, settings_from_args
 from seqlab.commandline import add_command_group, add_options
 from seqlab.generation import Sampling, TextGenerator
 from seqlab.kernels.stepping import PRECISIONS
@@ -124,18 +124,6 @@ def _use_threads(args: argparse.Namespace) -> None:
         if args.threads < 1:
             raise ValueError(f"--threads must be at least 1, got {args.threads}.")
         torch.set_num_threads(args.threads)
-
-
-def settings_from_args(args: argparse.Namespace) -> Settings:
-    """Defaults, then the preset, then every option given on the command line."""
-    values = {**PRESETS.get(args.preset or "book", {})}
-    names = {field.name for field in dataclasses.fields(Settings)}
-    values.update({name: value for name, value in vars(args).items() if name in names and value is not None})
-    if args.text is not None:
-        values["corpus"] = None
-    if values.get("shuffle_buffer") == 0:
-        values["shuffle_buffer"] = None
-    return Settings(**values)
 
 
 def _resumed_settings(args: argparse.Namespace) -> Settings:

@@ -28,7 +28,7 @@ import torch
 
 from seqlab.apps.charlm.data import fit_data, load_text, split_ids
 from seqlab.apps.charlm.model import CharVocabulary, build_model, compile_model
-from seqlab.apps.charlm.settings import PRESETS, Settings  # noqa: F401 (PRESETS: the docstring's example)
+from seqlab.apps.charlm.settings import Settings
 from seqlab.apps.follow_epochs import FollowEpochs
 from seqlab.data.tokenizers import CharTokenizer
 from seqlab.data.vocabulary import Vocabulary

@@ -9,6 +9,8 @@ Each field is written once, with its default and its help (`setting(...)`);
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,7 +18,7 @@ from seqlab import layers
 from seqlab.apps.architecture import ARCHITECTURES, check_heads
 from seqlab.commandline import setting
 
-__all__ = ["CELLS", "CORPORA", "PRESETS", "Settings"]
+__all__ = ["CELLS", "CORPORA", "PRESETS", "Settings", "settings_from_args"]
 
 CORPORA = ("mysterious-island", "koconovel")
 CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}
@@ -97,3 +99,15 @@ PRESETS: dict[str, dict[str, Any]] = {
                     "seq_len": 128, "batch_size": 32, "dropout": 0.1, "lr": 1e-3, "clip": 1.0, "epochs": 40,
                     "patience": 3, "reduce_lr_patience": 1, "max_minutes": 40.0},
 }
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Defaults, then the preset, then every option given on the command line."""
+    values = {**PRESETS.get(args.preset or "book", {})}
+    names = {field.name for field in dataclasses.fields(Settings)}
+    values.update({name: value for name, value in vars(args).items() if name in names and value is not None})
+    if args.text is not None:
+        values["corpus"] = None
+    if values.get("shuffle_buffer") == 0:
+        values["shuffle_buffer"] = None
+    return Settings(**values)

@@ -44,19 +44,17 @@ def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def _add_data_options(parser: argparse.ArgumentParser, default_dataset: str | None) -> None:
-    option = parser.add_argument
-    option("--dataset", default=default_dataset,
-           help="imdb, nsmc or csv:PATH (a CSV/TSV with a text and a two-valued label column)"
-                + (f" (default {default_dataset})" if default_dataset else
-                   " (default: the test split of the data the model was trained on)"))
-    option("--split", choices=("official", "book"), default="official",
-           help="IMDb protocol: official test set, or the tutorial's book split (default official)")
-    option("--text-column", default="text", help="CSV text column (default text)")
-    option("--label-column", default="label", help="CSV label column (default label)")
-    option("--labels", metavar="NEG,POS", help="CSV label values meaning negative and positive, in that order")
-    option("--delimiter", help="CSV delimiter (default: from the suffix, ',' for .csv, tab for .tsv/.txt)")
+    # --dataset's default depends on the command; --labels is one string, NEG,POS, split in _source_from_args.
+    parser.add_argument("--dataset", default=default_dataset,
+                        help=_help_of("dataset") + (f" (default {default_dataset})" if default_dataset else
+                                                    " (default: the test split of the data the model was trained on)"))
+    add_options(parser, DataSource, ("split", "text_column", "label_column"), keep_defaults=True)
+    parser.add_argument("--labels", metavar="NEG,POS", help=_help_of("labels"))
+    add_options(parser, DataSource, ("delimiter",), keep_defaults=True)
 
 
+def _help_of(name: str) -> str:
+    return next(field for field in dataclasses.fields(DataSource) if field.name == name).metadata["help"]
 
 
 def _add_train(commands: argparse._SubParsersAction) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from seqlab.commandline import setting
 from seqlab.data.datasets import TextLabelSplit, load_imdb, load_nsmc, load_text_label
 
 __all__ = ["DATA_SEED", "DataSource", "SentimentDataError"]
@@ -44,12 +45,15 @@ class DataSource:
     are 0/1 or a pair such as neg/pos, negative/positive, bad/good.
     """
 
-    dataset: str = "imdb"
-    split: str = "official"
-    text_column: str = "text"
-    label_column: str = "label"
-    labels: tuple[str, str] | None = None
-    delimiter: str | None = None
+    dataset: str = setting("imdb", "imdb, nsmc or csv:PATH (a CSV/TSV with a text and a two-valued label column)")
+    split: str = setting("official", "IMDb protocol: official test set, or the tutorial's book split",
+                         choices=("official", "book"))
+    text_column: str = setting("text", "CSV text column")
+    label_column: str = setting("label", "CSV label column")
+    labels: tuple[str, str] | None = setting(None, "CSV label values meaning negative and positive, in that order",
+                                             command_line=False)
+    delimiter: str | None = setting(None, "CSV delimiter", default_text="from the suffix, ',' for .csv, tab for "
+                                                                         ".tsv/.txt")
 
     def __post_init__(self) -> None:
         if self.dataset not in ("imdb", "nsmc") and not self.dataset.startswith("csv:"):
