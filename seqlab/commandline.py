@@ -28,7 +28,7 @@ import types
 import typing
 from typing import Any
 
-__all__ = ["add_command_group", "add_options", "describe_default", "print_help", "setting"]
+__all__ = ["add_command_group", "add_options", "describe_default", "print_help", "run_alone", "setting"]
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Any = None, flags: tuple[str, ...] = (),
@@ -84,6 +84,15 @@ def print_help(parser: argparse.ArgumentParser) -> int:
     """What a command given without its subcommand does: its help on stderr, exit status 2."""
     parser.print_help(sys.stderr)
     return 2
+
+
+def run_alone(add_parser: typing.Callable[[argparse._SubParsersAction], Any], name: str,
+              argv: list[str] | None = None, prog: str = "seqlab") -> int:
+    """Run one command group on its own (`python -m seqlab.apps.charlm train ...` is `seqlab charlm train ...`)."""
+    parser = argparse.ArgumentParser(prog=prog)
+    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
+    args = parser.parse_args([name, *(sys.argv[1:] if argv is None else argv)])
+    return args.handler(args) or 0
 
 
 # ------------------------------------------------------------------ derivation

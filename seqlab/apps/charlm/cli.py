@@ -24,7 +24,7 @@ import torch
 
 from seqlab.apps.charlm.run import load_generator, stream_samples, train
 from seqlab.apps.charlm.settings import PRESETS, Settings, settings_from_args
-from seqlab.commandline import add_command_group, add_options
+from seqlab.commandline import add_command_group, add_options, run_alone
 from seqlab.generation import Sampling, TextGenerator
 from seqlab.kernels.stepping import PRECISIONS
 from seqlab.training import distributed
@@ -238,7 +238,4 @@ def _demo_command(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m seqlab.apps.charlm ...`: the same as `seqlab charlm ...`."""
-    parser = argparse.ArgumentParser(prog="python -m seqlab.apps.charlm")
-    add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["charlm", *(sys.argv[1:] if argv is None else argv)])
-    return args.handler(args)
+    return run_alone(add_parser, "charlm", argv, prog="python -m seqlab.apps.charlm")

@@ -20,7 +20,7 @@ from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.model import load
 from seqlab.apps.sentiment.recipe import PRESETS, Recipe
 from seqlab.apps.sentiment.run import evaluate, train
-from seqlab.commandline import add_command_group, add_options
+from seqlab.commandline import add_command_group, add_options, run_alone
 from seqlab.training import distributed
 
 __all__ = ["add_parser", "main"]
@@ -152,7 +152,4 @@ def _read_lines(path: str | None) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m seqlab.apps.sentiment ...`: the `seqlab sentiment` command on its own."""
-    parser = argparse.ArgumentParser(prog="seqlab")
-    add_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
-    args = parser.parse_args(["sentiment", *(sys.argv[1:] if argv is None else argv)])
-    return args.handler(args)
+    return run_alone(add_parser, "sentiment", argv, prog="seqlab")
