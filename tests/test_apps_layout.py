@@ -56,3 +56,23 @@ def test_each_app_is_a_package_of_short_modules(app):
     for path in package.glob("*.py"):
         lines = len(path.read_text(encoding="utf-8").splitlines())
         assert lines <= 250, f"{path.relative_to(SEQLAB)} has {lines} lines"
+
+
+def test_the_translator_gives_export_its_plan():
+    from seqlab.apps import translate
+    from seqlab.data import Vocabulary
+    from seqlab.interop.onnx_export import OnnxExportError, make_plan
+    from seqlab.layers import Dense
+    from seqlab.model import Sequential
+
+    source = Vocabulary([f"s{i}" for i in range(10)])
+    target = Vocabulary([f"t{i}" for i in range(10)], specials=(translate.SOS, translate.EOS))
+    model = translate.Translator(source, target, embedding_dim=4, units=3)
+    plan = make_plan(model)
+    assert plan.mode == "translator" and plan.input_names == ["source", "target_in"]
+    assert make_plan(model, "translator").example_inputs[0].shape == (3, 6)
+    model.projection_dtype = "bfloat16"
+    with pytest.raises(OnnxExportError, match="projection_dtype = None"):
+        make_plan(model)
+    with pytest.raises(OnnxExportError, match="onnx_plan"):
+        make_plan(Sequential([Dense(2)]), "translator")
