@@ -4,6 +4,8 @@
 subcommand group per application. Each command module adds its own parser
 through `add_parser(subcommands)` and sets `handler` to a function taking the
 parsed arguments and returning the exit status, so this file stays a list.
+It is the only module that names the applications; what their commands
+share (command groups, options derived from settings) is `seqlab.commandline`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib
 import sys
 
 import seqlab
+from seqlab.commandline import print_help
 
 # Modules that define more subcommands (each has add_parser(subcommands)).
 COMMAND_MODULES: list[str] = [
@@ -36,23 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).add_parser(commands)
     return parser
-
-
-def add_command_group(subcommands: argparse._SubParsersAction, name: str, *, help: str, description: str,
-                      dest: str, metavar: str = "COMMAND") -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
-    """A subcommand `name` with subcommands of its own: `(its parser, the group to add them to)`.
-
-    Given without one of them (`seqlab charlm`), it prints its help to stderr and exits with 2.
-    """
-    parser = subcommands.add_parser(name, help=help, description=description)
-    parser.set_defaults(handler=lambda args: print_help(parser))
-    return parser, parser.add_subparsers(dest=dest, metavar=metavar)
-
-
-def print_help(parser: argparse.ArgumentParser) -> int:
-    """What a command given without its subcommand does: its help on stderr, exit status 2."""
-    parser.print_help(sys.stderr)
-    return 2
 
 
 def main(argv: list[str] | None = None) -> int:

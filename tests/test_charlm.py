@@ -16,8 +16,10 @@ import pytest
 import torch
 
 from seqlab.apps import charlm
-from seqlab.apps.charlm import (CharVocabulary, ChunkBatches, Settings, buffered_shuffle_order, build_model, chunks,
-                                split_ids)
+from seqlab.apps.charlm import CharVocabulary, Settings, build_model, chunk_batches, chunks, split_ids
+from seqlab.data.epoch_batches import buffered_shuffle_order
+from seqlab.training import time_budget
+from seqlab.training.time_budget import TimeBudget
 from seqlab.data import CharTokenizer, Vocabulary
 from seqlab.generation import Sampling
 from seqlab.saving import ModelDirectoryError, load_model
@@ -93,9 +95,9 @@ def test_buffered_shuffle_reads_like_tf_data_shuffle():
     assert order.tolist() != list(range(1000))
     full = buffered_shuffle_order(50, None, np.random.default_rng(2))
     assert sorted(full.tolist()) == list(range(50))
-    batches = ChunkBatches(torch.arange(10)[:, None], torch.arange(10)[:, None], batch_size=4, shuffle_buffer=3)
+    batches = chunk_batches(torch.arange(10)[:, None], torch.arange(10)[:, None], batch_size=4, shuffle_buffer=3)
     first = [b[0].flatten().tolist() for b in batches]
-    batches.epoch = 1
+    batches.set_epoch(1)
     assert [len(b) for b in first] == [4, 4, 2] and first != [b[0].flatten().tolist() for b in batches]
 
 
@@ -138,8 +140,8 @@ def test_step_budget_stops_training(tmp_path, english):
 
 def test_time_budget_prefers_whole_epochs(monkeypatch):
     clock = [0.0]
-    monkeypatch.setattr(charlm.time, "perf_counter", lambda: clock[0])
-    budget = charlm.TrainingBudget(max_minutes=1.0)
+    monkeypatch.setattr(time_budget.time, "perf_counter", lambda: clock[0])
+    budget = TimeBudget(max_minutes=1.0)
     budget.model, budget.params = argparse.Namespace(stop_training=False), {"epochs": 10}
     budget.on_train_begin()
     clock[0] = 25.0
@@ -148,7 +150,7 @@ def test_time_budget_prefers_whole_epochs(monkeypatch):
     clock[0] = 50.0
     budget.on_epoch_end(1)  # a third would end at 75 s
     assert budget.model.stop_training and "would overrun the time budget of 1 minutes" in budget.reason
-    mid_epoch = charlm.TrainingBudget(max_minutes=1.0)
+    mid_epoch = TimeBudget(max_minutes=1.0)
     mid_epoch.model, mid_epoch.params = argparse.Namespace(stop_training=False), {"epochs": 10}
     mid_epoch.on_train_begin()
     clock[0] = 120.0

@@ -220,11 +220,11 @@ def test_ngrams_and_a_model_without_recurrent_layer(tmp_path):
 
 
 def test_unmasked_inference_keeps_order_and_training_padding():
-    batches = sentiment.ReviewBatches([[1, 2, 3], [4], [5, 6]], [1, 0, 1], batch_size=2, shuffle=False)
+    batches = sentiment.review_batches([[1, 2, 3], [4], [5, 6]], [1, 0, 1], batch_size=2, shuffle=False)
     (ids, labels), (last, _) = list(batches)
     assert ids.tolist() == [[1, 2, 3], [4, 0, 0]] and labels.tolist() == [[1.0], [0.0]]
     assert last.tolist() == [[5, 6]]
-    by_length = sentiment.ReviewBatches([[1, 2, 3], [4], [5, 6]], None, batch_size=2, shuffle=False,
+    by_length = sentiment.review_batches([[1, 2, 3], [4], [5, 6]], None, batch_size=2, shuffle=False,
                                         sorted_by_length=True)
     assert [b.tolist() for b in by_length] == [[[4, 0], [5, 6]], [[1, 2, 3]]]
 

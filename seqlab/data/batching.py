@@ -6,6 +6,10 @@
   length) and return `PaddedBatch(tokens, lengths, mask)`.
 - `BucketBatchSampler` groups examples of similar length to cut padding.
 - `LanguageModelWindows` cuts a long token stream into `(x, y)` windows.
+
+`BucketBatchSampler.batches(epoch)` is also an order for
+`seqlab.data.epoch_batches.EpochBatches`, which turns it into `fit` data
+whose epoch e reads the batches of (seed, e).
 """
 from __future__ import annotations
 

@@ -14,8 +14,7 @@ import argparse
 import sys
 from typing import Any
 
-from seqlab.cli import add_command_group
-
+from seqlab.commandline import add_command_group
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> None:

@@ -11,11 +11,13 @@ graph's input and output names):
                vocabulary; mode="step" forces it for other such stacks): one generation step,
                `ids (batch,), h (layers, batch, units)[, c]` → `logits (batch, vocabulary),
                next_h[, next_c]` (`c` for LSTMs). Start from zeros; feed next_h back as h.
-    translator an encoder–decoder with `start`/`decode` (seqlab.apps.translate.Translator):
-               `source (batch, S), target_in (batch, T)` ids, 0 = padding → `logits (batch, T, V)`.
+    translator a model that describes its own graph: its public `onnx_plan(example_inputs)`
+               returns the `ExportPlan` (module to trace, inputs, names, dynamic axes);
+               seqlab.apps.translate.Translator's is `source (batch, S), target_in (batch, T)`
+               ids, 0 = padding → `logits (batch, T, V)`.
 
-`mode="auto"` picks step for a language model, translator for a translator and
-sequence otherwise. A stateful layer's carried state is not part of any graph:
+`mode="auto"` uses a model's own plan when it has one, picks step for a
+language model and sequence otherwise. A stateful layer's carried state is not part of any graph:
 the sequence graph starts every run from zero states (as seqlab does after
 `reset_states()`), the step graph from the states it is given. Exporting
 leaves the model as it was (training flag, carried states).
@@ -62,7 +64,7 @@ from seqlab.layers import Activation, Dense, Dropout, Embedding, InputLayer, Lay
 from seqlab.kernels.equations import Form
 from seqlab.layers.recurrent import RNN
 
-__all__ = ["MODES", "OnnxExportError", "export_onnx"]
+__all__ = ["MODES", "ExportPlan", "OnnxExportError", "export_onnx", "own_plan_of"]
 
 MODES = ("auto", "sequence", "step", "translator")
 DEFAULT_OPSET = 17
@@ -148,21 +150,26 @@ def make_plan(model: nn.Module, mode: str = "auto", example_inputs: Sequence[tor
     """Decide what to export for `model` (see the module docstring)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}.")
+    own_plan = own_plan_of(model)
+    if own_plan is not None and mode in ("auto", "translator"):
+        plan = own_plan(example_inputs)
+        if mode == "auto" or plan.mode == mode:
+            return plan
+    if mode == "translator":
+        raise OnnxExportError(
+            f"mode='translator' needs an encoder-decoder that gives its own export plan through "
+            f"onnx_plan(example_inputs) (as seqlab.apps.translate.Translator does), got {type(model).__name__}.")
     if mode == "auto":
-        mode = "translator" if is_translator(model) else "step" if is_language_model(model) else "sequence"
+        mode = "step" if is_language_model(model) else "sequence"
     if mode == "step":
         return _step_plan(model)
-    if mode == "translator":
-        if not is_translator(model):
-            raise OnnxExportError(
-                f"mode='translator' needs an encoder-decoder with start(source) and decode(target_in, state) "
-                f"and source/target vocabularies (seqlab.apps.translate.Translator), got {type(model).__name__}.")
-        return _translator_plan(model, example_inputs)
     return _sequence_plan(model, example_inputs)
 
 
-def is_translator(model: nn.Module) -> bool:
-    return all(hasattr(model, name) for name in ("start", "decode", "source_vocabulary", "target_vocabulary"))
+def own_plan_of(model: nn.Module) -> Callable[[Sequence[torch.Tensor] | None], ExportPlan] | None:
+    """The model's public `onnx_plan(example_inputs) -> ExportPlan`, if it describes its own graph."""
+    plan = getattr(model, "onnx_plan", None)
+    return plan if callable(plan) else None
 
 
 def is_language_model(model: nn.Module, strict: bool = True) -> bool:
@@ -319,33 +326,6 @@ def _step_plan(model: nn.Module) -> ExportPlan:
     next_names = [f"next_{name}" for name in state_names]
     axes = {"ids": {0: "batch"}, "logits": {0: "batch"}, **{name: {1: "batch"} for name in state_names + next_names}}
     return ExportPlan(step, (ids, *states), ["ids", *state_names], ["logits", *next_names], axes, "step")
-
-
-# ------------------------------------------------------------------ translator
-class _Translate(nn.Module):
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
-
-    def forward(self, source: torch.Tensor, target_in: torch.Tensor) -> torch.Tensor:
-        return self.model((source, target_in))
-
-
-def _translator_plan(model: nn.Module, example_inputs) -> ExportPlan:
-    if getattr(model, "projection_dtype", None) not in (None, "float32"):
-        raise OnnxExportError(
-            f"This translator projects in {model.projection_dtype}, which onnxruntime's CPU kernels do not run. "
-            "Set model.projection_dtype = None before exporting (the weights are float32 either way).")
-    if example_inputs is None:
-        generator = torch.Generator().manual_seed(0)
-        source = torch.randint(1, len(model.source_vocabulary), (3, 6), generator=generator)
-        source[1, -2:] = 0
-        target_in = torch.randint(1, len(model.target_vocabulary), (3, 5), generator=generator)
-        example_inputs = (source, target_in)
-    axes = {"source": {0: "batch", 1: "source_time"}, "target_in": {0: "batch", 1: "target_time"},
-            "logits": {0: "batch", 1: "target_time"}}
-    return ExportPlan(_Translate(model), tuple(example_inputs), ["source", "target_in"], ["logits"], axes,
-                      "translator")
 
 
 # ============================================================================ tracing

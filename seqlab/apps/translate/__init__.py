@@ -1,0 +1,53 @@
+"""Attention-based translation: a recurrent encoder–decoder over words, trained with teacher forcing.
+
+The model (Luong et al. 2015; the score is Luong's dot product or Bahdanau's additive one):
+
+    encoder   e_1..e_S = BiGRU(Embedding(x))            (batch, S, H), H = 2·units (units if one direction)
+              s_0 = [h_fw; h_bw]                          the decoder starts from the encoder's final state
+    decoder   h_t = GRU(Embedding(y_{t-1}), h_{t-1})      (batch, T, H)
+              a_ts = softmax_s score(h_t, e_s)            over the real source tokens; padding gets 0
+              c_t = Σ_s a_ts e_s                          context (batch, T, H)
+              h̃_t = tanh(W_c [c_t; h_t])                  attentional state (batch, T, H)
+              p(y_t | y_<t, x) = softmax(W_o h̃_t)        (batch, T, target vocabulary)
+
+with score(h, e) = h·e (`attention="dot"`) or v·tanh(W_q h + W_k e) (`"additive"`).
+With `attention=None` the logits are W_o h_t: plain seq2seq, whose only view of
+the source is s_0. Training feeds the true previous word (teacher forcing):
+decoder inputs `<sos> y_1 … y_n`, targets `y_1 … y_n <eos>`, padding left out
+of the loss. At inference the encoder runs once and the decoder one step at a
+time with its carried state, under greedy decoding or beam search
+(`seqlab.decoding`). BLEU (sacrebleu) is measured on held-out source sentences
+that never occur in training, against all their translations in the file.
+
+    >>> data = load_translation_data("fra-eng", "en", "fr", max_words=10, limit=30_000)
+    >>> model, history, seconds = train_translator(data, attention="dot", epochs=8)
+    >>> model.translate(["I am cold."], beam_width=5)[0].text
+
+Command line (`seqlab translate`):
+
+    seqlab translate train --pairs fra-eng --source en --target fr --model runs/fr
+    seqlab translate --model runs/fr --beam 5 --show-attention cold.png "I am cold."
+    seqlab translate evaluate --model runs/fr --beam 5
+
+The package: `text` (tokens, vocabularies, encoded pairs), `model`
+(`Translator`, the network), `translation` (text in, text out; heatmaps),
+`data` (pairs split by source sentence, batches), `settings`, `run` (train,
+load, BLEU) and `cli` (the commands). Importing it registers `Translator`,
+so `seqlab.load_model` restores a saved translator.
+"""
+
+from seqlab.apps.translate.cli import add_parser
+from seqlab.apps.translate.data import KNOWN_PAIRS, TranslationData, load_translation_data, pair_batches
+from seqlab.apps.translate.model import ATTENTION_KINDS, CELLS, Translator
+from seqlab.apps.translate.run import BleuReport, corpus_bleu, evaluate_bleu, load_translator, train_translator
+from seqlab.apps.translate.settings import PairSettings, Settings
+from seqlab.apps.translate.text import (EOS, SOS, TranslationInputError, build_vocabularies, detokenize,
+                                        encode_pairs, make_tokenizer)
+from seqlab.apps.translate.translation import Translation, attention_figure, save_attention_heatmap
+
+__all__ = [
+    "ATTENTION_KINDS", "BleuReport", "CELLS", "EOS", "KNOWN_PAIRS", "PairSettings", "SOS", "Settings", "Translation",
+    "TranslationData", "TranslationInputError", "Translator", "add_parser", "attention_figure", "build_vocabularies",
+    "corpus_bleu", "detokenize", "encode_pairs", "evaluate_bleu", "load_translation_data", "load_translator",
+    "make_tokenizer", "pair_batches", "save_attention_heatmap", "train_translator",
+]

@@ -1,0 +1,173 @@
+"""`seqlab translate train | run | evaluate`: the translator's commands.
+
+`train`'s options are derived from `PairSettings` and `Settings` (name,
+type, default and help in one place). `seqlab translate --model DIR TEXT...`
+is `translate run`: a first word that names no subcommand is a text.
+
+    seqlab translate train --pairs fra-eng --source en --target fr --model runs/fr
+    seqlab translate --model runs/fr --beam 5 --show-attention cold.png "I am cold."
+    seqlab translate evaluate --model runs/fr --beam 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import sys
+from pathlib import Path
+from typing import Any
+
+from seqlab.apps.translate.data import load_translation_data
+from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, train_translator
+from seqlab.apps.translate.settings import PairSettings, Settings
+from seqlab.apps.translate.translation import save_attention_heatmap
+from seqlab.commandline import add_options, print_help
+from seqlab.training import distributed
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subcommands: Any) -> argparse.ArgumentParser:
+    """Add `seqlab translate` with `train`, `run` (also the default) and `evaluate`."""
+    parser = subcommands.add_parser(
+        "translate", help="train and run attention-based translation models",
+        description="Attention-based translation. `seqlab translate --model DIR TEXT...` is `translate run`.")
+    parser.register("action", "parsers", _CommandOrText)
+    _add_run_options(parser)
+    parser.set_defaults(handler=lambda args: print_help(parser))
+    commands = parser.add_subparsers(dest="translate_command", metavar="{train,run,evaluate}")
+
+    train = commands.add_parser("train", help="train a translator on sentence pairs and save it")
+    train.add_argument("--pairs", required=True, help="fra-eng, kor-eng, or tsv:PATH (source<TAB>target lines)")
+    train.add_argument("--source", help="source language (default en)")
+    train.add_argument("--target", help="target language (default the pair's other language)")
+    train.add_argument("--model", required=True, help="directory to save the trained model in")
+    add_options(train, PairSettings, keep_defaults=True)
+    add_options(train, Settings, keep_defaults=True)
+    train.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
+                       help="report BLEU on the held-out sentences after training (greedy)")
+    train.set_defaults(handler=_train)
+
+    run = commands.add_parser("run", help="translate texts with a saved model")
+    _add_run_options(run)
+    run.add_argument("texts", nargs="+", help="texts to translate")
+    run.set_defaults(handler=_run)
+
+    evaluate = commands.add_parser("evaluate", help="BLEU on the held-out sentences of the model's training data")
+    evaluate.add_argument("--model", required=True, help="a directory written by `seqlab translate train`")
+    evaluate.add_argument("--beam", type=int, default=1, help="beam width (1: greedy decoding)")
+    evaluate.add_argument("--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha (0)")
+    evaluate.add_argument("--examples", type=int, default=5, help="print this many example translations")
+    evaluate.set_defaults(handler=_evaluate)
+    return parser
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", help="a directory written by `seqlab translate train`")
+    parser.add_argument("--beam", type=int, default=1, help="beam width (1: greedy decoding)")
+    parser.add_argument("--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha (0)")
+    parser.add_argument("--max-length", type=int, help="most output tokens (default: the model's)")
+    parser.add_argument("--show-attention", metavar="PNG",
+                        help="save the attention heatmap (several texts: PNG gets _1, _2, ... suffixes)")
+
+
+class _CommandOrText(argparse._SubParsersAction):
+    """`translate`'s subcommands, where a first word that names none is a text for `run`."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.choices = _AnyWord(self._name_parser_map)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if values[0] in self._name_parser_map:
+            return super().__call__(parser, namespace, values, option_string)
+        run = self._name_parser_map["run"]
+        run.parse_args(values, namespace)   # keeps options given before the text (namespace has them)
+        namespace.translate_command, namespace.handler = "run", run.get_default("handler")
+
+
+class _AnyWord(dict):
+    """argparse checks the first word against the choices; every word is acceptable here."""
+
+    def __init__(self, names: dict):
+        super().__init__()
+        self.names = names
+
+    def __contains__(self, word: object) -> bool:
+        return True
+
+    def __iter__(self):
+        return iter(self.names)
+
+
+def _reports_errors(handler):
+    """Print what went wrong (bad input, missing data or model) as one line on stderr and return 1."""
+    @functools.wraps(handler)
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except (ValueError, FileNotFoundError, ImportError) as error:
+            print(f"seqlab translate: {error}", file=sys.stderr)
+            return 1
+
+    return run
+
+
+@_reports_errors
+def _train(args: argparse.Namespace) -> int:
+    data = load_translation_data(args.pairs, args.source, args.target, max_words=args.max_words,
+                                 limit=args.limit, test_sources=args.test_sources, seed=args.seed)
+    distributed.print_main(data.summary())
+    model, history, seconds = train_translator(
+        data, **{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+    distributed.on_main_then_wait(lambda: model.save(args.model))
+    if not distributed.is_main_process():
+        return 0  # rank 0 reports, and scores the held-out sentences
+    epochs = len(history.history.get("loss", []))
+    print(f"trained {epochs} epochs in {seconds:.0f} s; saved to {args.model}")
+    if args.evaluate:
+        _print_bleu(evaluate_bleu(model, data), beam=1, examples=5)
+    return 0
+
+
+@_reports_errors
+def _run(args: argparse.Namespace) -> int:
+    texts = getattr(args, "texts", None)
+    if not args.model or not texts:
+        print("seqlab translate: give --model DIR and the texts to translate, e.g. "
+              "seqlab translate --model runs/fr \"I am cold.\"", file=sys.stderr)
+        return 2
+    model = load_translator(args.model)
+    translations = model.translate(texts, args.beam, args.length_penalty, args.max_length)
+    for index, translation in enumerate(translations, 1):
+        print(translation.text)
+        if args.show_attention:
+            path = Path(args.show_attention)
+            if len(translations) > 1:
+                path = path.with_name(f"{path.stem}_{index}{path.suffix or '.png'}")
+            save_attention_heatmap(translation, path)
+            print(f"  attention heatmap: {path}", file=sys.stderr)
+    return 0
+
+
+@_reports_errors
+def _evaluate(args: argparse.Namespace) -> int:
+    model = load_translator(args.model)
+    spec = {k: v for k, v in (model.training_data or {}).items() if k not in ("min_count", "max_vocabulary")}
+    if not spec:
+        print(f"seqlab translate evaluate: {args.model} does not record its training data; evaluate models "
+              "written by `seqlab translate train`.", file=sys.stderr)
+        return 1
+    data = load_translation_data(spec.pop("pairs"), spec.pop("source"), spec.pop("target"), **spec)
+    _print_bleu(evaluate_bleu(model, data, args.beam, args.length_penalty), args.beam, args.examples)
+    return 0
+
+
+def _print_bleu(report: BleuReport, beam: int, examples: int) -> None:
+    search = "greedy" if beam == 1 else f"beam {beam}"
+    print(f"BLEU {report.bleu:.1f} (all references), {report.bleu_single_reference:.1f} (first reference only) "
+          f"on {report.sentences:,} held-out sentences, {search}, {report.seconds:.0f} s")
+    for translation in report.translations[:examples]:
+        print(f"  {translation.source}  ->  {translation.text}")
+

@@ -1,0 +1,56 @@
+"""The translator's settings: which sentence pairs (`PairSettings`) and how to build and train (`Settings`).
+
+Each field is written once, with its default and its help (`setting(...)`);
+`train_translator` takes `Settings` fields as keyword arguments and
+`seqlab translate train` derives its options from both dataclasses
+(seqlab.commandline). `attention="none"` and `projection_dtype="float32"`,
+the command line's spellings, mean None (no attention, float32 projections).
+
+    >>> Settings(attention="none").attention is None
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from seqlab.commandline import setting
+
+__all__ = ["PairSettings", "Settings"]
+
+
+@dataclass
+class PairSettings:
+    """Which pairs train and which source sentences are held out (see `load_translation_data`)."""
+
+    max_words: int | None = setting(10, "keep pairs of at most this many words")
+    limit: int | None = setting(None, "use at most this many training pairs", default_text="all")
+    test_sources: int = setting(1000, "held-out source sentences")
+
+
+@dataclass
+class Settings:
+    """The model (`Translator`'s arguments) and its training (Adam, clipped at a global norm of 5)."""
+
+    cell: str = setting("gru", "recurrent cell of encoder and decoder", choices=("gru", "lstm"))
+    bidirectional: bool = setting(True, "read the source in both directions")
+    attention: str | None = setting("dot", "Luong's dot-product score, Bahdanau's additive one, or none",
+                                    choices=("dot", "additive", "none"))
+    embedding_dim: int = setting(128, "embedding size of both languages")
+    units: int = setting(256, "encoder units per direction")
+    dropout: float = setting(0.1, "dropout on the embeddings and before the output layer")
+    min_count: int = setting(1, "drop words seen fewer times")
+    max_vocabulary: int | None = setting(None, "keep at most this many words per language")
+    epochs: int = setting(10, "epochs")
+    batch_size: int = setting(64, "pairs per batch")
+    learning_rate: float = setting(1e-3, "Adam's learning rate")
+    validation_split: float = setting(0.0, "share of the training pairs held out for validation")
+    projection_dtype: str | None = setting("float32", "run the output projection in bfloat16 (about 2x faster on "
+                                                      "CPUs with AVX512-BF16)", choices=("float32", "bfloat16"))
+    seed: int = setting(0, "seed for the data split, weights and batch order")
+
+    def __post_init__(self) -> None:
+        if self.attention == "none":
+            self.attention = None
+        if self.projection_dtype == "float32":
+            self.projection_dtype = None
