@@ -40,7 +40,7 @@ from torch import nn
 import seqlab
 from seqlab import kernels, layers
 from seqlab.generation import draw
-from seqlab.kernels.stepping import Stepper
+from seqlab.generation.stepping import Stepper
 from seqlab.kernels import fused
 from seqlab.kernels.allocator import keep_freed_memory
 

@@ -19,7 +19,7 @@ import sys
 import torch
 
 from seqlab.apps import charlm
-from seqlab.kernels.stepping import Stepper
+from seqlab.generation.stepping import Stepper
 from seqlab.saving import load_model
 
 

@@ -88,11 +88,6 @@ class ModelDirectoryError(ValueError):
     """A model or checkpoint directory is missing, incomplete or of an unknown format."""
 
 
-def serialize_object(obj: Any) -> dict[str, Any]:
-    """The spec of a registered object (a model, a tokenizer): `seqlab.serialization.serialize`."""
-    return serialization.serialize(obj)
-
-
 def deserialize_object(spec: dict[str, Any], what: str) -> Any:
     """Rebuild a model or tokenizer from its spec in config.json (of any format this seqlab reads)."""
     if isinstance(spec, dict) and "module" not in spec and spec.get("class_name") in _FORMAT1_MODULES:
@@ -210,9 +205,9 @@ def _model_config(model: torch.nn.Module, tokenizer: Any) -> dict[str, Any]:
         "format_version": FORMAT_VERSION,
         "seqlab_version": __version__,
         "torch_version": torch.__version__,
-        "model": serialize_object(model),
+        "model": serialization.serialize(model),
         "compile_config": get_compile_config() if get_compile_config else None,
-        "tokenizer": serialize_object(tokenizer) if tokenizer is not None else None,
+        "tokenizer": serialization.serialize(tokenizer) if tokenizer is not None else None,
     }
 
 

@@ -98,3 +98,12 @@ def test_the_registry_and_the_version_import_no_seqlab_module_and_saving_no_conc
     seqlab_imports = {name for name in _imports(SEQLAB / "saving.py") if name.startswith("seqlab")}
     assert seqlab_imports == {"seqlab.serialization", "seqlab.version"}
     assert "_REGISTERING_MODULES" not in (SEQLAB / "saving.py").read_text()
+
+
+def test_a_bidirectional_layer_round_trips_with_keras_direction_names():
+    """Keras names the directions forward_NAME and backward_NAME; a round trip keeps both names."""
+    original = layers.Bidirectional(layers.LSTM(3, name="encoder"))
+    rebuilt = deserialize(serialize(deserialize(serialize(original))))
+    for layer in (original, rebuilt):
+        assert (layer.forward_layer.name, layer.backward_layer.name) == ("forward_encoder", "backward_encoder")
+        assert layer.backward_layer.go_backwards and not layer.forward_layer.go_backwards

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqlab.saving import register_serializable
+from seqlab.serialization import register_serializable
 from seqlab.training import Model
 
 

@@ -16,7 +16,7 @@ import torch
 from seqlab.apps import translate
 from seqlab.apps.translate import (TranslationInputError, Translator, attention_figure, build_vocabularies,
                                    corpus_bleu, detokenize, encode_pairs, load_translation_data)
-from seqlab.decoding import beam_search, greedy_decode, length_penalty_factor
+from seqlab.generation.decoding import beam_search, greedy_decode, length_penalty_factor
 from seqlab.saving import load_model
 from seqlab.seeding import set_seed
 from seqlab.training import Adam, SparseCategoricalCrossentropy

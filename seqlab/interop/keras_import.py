@@ -52,7 +52,7 @@ from seqlab import activations, constraints, initializers, layers as seqlab_laye
 from seqlab.layers import Bidirectional, InputLayer, Layer, MultiHeadAttention, TimeDistributed
 from seqlab.layers.recurrent import RNN
 from seqlab.layers.serialization import deserialize, serialize
-from seqlab.saving import register_serializable
+from seqlab.serialization import register_serializable
 from seqlab.training.engine import Model
 
 __all__ = ["KerasGraph", "KerasImportError", "UnsupportedKerasError", "from_keras", "layer_from_keras",

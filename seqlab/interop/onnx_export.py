@@ -26,7 +26,7 @@ How recurrent layers get into the graph: PyTorch's exporter traces Python, so
 a time loop would be unrolled to the traced length and its mask handling
 frozen. Instead each recurrent layer is traced as one placeholder node, which
 is then replaced by an ONNX `Scan` over time whose body is the cell's
-equation, exactly as the reference loop in `seqlab.layers.recurrent` writes
+equation, exactly as the reference loop in `seqlab.kernels.reference_loop` writes
 it: any mask (left or right padding), `go_backwards`, initial states,
 `return_sequences`/`return_state`, Keras' held outputs at padded steps, every
 cell option (GRU `reset_after` either way, LSTM peepholes, any activation).
@@ -382,13 +382,13 @@ def _static_layer_norm(norm: LayerNormalization) -> Callable:
 
 def _placeholder_forward(layer: RNN) -> Callable:
     def forward(inputs, mask=None, training=None, initial_state=None):
-        inputs = layer._check_inputs(inputs)
+        inputs = layer.check_inputs(inputs)
         if mask is not None and layer.time_major:
             raise OnnxExportError(f"{layer.name}: exporting a time_major layer with a mask is not supported; "
                                   "use batch-major inputs (time_major=False).")
         if mask is not None:
             batch, time = inputs.shape[0], inputs.shape[1]
-            mask = layer._check_mask(mask, batch, time)
+            mask = layer.analyse_mask(mask, batch, time).given
         states = [] if initial_state is None else (
             [initial_state] if isinstance(initial_state, torch.Tensor) else list(initial_state))
         weights = layer.cell.own_weights()

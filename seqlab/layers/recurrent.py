@@ -58,6 +58,7 @@ from seqlab.kernels.paths import REQUESTS as EXECUTION_PATHS
 from seqlab.kernels.reference_loop import reference_loop
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+from seqlab.layers.serialization import deserialize, serialize
 
 __all__ = ["EXECUTION_PATHS", "GRU", "LSTM", "RNN", "SimpleRNN", "reference_loop"]
 
@@ -182,8 +183,6 @@ class RNN(Layer):
         # runs in float32), rather than failing in the first matrix product.
         return inputs.to(self.cell.kernel.dtype)
 
-    _check_inputs = check_inputs  # the name seqlab.interop.onnx_export calls
-
     def analyse_mask(self, mask, batch: int, time: int) -> Padding:
         """`mask` ((batch, time), or (time, batch) with time_major; True at real steps) validated and analysed."""
         return Padding.of(self._check_mask(mask, batch, time))
@@ -249,8 +248,6 @@ class RNN(Layer):
         return [output, *[(batch, size) for size in self.cell.state_size]]
 
     def get_config(self):
-        from seqlab.layers.serialization import serialize
-
         return {**super().get_config(), "cell": serialize(self.cell),
                 "return_sequences": self.return_sequences, "return_state": self.return_state,
                 "go_backwards": self.go_backwards, "stateful": self.stateful,
@@ -259,8 +256,6 @@ class RNN(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "RNN":
-        from seqlab.layers.serialization import deserialize
-
         return cls(**{**config, "cell": deserialize(config["cell"])})
 
 

@@ -32,6 +32,7 @@ from seqlab.kernels import native, paired, paths
 from seqlab.kernels.masks import Padding
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.recurrent import RNN
+from seqlab.layers.serialization import deserialize, serialize
 
 MERGE_MODES = ("concat", "sum", "mul", "ave", None)
 
@@ -51,7 +52,7 @@ class Bidirectional(Layer):
         self._custom_backward = backward_layer is not None
         if backward_layer is None:
             config = layer.get_config()
-            config.update(name=f"backward_{layer.name}", go_backwards=not layer.go_backwards)
+            config.update(name=f"backward_{layer.name.removeprefix('forward_')}", go_backwards=not layer.go_backwards)
             backward_layer = type(layer).from_config(config)
         _check_backward_layer(layer, backward_layer)
         layer.name = f"forward_{layer.name.removeprefix('forward_')}"
@@ -173,8 +174,6 @@ class Bidirectional(Layer):
         self.backward_layer.reset_states()
 
     def get_config(self):
-        from seqlab.layers.serialization import serialize
-
         config = {**super().get_config(), "layer": serialize(self.forward_layer), "merge_mode": self.merge_mode}
         if self._custom_backward:
             config["backward_layer"] = serialize(self.backward_layer)
@@ -182,8 +181,6 @@ class Bidirectional(Layer):
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Bidirectional":
-        from seqlab.layers.serialization import deserialize
-
         config = dict(config)
         config["layer"] = deserialize(config["layer"])
         if config.get("backward_layer") is not None:
@@ -237,12 +234,8 @@ class TimeDistributed(Layer):
         return (*input_shape[:2], *inner[1:])
 
     def get_config(self):
-        from seqlab.layers.serialization import serialize
-
         return {**super().get_config(), "layer": serialize(self.layer)}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "TimeDistributed":
-        from seqlab.layers.serialization import deserialize
-
         return cls(**{**config, "layer": deserialize(config["layer"])})

@@ -7,10 +7,11 @@
 See docs/training.md for the guide.
 """
 
+from seqlab.summary import parameter_table
 from seqlab.training.callbacks import (CSVLogger, Callback, EarlyStopping, History, JSONLogger,
                                        LearningRateScheduler, ModelCheckpoint, NonFiniteLossError,
                                        ReduceLROnPlateau, TensorBoard, TerminateOnNaN)
-from seqlab.training.engine import Model, parameter_table
+from seqlab.training.engine import Model
 from seqlab.training.losses import (BinaryCrossentropy, CategoricalCrossentropy, Loss, MeanAbsoluteError,
                                     MeanSquaredError, SparseCategoricalCrossentropy)
 from seqlab.training.metrics import (BinaryAccuracy, BitsPerCharacter, CategoricalAccuracy, Metric, Perplexity,

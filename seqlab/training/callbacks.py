@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from seqlab import saving
+from seqlab import saving, serialization
 from seqlab.training.distributed import is_main_process
 from seqlab.training.state import write_checkpoint
 
@@ -272,7 +272,7 @@ class ModelCheckpoint(Callback):
         return self.last_path if saving.is_checkpoint(self.last_path) else None
 
     def on_train_begin(self, logs: dict | None = None) -> None:
-        saving.serialize_object(self.model)  # fail now, not after the first epoch, if it cannot be saved
+        serialization.serialize(self.model)  # fail now, not after the first epoch, if it cannot be saved
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         improved = False

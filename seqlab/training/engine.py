@@ -41,7 +41,7 @@ from seqlab.training.loop import FitRun, Trainer, evaluate_batches, resolve_resu
 from seqlab.training.state import read_checkpoint
 from seqlab.training.progress import make_progress
 
-__all__ = ["Compiled", "Model", "parameter_table"]
+__all__ = ["Compiled", "Model"]
 
 
 @dataclass

@@ -26,7 +26,7 @@ from seqlab.apps.charlm.run import load_generator, stream_samples, train
 from seqlab.apps.charlm.settings import PRESETS, Settings, settings_from_args
 from seqlab.commandline import add_command_group, add_options, run_alone
 from seqlab.generation import Sampling, TextGenerator
-from seqlab.kernels.stepping import PRECISIONS
+from seqlab.generation import PRECISIONS
 from seqlab.training import distributed
 
 __all__ = ["add_parser", "command_line", "main", "settings_from_args"]

@@ -20,7 +20,7 @@ from seqlab import layers
 from seqlab.apps.charlm.settings import CELLS, Settings
 from seqlab.data.vocabulary import Vocabulary
 from seqlab.model import Sequential
-from seqlab.saving import register_serializable
+from seqlab.serialization import register_serializable
 from seqlab.training import Adam, SparseCategoricalCrossentropy
 
 __all__ = ["CharVocabulary", "build_model", "compile_model"]

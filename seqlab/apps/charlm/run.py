@@ -124,7 +124,7 @@ def resolve_model_dir(directory: str | Path) -> Path:
 def load_generator(directory: str | Path, precision: str = "float32") -> TextGenerator:
     """A `TextGenerator` for the model saved in `directory` (an OUT of `train`, OUT/model, or a checkpoint).
 
-    precision: "float32", or "bfloat16" for the recurrent products (`seqlab.kernels.stepping.Stepper`).
+    precision: "float32", or "bfloat16" for the recurrent products (`seqlab.generation.Stepper`).
     """
     model_dir = resolve_model_dir(directory)
     model = load_model(model_dir, compile=False)

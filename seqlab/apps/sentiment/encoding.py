@@ -23,7 +23,7 @@ from seqlab.apps.sentiment.recipe import TOKENIZERS, Recipe
 from seqlab.data import BucketBatchSampler, Vocabulary, pad_batch
 from seqlab.data.datasets import TextLabelSplit
 from seqlab.data.epoch_batches import EpochBatches, InOrder
-from seqlab.saving import register_serializable
+from seqlab.serialization import register_serializable
 
 __all__ = ["TextEncoder", "batches_for_inference", "kept_tokens", "label_names_of", "review_batches", "with_ngrams"]
 

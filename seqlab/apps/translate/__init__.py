@@ -16,7 +16,7 @@ the source is s_0. Training feeds the true previous word (teacher forcing):
 decoder inputs `<sos> y_1 … y_n`, targets `y_1 … y_n <eos>`, padding left out
 of the loss. At inference the encoder runs once and the decoder one step at a
 time with its carried state, under greedy decoding or beam search
-(`seqlab.decoding`). BLEU (sacrebleu) is measured on held-out source sentences
+(`seqlab.generation.decoding`). BLEU (sacrebleu) is measured on held-out source sentences
 that never occur in training, against all their translations in the file.
 
     >>> data = load_translation_data("fra-eng", "en", "fr", max_words=10, limit=30_000)

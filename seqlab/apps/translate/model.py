@@ -31,7 +31,7 @@ from seqlab.apps.translate.translation import TranslatesText
 from seqlab.data import Vocabulary
 from seqlab.interop.onnx_export import ExportPlan, OnnxExportError
 from seqlab.layers import GRU, LSTM, AdditiveAttention, Attention, Bidirectional, Dense, Dropout, Embedding
-from seqlab.saving import register_serializable
+from seqlab.serialization import register_serializable
 from seqlab.training import Model
 
 __all__ = ["ATTENTION_KINDS", "CELLS", "Translator"]
@@ -172,7 +172,7 @@ class Translator(TranslatesText, Model):
         return torch.autocast(like.device.type, dtype=torch.bfloat16)
 
     def decode_step(self, tokens: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict, Weights]:
-        """One step for `seqlab.decoding`: tokens (batch,) → log-probs (batch, V), state, weights (batch, S)."""
+        """One step for `seqlab.generation.decoding`: tokens (batch,) → log-probs (batch, V), state, weights (batch, S)."""
         logits, state, weights = self.decode(tokens[:, None], state)
         return torch.log_softmax(logits[:, 0], dim=-1), state, None if weights is None else weights[:, 0]
 

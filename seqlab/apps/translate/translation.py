@@ -2,7 +2,7 @@
 
 `TranslatesText` gives a translator (`start`, `decode_step`, vocabularies)
 `translate(texts)`: greedy decoding (batched) or beam search
-(`seqlab.decoding`), each result a `Translation` with its tokens, text,
+(`seqlab.generation.decoding`), each result a `Translation` with its tokens, text,
 log-probability and attention weights `(outputs, sources)`, which
 `save_attention_heatmap` draws.
 
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from seqlab.apps.translate.text import EOS, TranslationInputError, detokenize, pad_rows
-from seqlab.decoding import Hypothesis, beam_search, greedy_decode
+from seqlab.generation.decoding import Hypothesis, beam_search, greedy_decode
 
 __all__ = ["TranslatesText", "Translation", "attention_figure", "save_attention_heatmap"]
 
