@@ -32,6 +32,7 @@ demo: $(VENV)/.base
 	$(VENV)/bin/seqlab charlm demo
 
 test: $(VENV)/.test
+	$(VENV)/bin/lint-imports
 	$(PYTHON) -m pytest -q
 
 clean:

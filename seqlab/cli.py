@@ -14,8 +14,12 @@ import argparse
 import importlib
 import sys
 
-import seqlab
+import torch
+
 from seqlab.commandline import print_help
+from seqlab.demo import main as demo
+from seqlab.saving import load_model
+from seqlab.version import __version__
 
 # Modules that define more subcommands (each has add_parser(subcommands)).
 COMMAND_MODULES: list[str] = [
@@ -51,22 +55,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from seqlab.demo import main as demo
-
     demo()
     return 0
 
 
 def _version(args: argparse.Namespace) -> int:
-    import torch
-
-    print(f"seqlab {seqlab.__version__} (torch {torch.__version__})")
+    print(f"seqlab {__version__} (torch {torch.__version__})")
     return 0
 
 
 def _summary(args: argparse.Namespace) -> int:
-    from seqlab.saving import load_model
-
     try:
         model = load_model(args.model_dir, compile=False)
     except (FileNotFoundError, ValueError) as error:

@@ -8,11 +8,9 @@ epoch 0's order, so its weights differed from an uninterrupted run's.
 from __future__ import annotations
 
 import numpy as np
-import pytest
 import torch
 
 from seqlab.apps.charlm import chunk_batches
-from seqlab.apps.follow_epochs import FollowEpochs
 from seqlab.apps.sentiment import review_batches
 from seqlab.apps.translate import pair_batches
 from seqlab.data import BucketBatchSampler
@@ -74,11 +72,6 @@ def test_orders_are_the_ones_the_apps_read_before():
     assert batches.steps == 2 and batches.first().tolist() == [0, 1]
 
 
-def test_follow_epochs_needs_sources_that_take_an_epoch():
-    with pytest.raises(TypeError, match="set_epoch"):
-        FollowEpochs([1, 2, 3])
-
-
 def _classifier(seed: int) -> Sequential:
     set_seed(seed)
     model = Sequential([Embedding(20, 8), GRU(8), Dense(1, activation="sigmoid")])
@@ -90,15 +83,15 @@ def test_sentiment_batches_resume_exactly(tmp_path):
     sequences, labels = reviews()
     straight = _classifier(0)
     batches = review_batches(sequences, labels, 16, bucket=True, seed=1)
-    straight.fit(batches, epochs=3, callbacks=[FollowEpochs(batches)], verbose=0, seed=1)
+    straight.fit(batches, epochs=3, verbose=0, seed=1)
 
     first = _classifier(0)
     batches = review_batches(sequences, labels, 16, bucket=True, seed=1)
-    first.fit(batches, epochs=2, callbacks=[FollowEpochs(batches), ModelCheckpoint(tmp_path, save_best=False)],
+    first.fit(batches, epochs=2, callbacks=[ModelCheckpoint(tmp_path, save_best=False)],
               verbose=0, seed=1)
     resumed = _classifier(5)
     batches = review_batches(sequences, labels, 16, bucket=True, seed=1)
-    resumed.fit(batches, epochs=3, callbacks=[FollowEpochs(batches), ModelCheckpoint(tmp_path, save_best=False)],
+    resumed.fit(batches, epochs=3, callbacks=[ModelCheckpoint(tmp_path, save_best=False)],
                 resume_from=tmp_path, verbose=0, seed=1)
     for expected, got in zip(straight.get_weights(), resumed.get_weights()):
         np.testing.assert_array_equal(got, expected)

@@ -15,6 +15,9 @@ import sys
 from typing import Any
 
 from seqlab.commandline import add_command_group
+from seqlab.interop.keras_import import from_keras
+from seqlab.interop.onnx_export import OnnxExportError, export_onnx
+from seqlab.saving import load_model, save_model
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> None:
@@ -48,9 +51,6 @@ def add_parser(subcommands: argparse._SubParsersAction) -> None:
 
 
 def _import_keras(args: argparse.Namespace) -> int:
-    from seqlab.interop.keras_import import from_keras
-    from seqlab.saving import save_model
-
     try:
         into = _load(args.into) if args.into else None
         model = from_keras(args.model, model=into)
@@ -64,8 +64,6 @@ def _import_keras(args: argparse.Namespace) -> int:
 
 
 def _export_onnx(args: argparse.Namespace) -> int:
-    from seqlab.interop.onnx_export import OnnxExportError, export_onnx
-
     try:
         model = _load(args.model_dir)
         path = export_onnx(model, args.out, mode=args.mode, opset=args.opset, verify=not args.no_verify)
@@ -78,6 +76,4 @@ def _export_onnx(args: argparse.Namespace) -> int:
 
 def _load(directory: str) -> Any:
     """Load a seqlab model directory (`load_model` imports the modules that define saved classes)."""
-    from seqlab.saving import load_model
-
     return load_model(directory, compile=False)

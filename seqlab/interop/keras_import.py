@@ -52,6 +52,7 @@ from seqlab import activations, constraints, initializers, layers as seqlab_laye
 from seqlab.layers import Bidirectional, InputLayer, Layer, MultiHeadAttention, TimeDistributed
 from seqlab.layers.recurrent import RNN
 from seqlab.layers.serialization import deserialize, serialize
+from seqlab.model import Sequential
 from seqlab.serialization import register_serializable
 from seqlab.training.engine import Model
 
@@ -130,8 +131,6 @@ def load_keras_weights(model: nn.Module, path: str | os.PathLike) -> nn.Module:
 
 def top_level_layers(model: nn.Module) -> list[Layer]:
     """The layers whose weights a Keras file stores one by one: a Sequential's or graph's layers, else children."""
-    from seqlab.model import Sequential
-
     if isinstance(model, (Sequential, KerasGraph)):
         return list(model.layers)
     if isinstance(model, Layer) and not list(_seqlab_children(model)):
@@ -249,8 +248,6 @@ def _model_from_config(spec: dict[str, Any], path: Path) -> _Built:
 
 
 def _sequential(config: dict[str, Any], build_config: dict[str, Any]) -> _Built:
-    from seqlab.model import Sequential
-
     layers = [layer_from_keras(spec) for spec in config.get("layers", [])]
     keras_layers = [(layer.name, type(layer).__name__) for layer in layers if not isinstance(layer, InputLayer)]
     if any(isinstance(layer, _UNMASKED_IN_KERAS) for layer in layers):
@@ -300,8 +297,6 @@ def _functional(config: dict[str, Any]) -> _Built:
     keras_layers = [(layer.name, type(layer).__name__) for layer in layers]
     chain = _as_chain(layers, nodes, inputs, outputs)
     if chain is not None:
-        from seqlab.model import Sequential
-
         model = Sequential(chain, name=config.get("name"))
         return _Built(model, list(model.layers), keras_layers)
     model = KerasGraph(layers, nodes, inputs, outputs, name=config.get("name") or "functional")

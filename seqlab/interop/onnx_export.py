@@ -59,10 +59,11 @@ import torch
 from torch import nn
 
 from seqlab import activations
-from seqlab.saving import write_atomically
-from seqlab.layers import Activation, Dense, Dropout, Embedding, InputLayer, Layer, LayerNormalization, TimeDistributed
 from seqlab.kernels.equations import Form
+from seqlab.layers import Activation, Dense, Dropout, Embedding, InputLayer, Layer, LayerNormalization, TimeDistributed
 from seqlab.layers.recurrent import RNN
+from seqlab.model import Sequential
+from seqlab.saving import write_atomically
 
 __all__ = ["MODES", "ExportPlan", "OnnxExportError", "export_onnx", "own_plan_of"]
 
@@ -192,8 +193,6 @@ def is_language_model(model: nn.Module, strict: bool = True) -> bool:
 
 
 def _sequential_layers(model: nn.Module) -> list[Layer] | None:
-    from seqlab.model import Sequential
-
     if not isinstance(model, Sequential):
         return None
     return [layer for layer in model.layers if not isinstance(layer, InputLayer)]

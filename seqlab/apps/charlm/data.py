@@ -81,7 +81,7 @@ def chunk_batches(x: torch.Tensor, y: torch.Tensor, batch_size: int, shuffle_buf
     `shuffle=False` keeps the chunks in text order (held-out data).
 
         >>> batches = chunk_batches(x, y, batch_size=64, shuffle_buffer=10_000, seed=0)
-        >>> model.fit(batches, epochs=20, callbacks=[FollowEpochs(batches)])
+        >>> model.fit(batches, epochs=20)   # fit calls batches.set_epoch(e) before epoch e
     """
     order = BufferedShuffle(len(x), batch_size, shuffle_buffer, seed) if shuffle else InOrder(len(x), batch_size)
     return EpochBatches(order, rows((x, y)))

@@ -29,7 +29,6 @@ import torch
 from seqlab.apps.charlm.data import fit_data, load_text, split_ids
 from seqlab.apps.charlm.model import CharVocabulary, build_model, compile_model
 from seqlab.apps.charlm.settings import Settings
-from seqlab.apps.follow_epochs import FollowEpochs
 from seqlab.data.tokenizers import CharTokenizer
 from seqlab.data.vocabulary import Vocabulary
 from seqlab.generation import Sampling, TextGenerator
@@ -96,8 +95,6 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
                                            min_lr=1e-5))
     callbacks.append(CSVLogger(out / "log.csv", append=resume))  # last: it sees what the others add
     data = fit_data(train_ids, held_out_ids, settings)
-    if not settings.stateful:
-        callbacks.append(FollowEpochs(data["x"]))
     history = model.fit(**data, epochs=settings.epochs, verbose=verbose, callbacks=[*callbacks, checkpoint],
                         seed=settings.seed, resume_from=checkpoint if resume else None)
 

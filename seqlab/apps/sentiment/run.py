@@ -23,7 +23,6 @@ from typing import Any
 
 import torch
 
-from seqlab.apps.follow_epochs import FollowEpochs
 from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference, review_batches
 from seqlab.apps.sentiment.evaluation import Evaluation
@@ -105,7 +104,7 @@ def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out:
              if recipe.time_limit else None)
     train_batches = review_batches(train_ids, train_split.labels, recipe.batch_size, shuffle=recipe.shuffle,
                                    bucket=recipe.bucket, seed=recipe.seed)
-    callbacks = [c for c in (timer, stopper, limit, FollowEpochs(train_batches)) if c is not None]
+    callbacks = [c for c in (timer, stopper, limit) if c is not None]
     fit_started = time.perf_counter()
     history = model.fit(
         train_batches, validation_data=batches_for_inference(encoder, validation_ids, validation_split.labels),

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from seqlab.apps.follow_epochs import FollowEpochs
 from seqlab.apps.translate.data import TranslationData, pair_batches
 from seqlab.apps.translate.model import Translator
 from seqlab.apps.translate.settings import Settings
@@ -59,7 +58,7 @@ def train_translator(data: TranslationData, *, verbose: int | str = "auto", call
     batches = pair_batches(source, target_in, target_out, s.batch_size, s.seed)
     started = time.perf_counter()
     history = model.fit(batches, epochs=s.epochs, validation_data=validation, seed=s.seed, verbose=verbose,
-                        callbacks=[*callbacks, FollowEpochs(batches)])
+                        callbacks=list(callbacks))
     return model, history, time.perf_counter() - started
 
 
