@@ -1,18 +1,9 @@
 """Attention-based translation: a recurrent encoder–decoder over words, trained with teacher forcing.
 
-The model (Luong et al. 2015; the score is Luong's dot product or Bahdanau's additive one):
-
-    encoder   e_1..e_S = BiGRU(Embedding(x))            (batch, S, H), H = 2·units (units if one direction)
-              s_0 = [h_fw; h_bw]                          the decoder starts from the encoder's final state
-    decoder   h_t = GRU(Embedding(y_{t-1}), h_{t-1})      (batch, T, H)
-              a_ts = softmax_s score(h_t, e_s)            over the real source tokens; padding gets 0
-              c_t = Σ_s a_ts e_s                          context (batch, T, H)
-              h̃_t = tanh(W_c [c_t; h_t])                  attentional state (batch, T, H)
-              p(y_t | y_<t, x) = softmax(W_o h̃_t)        (batch, T, target vocabulary)
-
-with score(h, e) = h·e (`attention="dot"`) or v·tanh(W_q h + W_k e) (`"additive"`).
-With `attention=None` the logits are W_o h_t: plain seq2seq, whose only view of
-the source is s_0. Training feeds the true previous word (teacher forcing):
+The model (`model.py` states its equations) is a bidirectional GRU encoder and
+a GRU decoder with Luong's dot-product or Bahdanau's additive attention (Luong
+et al. 2015), or none (`attention=None`: plain seq2seq, whose only view of the
+source is the encoder's final state). Training feeds the true previous word (teacher forcing):
 decoder inputs `<sos> y_1 … y_n`, targets `y_1 … y_n <eos>`, padding left out
 of the loss. At inference the encoder runs once and the decoder one step at a
 time with its carried state, under greedy decoding or beam search
