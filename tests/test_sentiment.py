@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from seqlab.apps import sentiment
+from seqlab.apps.sentiment.cli import read_lines
 from seqlab.data import Vocabulary, WordTokenizer
 from seqlab.layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D, PositionEmbedding,
                            PositionalEncoding, SimpleRNN, TransformerBlock)
@@ -274,3 +275,13 @@ def test_transformer_trains_saves_loads_and_ignores_padding(tmp_path, capsys):
     alone = [classifier.predict([text])[0].positive for text in texts]
     np.testing.assert_allclose(together, alone, rtol=0, atol=1e-6)  # padding never changes an answer
     assert [p.label for p in classifier.predict(["great and wonderful", "awful and bad"])] == ["pos", "neg"]
+
+
+def test_a_file_of_texts_splits_at_newlines_only(tmp_path):
+    """U+0085, U+2028, \\x0b, \\x0c and \\x1c-\\x1e are inside a review, not line breaks (str.splitlines breaks there)."""
+    inside = ["a\u0085b", "c\u2028d", "e\x0bf", "g\x0ch", "i\x1cj\x1dk\x1el", "m\rn"]
+    path = tmp_path / "reviews.txt"
+    path.write_bytes(("\ufeff" + "\r\n".join(inside[:3]) + "\n" + "\n".join(inside[3:]) + "\n").encode("utf-8"))
+    assert read_lines(str(path)) == inside
+    path.write_bytes(b"no final newline\n\nlast")
+    assert read_lines(str(path)) == ["no final newline", "", "last"]

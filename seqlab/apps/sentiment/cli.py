@@ -11,7 +11,6 @@ and reports go to stderr, predictions to stdout, each error as one line.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import json
 import sys
@@ -128,7 +127,7 @@ def _evaluate_command(args: argparse.Namespace) -> int:
 
 def _predict_command(args: argparse.Namespace) -> int:
     try:
-        texts = list(args.texts) + (_read_lines(args.file) if args.file is not None or not args.texts else [])
+        texts = list(args.texts) + (read_lines(args.file) if args.file is not None or not args.texts else [])
         predictions = load(args.model).predict(texts)
     except (ValueError, OSError, ImportError) as error:
         print(f"seqlab sentiment predict: {error}", file=sys.stderr)
@@ -142,10 +141,23 @@ def _predict_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_lines(path: str | None) -> list[str]:
-    """One text per line of `path` (stdin for None or "-")."""
-    with (contextlib.nullcontext(sys.stdin) if path in (None, "-") else open(path, encoding="utf-8")) as stream:
-        return stream.read().splitlines()
+def read_lines(path: str | None) -> list[str]:
+    """One text per line of `path` (UTF-8; stdin for None or "-").
+
+    A line ends at "\n" or "\r\n" only: U+0085, U+2028, form feeds and the other
+    characters `str.splitlines` also breaks at belong to the text (a review may
+    hold them), so each line gives exactly one prediction.
+    """
+    if path in (None, "-"):
+        stream = getattr(sys.stdin, "buffer", None)
+        text = stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read()
+    else:
+        with open(path, "rb") as file:
+            text = file.read().decode("utf-8-sig")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line.removesuffix("\r") for line in lines]
 
 
 
