@@ -64,8 +64,8 @@ class RecurrentCell(Layer):
                  bias_constraint=None, dropout: float = 0.0, recurrent_dropout: float = 0.0,
                  seed: int | None = None, **kwargs):
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"{type(self).__name__} needs a positive number of units, got {units}.")
+        if isinstance(units, bool) or not float(units).is_integer() or int(units) <= 0:
+            raise ValueError(f"{type(self).__name__} needs a positive number of units (a whole number), got {units!r}.")
         for rate_name, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
             if not 0.0 <= rate < 1.0:
                 raise ValueError(f"{rate_name} must be in [0, 1), got {rate}.")

@@ -29,8 +29,8 @@ class Dense(Layer):
                  kernel_regularizer=None, bias_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"Dense needs a positive number of units, got {units}.")
+        if isinstance(units, bool) or not float(units).is_integer() or int(units) <= 0:
+            raise ValueError(f"Dense needs a positive number of units (a whole number), got {units!r}.")
         self.units = int(units)
         self.activation = activations.get(activation)
         self.use_bias = use_bias

@@ -31,6 +31,7 @@ from __future__ import annotations
 import collections.abc
 import itertools
 import math
+import numbers
 from typing import Any, Callable, Iterable, Iterator, NamedTuple, Protocol
 
 import numpy as np
@@ -185,8 +186,9 @@ class IndexedBatches:
 
     def __init__(self, source: ArrayData | DatasetSource, batch_size: int, shuffle: bool, seed: int,
                  group: ProcessGroup):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer (rows per batch; None for 32), "
+                             f"got {batch_size!r}.")
         self.source, self.batch_size, self.shuffle, self.seed, self.group = source, batch_size, shuffle, seed, group
         self.steps = math.ceil(len(source) / batch_size)
 
@@ -287,7 +289,7 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
           role: str = "x") -> Batches:
     """Batches for any accepted form of data (see the module docstring)."""
     if isinstance(x, ArrayData):
-        return IndexedBatches(x, batch_size or 32, shuffle, seed, group)
+        return IndexedBatches(x, 32 if batch_size is None else batch_size, shuffle, seed, group)
     if isinstance(x, IterableDataset):
         raise TypeError(f"{role} is an IterableDataset, which yields single samples: wrap it in "
                         "torch.utils.data.DataLoader(dataset, batch_size=...) to get batches.")
@@ -296,10 +298,10 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
         return IterableBatches(x, group)
     if isinstance(x, Dataset):
         _no_arrays_beside(y, sample_weight, None, role)
-        return IndexedBatches(DatasetSource(x), batch_size or 32, shuffle, seed, group)
+        return IndexedBatches(DatasetSource(x), 32 if batch_size is None else batch_size, shuffle, seed, group)
     if x is None:
         raise ValueError(f"No data given: pass arrays (x, y), a Dataset or a DataLoader as {role}.")
-    return IndexedBatches(ArrayData(x, y, sample_weight, role=role), batch_size or 32, shuffle, seed, group)
+    return IndexedBatches(ArrayData(x, y, sample_weight, role=role), 32 if batch_size is None else batch_size, shuffle, seed, group)
 
 
 def _no_arrays_beside(y: Any, sample_weight: Any, batch_size: int | None, role: str) -> None:
