@@ -38,7 +38,9 @@ Which of the loop's equations runs a cell is read off `cell.equation` alone
 
 from __future__ import annotations
 
+import hashlib
 import os
+import platform
 import sys
 import warnings
 from pathlib import Path
@@ -56,9 +58,6 @@ SOURCES = [str(Path(__file__).with_name("csrc") / name) for name in ("fused_loop
 def _build_name() -> str:
     """The extension's name, tied to this CPU: built with -march=native, it must not be loaded on another
     CPU sharing the same cache (a shared home directory, an image moved between machines)."""
-    import hashlib
-    import platform
-
     fingerprint = platform.machine()
     try:
         with open("/proc/cpuinfo") as cpuinfo:
