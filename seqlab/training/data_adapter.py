@@ -288,8 +288,9 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
           shuffle: bool = False, seed: int = 0, group: ProcessGroup = ProcessGroup(),
           role: str = "x") -> Batches:
     """Batches for any accepted form of data (see the module docstring)."""
+    rows = 32 if batch_size is None else batch_size  # for arrays and datasets; batch iterables bring their own
     if isinstance(x, ArrayData):
-        return IndexedBatches(x, 32 if batch_size is None else batch_size, shuffle, seed, group)
+        return IndexedBatches(x, rows, shuffle, seed, group)
     if isinstance(x, IterableDataset):
         raise TypeError(f"{role} is an IterableDataset, which yields single samples: wrap it in "
                         "torch.utils.data.DataLoader(dataset, batch_size=...) to get batches.")
@@ -298,10 +299,10 @@ def adapt(x: Any, y: Any = None, sample_weight: Any = None, *, batch_size: int |
         return IterableBatches(x, group)
     if isinstance(x, Dataset):
         _no_arrays_beside(y, sample_weight, None, role)
-        return IndexedBatches(DatasetSource(x), 32 if batch_size is None else batch_size, shuffle, seed, group)
+        return IndexedBatches(DatasetSource(x), rows, shuffle, seed, group)
     if x is None:
         raise ValueError(f"No data given: pass arrays (x, y), a Dataset or a DataLoader as {role}.")
-    return IndexedBatches(ArrayData(x, y, sample_weight, role=role), 32 if batch_size is None else batch_size, shuffle, seed, group)
+    return IndexedBatches(ArrayData(x, y, sample_weight, role=role), rows, shuffle, seed, group)
 
 
 def _no_arrays_beside(y: Any, sample_weight: Any, batch_size: int | None, role: str) -> None:
