@@ -30,13 +30,9 @@ Directories written before specs recorded their module (format 1) still load.
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import hashlib
 import json
 import os
-import shutil
-import sys
-import tempfile
 import warnings
 from pathlib import Path
 from typing import Any, Iterator
@@ -46,18 +42,21 @@ import safetensors.torch
 import torch
 
 from seqlab import serialization
+from seqlab.files import OwnershipError, backup_path, check_writable_directory, owned_directory, write_atomically
 from seqlab.serialization import register_serializable
 from seqlab.version import __version__
 
 __all__ = [
     "ModelDirectoryError",
-    "atomic_directory",
+    "ModelOwnershipError",
+    "check_model_directory_writable",
     "decode_state",
     "encode_state",
     "is_checkpoint",
     "load_model",
     "load_training_state",
     "load_weights",
+    "read_weights",
     "read_config",
     "register_serializable",
     "save_checkpoint",
@@ -71,6 +70,8 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 STATE_FILE = "training_state.json"
 STATE_TENSORS_FILE = "training_state.safetensors"
+# The names seqlab owns in a model directory: a save replaces these and keeps every other entry.
+OWNED_FILES = (CONFIG_FILE, WEIGHTS_FILE, STATE_FILE, STATE_TENSORS_FILE)
 
 # Format 1 wrote the model's and the tokenizer's spec without their module. These are the seqlab
 # classes it could have saved there, with the module that defines (or, for the apps' packages,
@@ -86,6 +87,10 @@ _FORMAT1_MODULES = {
 
 class ModelDirectoryError(ValueError):
     """A model or checkpoint directory is missing, incomplete or of an unknown format."""
+
+
+class ModelOwnershipError(ModelDirectoryError, OwnershipError):
+    """A save was asked to write over a file or a directory seqlab did not write."""
 
 
 def deserialize_object(spec: dict[str, Any], what: str) -> Any:
@@ -104,18 +109,43 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike, *, tokenize
     """Write `model` (config and weights, plus `training_state` for a checkpoint) to `directory`.
 
     `tokenizer` (or `model.tokenizer`) is stored in config.json when it is a
-    registered class. The directory is replaced atomically.
+    registered class. seqlab's files are replaced in one atomic step
+    (`seqlab.files.owned_directory`); other files in the directory stay. A path
+    that is a file, or a directory of other files that is no model directory,
+    is refused (`OwnershipError`). config.json records the SHA-256 of each
+    file beside it, checked when they are read.
     """
-    directory = Path(directory)
+    directory = check_model_directory_writable(directory)
+    files = {WEIGHTS_FILE: safetensors.torch.save(_cpu_copies(model.state_dict()))}
+    if training_state is not None:
+        skeleton, tensors = encode_state(training_state)
+        files[STATE_FILE] = _json_bytes(skeleton)
+        files[STATE_TENSORS_FILE] = safetensors.torch.save(tensors)
     config = _model_config(model, tokenizer if tokenizer is not None else getattr(model, "tokenizer", None))
-    with atomic_directory(directory) as staging:
+    config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
+    with owned_directory(directory, OWNED_FILES) as staging:
+        for name, data in files.items():
+            _write_bytes(staging / name, data)
         _write_json(staging / CONFIG_FILE, config)
-        _write_bytes(staging / WEIGHTS_FILE, safetensors.torch.save(_cpu_copies(model.state_dict())))
-        if training_state is not None:
-            skeleton, tensors = encode_state(training_state)
-            _write_json(staging / STATE_FILE, skeleton)
-            _write_bytes(staging / STATE_TENSORS_FILE, safetensors.torch.save(tensors))
     return directory
+
+
+def check_model_directory_writable(directory: str | os.PathLike) -> Path:
+    """`directory` if a model may be saved there (new, empty, or a seqlab model directory), else OwnershipError.
+
+    Call it before training, so a run is not thrown away at its end.
+    """
+    try:
+        return check_writable_directory(directory, _is_model_directory, "a model")
+    except OwnershipError as error:
+        raise ModelOwnershipError(str(error)) from None
+
+
+def _is_model_directory(directory: Path) -> bool:
+    try:
+        return json.loads((directory / CONFIG_FILE).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def save_checkpoint(model: torch.nn.Module, directory: str | os.PathLike,
@@ -143,7 +173,7 @@ def load_model(directory: str | os.PathLike, *, compile: bool = True) -> torch.n
 def load_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
     """Load `directory`'s model.safetensors into `model`; every tensor must match by name and shape."""
     directory = _existing_model_directory(directory)
-    weights = safetensors.torch.load_file(str(_required_file(directory, WEIGHTS_FILE)))
+    weights = read_weights(directory)
     model_state = model.state_dict()
     missing = sorted(set(model_state) - set(weights))
     unexpected = sorted(set(weights) - set(model_state))
@@ -158,6 +188,39 @@ def load_weights(model: torch.nn.Module, directory: str | os.PathLike) -> None:
     model.load_state_dict(weights)
 
 
+def read_weights(directory: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """The tensors of `directory`'s model.safetensors, checked: its checksum, its format, finite values."""
+    directory = _existing_model_directory(directory)
+    weights = _read_tensors(directory, WEIGHTS_FILE)
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            bad = int((~torch.isfinite(tensor)).sum())
+            raise ModelDirectoryError(
+                f"{directory / WEIGHTS_FILE} holds {bad:,} NaN or infinite values in {name!r}: the training "
+                "that wrote it diverged. Load an earlier checkpoint, or train again with a lower learning rate.")
+    return weights
+
+
+def _read_tensors(directory: Path, name: str) -> dict[str, torch.Tensor]:
+    data = _read_checked(directory, name)
+    try:
+        return safetensors.torch.load(data)
+    except Exception as error:  # safetensors raises its own SafetensorError for a damaged file
+        raise ModelDirectoryError(f"{directory / name} is damaged ({error}); copy the directory again, or "
+                                  "save the model again.") from None
+
+
+def _read_checked(directory: Path, name: str) -> bytes:
+    """The bytes of `directory/name`, checked against the SHA-256 config.json records (if it does)."""
+    data = _required_file(directory, name).read_bytes()
+    expected = read_config(directory).get("sha256", {}).get(name)
+    if expected is not None and hashlib.sha256(data).hexdigest() != expected:
+        raise ModelDirectoryError(
+            f"{directory / name} does not match the checksum config.json records for it: the file was changed "
+            "or damaged after seqlab saved it. Copy the directory again from where it came, or save it again.")
+    return data
+
+
 def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
     """The training state a checkpoint holds (see `save_checkpoint`)."""
     directory = _existing_model_directory(directory)
@@ -166,8 +229,8 @@ def load_training_state(directory: str | os.PathLike) -> dict[str, Any]:
             f"{directory} is a saved model, not a checkpoint: it has no {STATE_FILE}. "
             "Resume from a directory written by ModelCheckpoint (or save_checkpoint)."
         )
-    skeleton = json.loads(_required_file(directory, STATE_FILE).read_text())
-    tensors = safetensors.torch.load_file(str(_required_file(directory, STATE_TENSORS_FILE)))
+    skeleton = json.loads(_read_checked(directory, STATE_FILE))
+    tensors = _read_tensors(directory, STATE_TENSORS_FILE)
     return decode_state(skeleton, tensors)
 
 
@@ -220,7 +283,7 @@ def _existing_model_directory(directory: str | os.PathLike) -> Path:
     directory = Path(directory)
     if directory.is_dir():
         return directory
-    backup = _backup_path(directory)
+    backup = backup_path(directory)
     if backup.is_dir():  # a save swapped out the old version and stopped before renaming the new one in
         warnings.warn(f"{directory} is missing but an interrupted save left {backup}; loading that.",
                       stacklevel=3)
@@ -233,134 +296,33 @@ def _existing_model_directory(directory: str | os.PathLike) -> Path:
 
 def _required_file(directory: Path, name: str) -> Path:
     path = directory / name
-    if not path.is_file():
-        present = sorted(p.name for p in directory.iterdir())
-        raise ModelDirectoryError(
-            f"{directory} is missing {name} (it has {present}). A seqlab model directory holds "
-            f"{CONFIG_FILE} and {WEIGHTS_FILE} (checkpoints also {STATE_FILE} and "
-            f"{STATE_TENSORS_FILE}); was it copied only in part? Copy the whole directory again."
-        )
-    return path
-
-
-# ------------------------------------------------------------- atomic directories
-@contextlib.contextmanager
-def atomic_directory(directory: str | os.PathLike) -> Iterator[Path]:
-    """Yield an empty staging directory; on success it replaces `directory` in one rename.
-
-    On any exception (Ctrl-C included) the staging directory is removed and
-    `directory` is left as it was.
-    """
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    _refuse_foreign_directory(directory)
-    _remove_abandoned_staging(directory)
-    staging = Path(tempfile.mkdtemp(prefix=f"{_staging_prefix(directory)}{os.getpid()}-", dir=directory.parent))
-    try:
-        yield staging
-        _fsync(staging)
-        _swap_in(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def _staging_prefix(directory: Path) -> str:
-    return f".{directory.name}.saving-"
-
-
-def _backup_path(directory: Path) -> Path:
-    return directory.parent / f".{directory.name}.previous"
-
-
-def _refuse_foreign_directory(directory: Path) -> None:
-    # Replacing a directory deletes what it held: only ever replace a seqlab model directory.
-    if directory.is_dir() and any(directory.iterdir()) and not (directory / CONFIG_FILE).is_file():
-        raise ModelDirectoryError(
-            f"Refusing to save into {directory}: it holds other files and is not a seqlab model "
-            "directory, and saving replaces the whole directory. Choose a new or empty directory."
-        )
-
-
-def _remove_abandoned_staging(directory: Path) -> None:
-    """Delete staging directories of saves whose process died (a crash mid-save)."""
-    for stale in directory.parent.glob(_staging_prefix(directory) + "*"):
-        pid = stale.name[len(_staging_prefix(directory)):].split("-", 1)[0]
-        if pid.isdigit() and not _process_alive(int(pid)):
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _swap_in(staging: Path, directory: Path) -> None:
-    """Make `staging` become `directory`; afterwards `staging` holds the old version (or nothing)."""
-    if not directory.exists():
-        os.rename(staging, directory)
-    elif not _exchange(staging, directory):
-        backup = _backup_path(directory)
-        shutil.rmtree(backup, ignore_errors=True)
-        os.rename(directory, backup)
-        os.rename(staging, directory)
-        os.rename(backup, staging)
-    _fsync(directory.parent)
-
-
-def _exchange(first: Path, second: Path) -> bool:
-    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False if unsupported."""
-    if not sys.platform.startswith("linux"):
-        return False
-    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
-    if renameat2 is None:
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    result = renameat2(at_fdcwd, os.fsencode(first), at_fdcwd, os.fsencode(second), rename_exchange)
-    return result == 0
+    if path.is_file():
+        return path
+    if name == CONFIG_FILE and (directory / "model" / CONFIG_FILE).is_file():
+        raise ModelDirectoryError(f"{directory} is a training run's output directory, not a model directory; "
+                                  f"its model is in {directory / 'model'}: give that.")
+    present = sorted(p.name for p in directory.iterdir())
+    raise ModelDirectoryError(
+        f"{directory} is missing {name} (it has {present}). A seqlab model directory holds "
+        f"{CONFIG_FILE} and {WEIGHTS_FILE} (checkpoints also {STATE_FILE} and "
+        f"{STATE_TENSORS_FILE}); was it copied only in part? Copy the whole directory again."
+    )
 
 
 def _write_json(path: Path, value: Any) -> None:
-    _write_bytes(path, (json.dumps(value, indent=2, sort_keys=True) + "\n").encode())
+    _write_bytes(path, _json_bytes(value))
 
 
-def write_atomically(path: str | os.PathLike, data: bytes) -> None:
-    """Write one file so that a crash leaves the old file or the new one, never half of one.
-
-    The bytes go to a temporary file beside it, are fsynced, and replace it in one rename.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise
+def _json_bytes(value: Any) -> bytes:
+    return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
 
 
 def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as file:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
+    with os.fdopen(fd, "wb") as file:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
-
-
-def _fsync(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ----------------------------------------------------------- nested state codec

@@ -183,7 +183,7 @@ def test_weights_that_do_not_fit_the_config_are_reported(tmp_path):
 
 def test_saving_refuses_to_replace_a_directory_of_other_files(tmp_path):
     (tmp_path / "notes.txt").write_text("precious")
-    with pytest.raises(ModelDirectoryError, match="Refusing to save into"):
+    with pytest.raises(ModelDirectoryError, match="Refusing to write a model into"):
         save_model(SignOfSum(), tmp_path)
     assert (tmp_path / "notes.txt").read_text() == "precious"
 

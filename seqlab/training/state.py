@@ -28,7 +28,6 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
-import safetensors.torch
 import torch
 
 from seqlab import saving
@@ -87,11 +86,7 @@ def write_checkpoint(model: torch.nn.Module, directory: str | os.PathLike, state
 def read_checkpoint(directory: str | os.PathLike) -> dict[str, Any]:
     """The run state a checkpoint directory holds, weights included (on the CPU)."""
     state = saving.load_training_state(directory)  # names what is missing if this is no checkpoint
-    weights_file = Path(directory) / saving.WEIGHTS_FILE
-    if not weights_file.is_file():
-        raise saving.ModelDirectoryError(f"The checkpoint {directory} has no {saving.WEIGHTS_FILE}; it was "
-                                         "copied only in part. Copy the whole directory again.")
-    state[WEIGHTS] = safetensors.torch.load_file(str(weights_file))
+    state[WEIGHTS] = saving.read_weights(directory)  # checked: checksum, format, finite values
     state.setdefault("global_step", state["optimizer"]["iterations"])  # written since issue 21
     return state
 
