@@ -230,6 +230,23 @@ def test_unmasked_inference_keeps_order_and_training_padding():
     assert [b.tolist() for b in by_length] == [[[4, 0], [5, 6]], [[1, 2, 3]]]
 
 
+def test_an_unmasked_models_answer_for_a_text_does_not_depend_on_the_other_texts(tmp_path):
+    csv = write_reviews(tmp_path / "reviews.csv")
+    source = sentiment.DataSource(f"csv:{csv}", text_column="review", label_column="sentiment")
+    result = sentiment.train(source, verbose=0, log=None, **{**TINY, "mask": False, "epochs": 2})
+    classifier = result.classifier
+    short, long = "good film", " ".join(["the plot was dull and it is a movie"] * 30)
+    alone = classifier.predict([short])[0].probability
+    beside = [p.probability for p in classifier.predict([long, short, "awful", short + " great"])]
+    assert beside[1] == alone  # bit for bit: nothing is padded
+    others = [classifier.predict([text])[0].probability for text in (long, "awful", short + " great")]
+    assert [beside[0], beside[2], beside[3]] == others
+    # The old protocol (padded to the longest in the batch) changed the short text's answer.
+    ids = classifier.encoder.encode_batch([long, short])
+    padded = sentiment.review_batches(ids, None, batch_size=2, shuffle=False)
+    assert float(classifier.model.predict_on_batch(next(iter(padded)))[1, 0]) != pytest.approx(alone, abs=1e-6)
+
+
 # ---------------------------------------------------------------- transformer
 def test_transformer_preset_builds_the_keras_example_shape():
     recipe = sentiment.make_recipe("transformer")

@@ -8,7 +8,9 @@ e reads exactly the batches an uninterrupted run reads. The orders:
 - `BucketBatchSampler` (seqlab.data.batching): pools of similar lengths, shuffled each epoch;
 - `InOrder(count, batch_size)`: consecutive batches, the same every epoch;
 - `BufferedShuffle(count, batch_size, buffer_size, seed)`: the order `tf.data`'s
-  `Dataset.shuffle(buffer_size)` reads items in, a new one each epoch.
+  `Dataset.shuffle(buffer_size)` reads items in, a new one each epoch;
+- `EqualLengths(lengths, batch_size)`: batches of examples of one length only, so
+  nothing is padded (inference for models whose answer padding would change).
 
 `epoch(e)` iterates epoch e (the `Batches` protocol of
 seqlab.training.data_adapter); `set_epoch(e)` chooses the epoch that plain
@@ -28,7 +30,7 @@ import torch
 
 from seqlab.seeding import derive_seed
 
-__all__ = ["BatchOrder", "BufferedShuffle", "EpochBatches", "InOrder", "buffered_shuffle_order", "rows"]
+__all__ = ["BatchOrder", "BufferedShuffle", "EpochBatches", "EqualLengths", "InOrder", "buffered_shuffle_order", "rows"]
 
 
 class BatchOrder(Protocol):
@@ -85,6 +87,31 @@ class InOrder:
 
     def __len__(self) -> int:
         return math.ceil(self.count / self.batch_size)
+
+
+class EqualLengths:
+    """Batches of at most `batch_size` indices that all have the same length, shortest first; every epoch the same.
+
+    Nothing is padded, so an unmasked model gives each example the answer it
+    gives it alone.
+
+        >>> EqualLengths([3, 1, 3, 3], batch_size=2).batches(0)
+        [[1], [0, 2], [3]]
+    """
+
+    def __init__(self, lengths: Sequence[int], batch_size: int):
+        _check_batch_size(batch_size)
+        by_length: dict[int, list[int]] = {}
+        for index, length in enumerate(lengths):
+            by_length.setdefault(int(length), []).append(index)
+        self._batches = [group[start:start + batch_size] for _, group in sorted(by_length.items())
+                         for start in range(0, len(group), batch_size)]
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        return [list(batch) for batch in self._batches]
+
+    def __len__(self) -> int:
+        return len(self._batches)
 
 
 class BufferedShuffle:

@@ -22,7 +22,7 @@ from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.recipe import TOKENIZERS, Recipe
 from seqlab.data import BucketBatchSampler, Vocabulary, pad_batch
 from seqlab.data.datasets import TextLabelSplit
-from seqlab.data.epoch_batches import EpochBatches, InOrder
+from seqlab.data.epoch_batches import EpochBatches, EqualLengths, InOrder
 from seqlab.serialization import register_serializable
 
 __all__ = ["TextEncoder", "batches_for_inference", "kept_tokens", "label_names_of", "review_batches", "with_ngrams"]
@@ -141,8 +141,20 @@ def review_batches(sequences: Sequence[Sequence[int]], labels: Sequence[int] | N
 
 def batches_for_inference(encoder: TextEncoder, sequences: Sequence[Sequence[int]],
                           labels: Sequence[int] | None = None) -> EpochBatches:
-    """Masked models read length-sorted batches (the answer does not depend on padding); unmasked
-    ones read batches in the given order, padded as in training (the tutorial's protocol)."""
-    return review_batches(sequences, labels, encoder.batch_size, shuffle=False, sorted_by_length=encoder.length_sorted)
+    """Batches whose answers are those each text gets alone.
+
+    Masked models read length-sorted batches (padding changes nothing);
+    unmasked ones read batches of texts of one length only, so nothing is
+    padded and no text's answer depends on the others in the call.
+    """
+    if encoder.length_sorted:
+        return review_batches(sequences, labels, encoder.batch_size, shuffle=False, sorted_by_length=True)
+    targets = None if labels is None else torch.tensor(labels, dtype=torch.float32)[:, None]
+
+    def collate(batch: list[int]) -> Any:
+        ids = torch.tensor([list(sequences[i]) for i in batch], dtype=torch.long).reshape(len(batch), -1)
+        return ids if targets is None else (ids, targets[batch])
+
+    return EpochBatches(EqualLengths([len(s) for s in sequences], encoder.batch_size), collate)
 
 
