@@ -38,7 +38,7 @@ DATA = {
     "kor": dict(pairs="kor-eng", source="en", target="ko", max_words=10, limit=None, test_sources=500, seed=0),
 }
 MODEL = dict(embedding_dim=128, units=128, cell="gru", bidirectional=True, dropout=0.1, batch_size=64,
-             learning_rate=2e-3, min_count=2, validation_split=0.02, projection_dtype="bfloat16", seed=0)
+             lr=2e-3, min_count=2, validation_split=0.02, projection_dtype="bfloat16", seed=0)
 EPOCHS = {"fra": 3, "kor": 20}
 ATTENTION = {"none": None, "dot": "dot", "additive": "additive"}
 VARIANTS = [f"{data}-{attention}" for data in DATA for attention in ATTENTION]

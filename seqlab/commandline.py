@@ -28,7 +28,7 @@ import types
 import typing
 from typing import Any
 
-__all__ = ["add_command_group", "add_options", "describe_default", "print_help", "run_alone", "setting"]
+__all__ = ["add_command_group", "add_options", "describe_default", "print_help", "read_lines", "run_alone", "setting"]
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Any = None, flags: tuple[str, ...] = (),
@@ -93,6 +93,25 @@ def run_alone(add_parser: typing.Callable[[argparse._SubParsersAction], Any], na
     add_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
     args = parser.parse_args([name, *(sys.argv[1:] if argv is None else argv)])
     return args.handler(args) or 0
+
+
+def read_lines(path: str | None) -> list[str]:
+    """One text per line of `path` (UTF-8; stdin for None or "-").
+
+    A line ends at "\n" or "\r\n" only: U+0085, U+2028, form feeds and the other
+    characters `str.splitlines` also breaks at belong to the text (a review may
+    hold them), so each line gives exactly one prediction.
+    """
+    if path in (None, "-"):
+        stream = getattr(sys.stdin, "buffer", None)
+        text = stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read()
+    else:
+        with open(path, "rb") as file:
+            text = file.read().decode("utf-8-sig")
+    lines = text.split("\n")
+    if lines[-1] == "":
+        lines.pop()  # the newline that ends the last line
+    return [line.removesuffix("\r") for line in lines]
 
 
 # ------------------------------------------------------------------ derivation

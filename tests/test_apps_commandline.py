@@ -80,5 +80,7 @@ def test_options_left_out_take_the_preset_then_the_dataclass_default():
     assert (settings.units, settings.seq_len, settings.embedding_dim) == (32, 100, 64)
     assert charlm.settings_from_args(parser.parse_args(["charlm", "train"])) == charlm.Settings()
     args = parser.parse_args(["translate", "train", "--pairs", "fra-eng", "--model", "m", "--attention", "none"])
-    assert (args.units, args.projection_dtype, translate.Settings(attention=args.attention).attention) == (
-        256, "float32", None)
+    assert (args.out, args.units, args.projection_dtype) == ("m", None, None)  # None: not given (--resume checks)
+    settings = translate.run_settings(args.pairs, units=args.units, attention=args.attention)
+    assert (settings["units"], settings["projection_dtype"], settings["attention"], settings["pairs"]) == (
+        256, None, None, "fra-eng")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from seqlab.apps import sentiment
-from seqlab.apps.sentiment.cli import read_lines
+from seqlab.commandline import read_lines
 from seqlab.data import Vocabulary, WordTokenizer
 from seqlab.layers import (LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D, PositionEmbedding,
                            PositionalEncoding, SimpleRNN, TransformerBlock)
@@ -46,7 +46,7 @@ def trained(tmp_path_factory):
     csv = write_reviews(directory / "reviews.csv")
     torch.set_num_threads(1)
     source = sentiment.DataSource(f"csv:{csv}", text_column="review", label_column="sentiment")
-    result = sentiment.train(source, out=directory / "model", verbose=0, log=None, **TINY)
+    result = sentiment.train(source, out=directory / "run", verbose=0, log=None, **TINY)
     return result, directory
 
 
@@ -64,7 +64,7 @@ def test_train_save_load_predict_round_trip(trained):
     result, directory = trained
     assert result.test.count == 24 and result.test.accuracy == 1.0  # 240 rows: 192 / 24 / 24
     assert result.epoch_seconds and len(result.history["val_accuracy"]) == 6
-    loaded = sentiment.load(directory / "model")
+    loaded = sentiment.load(directory / "run")  # OUT, or OUT/model
     texts = ["a great film", "boring plot and awful actor", "loved it", "the movie was dull"]
     before = result.classifier.predict(texts)
     after = loaded.predict(texts)
@@ -77,13 +77,13 @@ def test_train_save_load_predict_round_trip(trained):
 
 def test_saved_config_carries_encoder(trained):
     _, directory = trained
-    config = json.loads((directory / "model" / "config.json").read_text())
+    config = json.loads((directory / "run" / "model" / "config.json").read_text())
     encoder = config["tokenizer"]
     assert encoder["class_name"] == "SentimentTextEncoder"
     assert encoder["config"]["label_names"] == ["neg", "pos"]
     assert encoder["config"]["vocabulary"]["tokenizer"] == WordTokenizer(lowercase=True).to_config()
     assert encoder["config"]["keep"] == "last" and encoder["config"]["max_len"] is None
-    summary = json.loads((directory / "model" / "summary.json").read_text())
+    summary = json.loads((directory / "run" / "summary.json").read_text())
     assert summary["test"]["accuracy"] == 1.0 and summary["epochs_run"] == 6
 
 

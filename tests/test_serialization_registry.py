@@ -96,7 +96,8 @@ def test_the_registry_and_the_version_import_no_seqlab_module_and_saving_no_conc
     assert not any(name.startswith("seqlab") for name in _imports(SEQLAB / "serialization.py"))
     assert _imports(SEQLAB / "version.py") == set()
     seqlab_imports = {name for name in _imports(SEQLAB / "saving.py") if name.startswith("seqlab")}
-    assert seqlab_imports == {"seqlab.serialization", "seqlab.version"}
+    assert seqlab_imports == {"seqlab.files", "seqlab.serialization", "seqlab.version"}
+    assert not any(name.startswith("seqlab") for name in _imports(SEQLAB / "files.py"))
     assert "_REGISTERING_MODULES" not in (SEQLAB / "saving.py").read_text()
 
 

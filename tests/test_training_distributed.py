@@ -153,12 +153,15 @@ def test_sentiment_train_under_torchrun_writes_and_reports_once(tmp_path):
     write_reviews(tmp_path / "tiny.csv")
     launched = _torchrun("-m", "seqlab", "sentiment", "train", "--dataset", "csv:tiny.csv", "--text-column", "review",
                          "--label-column", "sentiment", "--embedding-dim", "8", "--units", "8", "--dense-units", "0",
-                         "--epochs", "3", "--lr", "0.02", "--verbose", "2", "--threads", "1", "--out", "model",
+                         "--epochs", "3", "--lr", "0.02", "--verbose", "2", "--threads", "1", "--out", "run",
                          cwd=tmp_path)
-    summary = json.loads((tmp_path / "model" / "summary.json").read_text())
-    assert (tmp_path / "model" / "model.safetensors").is_file()
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+    assert (tmp_path / "run" / "checkpoints" / "last" / "training_state.json").is_file()
+    assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 4  # the header and three epochs
+    assert (tmp_path / "run" / "command.txt").read_text().count("seqlab sentiment train") == 1
     assert summary["epochs_run"] == 3 and summary["test"]["count"] == 24
-    for start in ("tiny.csv (", "vocabulary ", "Epoch 1/3", "Epoch 3/3", "Test accuracy", "Saved "):
+    for start in (f"{tmp_path / 'tiny.csv'} (", "vocabulary ", "Epoch 1/3", "Epoch 3/3", "Test accuracy", "Saved "):
         assert _lines_starting(launched.stderr, start) == 1, (start, launched.stderr[-3000:])
 
 

@@ -21,6 +21,7 @@ a resumed run decides exactly as an uninterrupted one would.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import warnings
@@ -30,6 +31,7 @@ from typing import Any, Callable, Iterable
 import torch
 
 from seqlab import saving, serialization
+from seqlab.files import write_atomically
 from seqlab.training.distributed import is_main_process
 from seqlab.training.state import write_checkpoint
 
@@ -303,6 +305,11 @@ class ModelCheckpoint(Callback):
 class CSVLogger(Callback):
     """Append each epoch's logs to a CSV file (`epoch` first, then the log names, sorted).
 
+    Each row is written with the file replaced atomically. With `append=True`
+    (after a resume) rows of the epoch being written and later ones, which a
+    run killed after logging but before its checkpoint left, are dropped
+    first, so every epoch has exactly one row.
+
         >>> CSVLogger("runs/lm/log.csv", append=True)   # append=True to continue after a resume
     """
 
@@ -312,26 +319,28 @@ class CSVLogger(Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if is_main_process() and not self.append:
-            self.filename.parent.mkdir(parents=True, exist_ok=True)
-            self.filename.write_text("")
+            write_atomically(self.filename, b"")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not is_main_process():
             return
         logs = logs or {}
+        earlier = _rows_before(self.filename, epoch, lambda line: line.split(self.separator, 1)[0], header=True)
         if self.columns is None:
-            self.columns = ["epoch", *sorted(logs)]
-        self.filename.parent.mkdir(parents=True, exist_ok=True)
-        write_header = not self.filename.exists() or self.filename.stat().st_size == 0
-        with open(self.filename, "a", newline="") as file:
-            writer = csv.DictWriter(file, fieldnames=self.columns, delimiter=self.separator, extrasaction="ignore")
-            if write_header:
-                writer.writeheader()
-            writer.writerow({"epoch": epoch, **logs})
+            header = earlier[0].rstrip("\r\n").split(self.separator) if earlier else None
+            self.columns = header if header and header[0] == "epoch" else ["epoch", *sorted(logs)]
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=self.columns, delimiter=self.separator, extrasaction="ignore")
+        if not earlier:
+            writer.writeheader()
+        writer.writerow({"epoch": epoch, **logs})
+        write_atomically(self.filename, ("".join(earlier) + text.getvalue()).encode())
 
 
 class JSONLogger(Callback):
     """Append each epoch's logs to a JSON-lines file: `{"epoch": 0, "loss": 0.69, ...}` per line.
+
+    Like `CSVLogger`: written atomically, one line per epoch after a resume.
 
         >>> JSONLogger("runs/lm/log.jsonl")
     """
@@ -341,14 +350,29 @@ class JSONLogger(Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if is_main_process() and not self.append:
-            self.filename.parent.mkdir(parents=True, exist_ok=True)
-            self.filename.write_text("")
+            write_atomically(self.filename, b"")
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if is_main_process():
-            self.filename.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.filename, "a") as file:
-                file.write(json.dumps({"epoch": epoch, **(logs or {})}) + "\n")
+            earlier = _rows_before(self.filename, epoch, lambda line: json.loads(line)["epoch"], header=False)
+            line = json.dumps({"epoch": epoch, **(logs or {})}) + "\n"
+            write_atomically(self.filename, ("".join(earlier) + line).encode())
+
+
+def _rows_before(path: Path, epoch: int, epoch_of: Callable[[str], Any], header: bool) -> list[str]:
+    """The lines of `path` (its header first) whose epoch is before `epoch`."""
+    if not path.is_file():
+        return []
+    lines = path.read_text().splitlines(keepends=True)
+    head, rows = (lines[:1], lines[1:]) if header else ([], lines)
+    kept = []
+    for line in rows:
+        try:
+            if int(epoch_of(line)) < epoch:
+                kept.append(line)
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+    return head + kept
 
 
 class LearningRateScheduler(Callback):

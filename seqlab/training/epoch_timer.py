@@ -1,6 +1,6 @@
 """`EpochTimer`: the wall time of each epoch, training and validation included.
 
-The seconds go to `seconds` (one entry per epoch of this `fit`) and, unless
+The seconds go to `seconds` (one entry per epoch of the run, a resumed one's too) and, unless
 `log_key=None`, into each epoch's logs under `log_key` (so `History`, a
 `CSVLogger` placed after it and checkpoints see them).
 
@@ -12,6 +12,7 @@ The seconds go to `seconds` (one entry per epoch of this `fit`) and, unless
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from seqlab.training.callbacks import Callback
 
@@ -34,3 +35,9 @@ class EpochTimer(Callback):
         self.seconds.append(seconds)
         if logs is not None and self.log_key is not None:
             logs[self.log_key] = seconds
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"seconds": list(self.seconds)}  # a resumed run reports every epoch's seconds
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.seconds = list(state["seconds"])

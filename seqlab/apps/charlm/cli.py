@@ -16,7 +16,6 @@ import argparse
 import dataclasses
 import json
 import os
-import shlex
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import torch
 
 from seqlab.apps.charlm.run import load_generator, stream_samples, train
 from seqlab.apps.charlm.settings import PRESETS, Settings, settings_from_args
+from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.commandline import add_command_group, add_options, run_alone
 from seqlab.generation import Sampling, TextGenerator
 from seqlab.generation import PRECISIONS
@@ -63,7 +63,7 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     add_options(train_parser, Settings, [f.name for f in dataclasses.fields(Settings) if f.name not in SOURCE_FIELDS])
     option = train_parser.add_argument
     option("--out", default="runs/charlm", help="output directory (default runs/charlm)")
-    option("--resume", action="store_true", help="continue the run in OUT from its last checkpoint")
+    add_run_options(train_parser)
     option("--verbose", type=int, choices=(0, 1, 2), default=None, help="0 silent, 1 progress bars, 2 one line per epoch")
     _add_threads_option(train_parser, None)
     train_parser.set_defaults(handler=_train_command)
@@ -126,48 +126,33 @@ def _use_threads(args: argparse.Namespace) -> None:
         torch.set_num_threads(args.threads)
 
 
-def _resumed_settings(args: argparse.Namespace) -> Settings:
-    saved = Path(args.out) / "settings.json"
-    if not saved.is_file():
-        return settings_from_args(args)
-    values = json.loads(saved.read_text())
-    for name in ("epochs", "max_minutes", "max_steps"):  # a resumed run may be given more time
-        if getattr(args, name) is not None:
-            values[name] = getattr(args, name)
-    return Settings(**values)
+def _given_settings(args: argparse.Namespace) -> dict:
+    """The settings the command line names: its preset's, then each option given."""
+    names = {field.name for field in dataclasses.fields(Settings)}
+    given = dict(PRESETS[args.preset]) if args.preset else {}
+    given.update({name: value for name, value in vars(args).items() if name in names and value is not None})
+    return given
 
 
 def command_line(args: argparse.Namespace) -> str:
     """The `seqlab charlm train|demo ...` command line of `args` (options in canonical spelling)."""
-    parts = ["seqlab", "charlm", args.charlm_command]
-    for name, value in vars(args).items():
-        if name in ("command", "charlm_command", "handler") or value is None or value is False and name == "resume":
-            continue
-        flag = "--" + name.replace("_", "-")
-        if isinstance(value, bool):
-            parts.append(flag if value else "--no-" + name.replace("_", "-"))
-        else:
-            parts += [flag, str(value)]
-    return shlex.join(parts)
-
-
-def _record_command(args: argparse.Namespace, append: bool = False) -> None:
-    if not distributed.is_main_process():
-        return
-    Path(args.out).mkdir(parents=True, exist_ok=True)
-    with open(Path(args.out) / "command.txt", "a" if append else "w") as record:
-        record.write(command_line(args) + "\n")
+    return record_of(["seqlab", "charlm", args.charlm_command], args, skip=("charlm_command",))
 
 
 def _train_command(args: argparse.Namespace) -> int:
     try:
         _use_threads(args)
-        settings = _resumed_settings(args) if args.resume else settings_from_args(args)
-        _record_command(args, append=args.resume)
-        result = train(settings, args.out, resume=args.resume, verbose="auto" if args.verbose is None else args.verbose)
+        settings = None if args.resume else settings_from_args(args)
+        result = train(settings, args.out, resume=args.resume, overwrite=args.overwrite,
+                       given=_given_settings(args) if args.resume else None, command=command_line(args),
+                       verbose="auto" if args.verbose is None else args.verbose)
+        settings = result.settings
     except (ValueError, FileNotFoundError) as error:
         print(f"seqlab charlm train: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(interrupted_hint("charlm", args.out), file=sys.stderr)
+        return 130
     losses, bits = result.history.get("val_loss", []), result.history.get("val_bpc", [])
     if losses:
         best = min(range(len(losses)), key=losses.__getitem__)
@@ -212,8 +197,7 @@ def _demo_command(args: argparse.Namespace) -> int:
         values["corpus"] = args.corpus
     try:
         _use_threads(args)
-        _record_command(args)
-        result = train(Settings(**values), args.out)
+        result = train(Settings(**values), args.out, overwrite=True, command=command_line(args))
         generator = TextGenerator(result.model, result.vocabulary)
         generator.encode(args.prime)
     except (ValueError, FileNotFoundError) as error:

@@ -29,11 +29,13 @@ import torch
 from seqlab.apps.charlm.data import fit_data, load_text, split_ids
 from seqlab.apps.charlm.model import CharVocabulary, build_model, compile_model
 from seqlab.apps.charlm.settings import Settings
+from seqlab.apps.run_directory import RunDirectory, resolve_model_dir
 from seqlab.data.tokenizers import CharTokenizer
 from seqlab.data.vocabulary import Vocabulary
 from seqlab.generation import Sampling, TextGenerator
 from seqlab.model import Sequential
-from seqlab.saving import ModelDirectoryError, load_model, read_config, write_atomically
+from seqlab.files import write_atomically
+from seqlab.saving import ModelDirectoryError, load_model, read_config
 from seqlab.seeding import set_seed
 from seqlab.training import Callback, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau, distributed
 from seqlab.training.epoch_timer import EpochTimer
@@ -51,21 +53,38 @@ class TrainResult:
     history: dict[str, list[float]]
     model_dir: Path
     stop_reason: str | None
+    settings: Settings
 
 
-def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose: int | str = "auto",
+RESUMABLE = ("epochs", "max_minutes", "max_steps")  # what a resumed run may be given more of
+
+
+def train(settings: Settings | None, out: str | Path, *, resume: bool = False, overwrite: bool = False,
+          given: dict | None = None, command: str | None = None, verbose: int | str = "auto",
           log: TextIO | None = None) -> TrainResult:
     """Train a character LM as `settings` say; write OUT/settings.json, checkpoints, log.csv, history.json, model.
 
-    With `resume=True` the run continues from OUT/checkpoints/last (when there
-    is one) with the settings it started with. Under torchrun only rank 0
-    prints and writes; the others return once its files are written.
+    OUT is checked before the text loads (`seqlab.apps.run_directory`): a
+    fresh run into an earlier run's OUT needs `overwrite=True`. With
+    `resume=True` the run continues from OUT/checkpoints/last (from its start
+    if no epoch had ended) with the settings it started with (`settings` may be
+    None); settings that differ from those are refused, except more epochs,
+    minutes or steps. `given` (default: `settings`) are the settings to check
+    that way; `command` is appended to OUT/command.txt. Under torchrun only
+    rank 0 prints and writes; the others return once its files are written.
 
         >>> result = train(Settings(**PRESETS["quick"]), "runs/quick")
         >>> result.history["val_bpc"][-1]
     """
     out, log = Path(out), log or sys.stderr
-    out.mkdir(parents=True, exist_ok=True)
+    if settings is None and not resume:
+        raise ValueError("train needs settings, unless it resumes a run (resume=True).")
+    run_dir = RunDirectory(out, model_dir=out / "model", owned=("history.json",))
+    fields = dataclasses.asdict(settings) if settings is not None else {}
+    settings = Settings(**run_dir.prepare(fields, resume=resume, given=given, may_change=RESUMABLE,
+                                          overwrite=overwrite, write=distributed.is_main_process()))
+    if command is not None and distributed.is_main_process():
+        run_dir.record_command(command, append=resume)
     text = load_text(settings)
     vocabulary = Vocabulary.build([text], tokenizer=CharTokenizer())
     ids = torch.tensor(vocabulary.encode(text), dtype=torch.long)
@@ -82,10 +101,7 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
              f"{settings.cell} {settings.layers}×{settings.units}, embedding {settings.embedding_dim}")
     distributed.print_main(f"Model: {shape}, {model.count_params():,} parameters.", file=log)
 
-    if distributed.is_main_process():
-        # replaced whole: with --resume the other processes may be reading the previous one
-        write_atomically(out / "settings.json", (json.dumps(dataclasses.asdict(settings), indent=2) + "\n").encode())
-    checkpoint = ModelCheckpoint(out / "checkpoints", monitor="val_loss")
+    checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss")
     budget = TimeBudget(settings.max_minutes, settings.max_steps)
     callbacks: list[Callback] = [EpochTimer(), budget]
     if settings.patience is not None:
@@ -93,7 +109,7 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     if settings.reduce_lr_patience is not None:
         callbacks.append(ReduceLROnPlateau("val_loss", factor=0.5, patience=settings.reduce_lr_patience,
                                            min_lr=1e-5))
-    callbacks.append(CSVLogger(out / "log.csv", append=resume))  # last: it sees what the others add
+    callbacks.append(CSVLogger(run_dir.log_file, append=resume))  # last: it sees what the others add
     data = fit_data(train_ids, held_out_ids, settings)
     history = model.fit(**data, epochs=settings.epochs, verbose=verbose, callbacks=[*callbacks, checkpoint],
                         seed=settings.seed, resume_from=checkpoint if resume else None)
@@ -101,23 +117,13 @@ def train(settings: Settings, out: str | Path, *, resume: bool = False, verbose:
     model_dir = out / "model"
     model.save(model_dir, tokenizer=model.tokenizer)
     stop_reason = budget.reason or history.stop_reason
-    distributed.on_main_then_wait(lambda: (out / "history.json").write_text(json.dumps(
+    distributed.on_main_then_wait(lambda: write_atomically(out / "history.json", (json.dumps(
         {"history": history.history, "epochs": [e + 1 for e in history.epoch], "stop_reason": stop_reason,
-         "parameters": model.count_params(), "vocabulary_size": len(vocabulary)}, indent=2) + "\n"))
-    return TrainResult(model, vocabulary, history.history, model_dir, stop_reason)
+         "parameters": model.count_params(), "vocabulary_size": len(vocabulary)}, indent=2) + "\n").encode()))
+    return TrainResult(model, vocabulary, history.history, model_dir, stop_reason, settings)
 
 
 # --------------------------------------------------------------- generation
-def resolve_model_dir(directory: str | Path) -> Path:
-    """The model directory itself, or OUT/model of a training run's output directory."""
-    directory = Path(directory)
-    for candidate in (directory, directory / "model"):
-        if (candidate / "config.json").is_file():
-            return candidate
-    raise ModelDirectoryError(f"{directory} holds no model: expected config.json in it or in {directory / 'model'} "
-                              "(the output of `seqlab charlm train --out DIR`).")
-
-
 def load_generator(directory: str | Path, precision: str = "float32") -> TextGenerator:
     """A `TextGenerator` for the model saved in `directory` (an OUT of `train`, OUT/model, or a checkpoint).
 
@@ -127,8 +133,9 @@ def load_generator(directory: str | Path, precision: str = "float32") -> TextGen
     model = load_model(model_dir, compile=False)
     saved = getattr(model, "tokenizer", None)
     if not isinstance(saved, CharVocabulary):
-        kind = read_config(model_dir).get("tokenizer")
-        raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json (tokenizer: {kind}); "
+        kind = (read_config(model_dir).get("tokenizer") or {}).get("class_name")
+        raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json (its tokenizer is "
+                                  f"{kind or 'none'}); "
                                   "generate needs a model saved by `seqlab charlm train`.")
     return TextGenerator(model, saved.vocabulary, precision)
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqlab import layers
-from seqlab.apps.architecture import ARCHITECTURES, check_heads
+from seqlab.apps.architecture import ARCHITECTURES, check_heads, refuse_inapplicable
 from seqlab.commandline import setting
 
 __all__ = ["CELLS", "CORPORA", "PRESETS", "Settings", "settings_from_args"]
@@ -78,6 +78,9 @@ class Settings:
         for name in ("seq_len", "batch_size", "embedding_dim", "units", "layers", "epochs", "heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        for name in ("max_minutes", "max_steps"):
+            if getattr(self, name) is not None and getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive (leave it out for no limit), got {getattr(self, name)}.")
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {list(ARCHITECTURES)}, got {self.arch!r}.")
         if self.arch == "transformer":
@@ -110,4 +113,9 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         values["corpus"] = None
     if values.get("shuffle_buffer") == 0:
         values["shuffle_buffer"] = None
+    refuse_inapplicable(values.get("arch", "rnn"), {n for n in names if getattr(args, n, None) is not None}, ONLY_FOR)
     return Settings(**values)
+
+
+# Options that mean something for one architecture only.
+ONLY_FOR = {"rnn": ("cell", "stateful"), "transformer": ("heads",)}

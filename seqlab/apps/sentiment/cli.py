@@ -14,12 +14,15 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
+from typing import Any
 
+from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.model import load
 from seqlab.apps.sentiment.recipe import PRESETS, Recipe
-from seqlab.apps.sentiment.run import evaluate, train
-from seqlab.commandline import add_command_group, add_options, run_alone
+from seqlab.apps.sentiment.run import DATA_FIELDS, evaluate, train
+from seqlab.commandline import add_command_group, add_options, read_lines, run_alone
 from seqlab.training import distributed
 
 __all__ = ["add_parser", "main"]
@@ -43,13 +46,14 @@ def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentPars
 
 
 def _add_data_options(parser: argparse.ArgumentParser, default_dataset: str | None) -> None:
-    # --dataset's default depends on the command; --labels is one string, NEG,POS, split in _source_from_args.
-    parser.add_argument("--dataset", default=default_dataset,
+    # Each defaults to None, "not given" (a resumed run keeps its data; _source_from_args fills the defaults).
+    # --labels is one string, NEG,POS, split in _source_from_args.
+    parser.add_argument("--dataset",
                         help=_help_of("dataset") + (f" (default {default_dataset})" if default_dataset else
                                                     " (default: the test split of the data the model was trained on)"))
-    add_options(parser, DataSource, ("split", "text_column", "label_column"), keep_defaults=True)
+    add_options(parser, DataSource, ("split", "text_column", "label_column"))
     parser.add_argument("--labels", metavar="NEG,POS", help=_help_of("labels"))
-    add_options(parser, DataSource, ("delimiter",), keep_defaults=True)
+    add_options(parser, DataSource, ("delimiter",))
 
 
 def _help_of(name: str) -> str:
@@ -67,7 +71,9 @@ def _add_train(commands: argparse._SubParsersAction) -> None:
     add_options(parser, Recipe, TRAIN_OPTIONS)
     option = parser.add_argument
     option("--threads", type=int, help="torch CPU threads (default: torch's; 1 is fastest on a busy 2-core CPU)")
-    option("--out", default="runs/sentiment", help="directory to save the model in (default runs/sentiment)")
+    option("--out", default="runs/sentiment", help="directory to save the model in, with the run's checkpoints, "
+                                                   "log.csv and settings.json (default runs/sentiment)")
+    add_run_options(parser)
     option("--verbose", type=int, choices=(0, 1, 2), default=None,
            help="0 silent, 1 progress bars, 2 one line per epoch (default: bars on a terminal)")
     parser.set_defaults(handler=_train_command)
@@ -93,20 +99,41 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_predict_command)
 
 
+def _data_given(args: argparse.Namespace) -> dict[str, Any]:
+    """The data options given on the command line, a CSV by its absolute path (as settings.json has it)."""
+    given = {name: getattr(args, name) for name in DATA_FIELDS if getattr(args, name, None) is not None}
+    if "labels" in given:
+        given["labels"] = [v.strip() for v in given["labels"].split(",")]
+    if given.get("dataset", "").startswith("csv:"):
+        given["dataset"] = f"csv:{Path(given['dataset'][4:]).resolve()}"
+    return given
+
+
 def _source_from_args(args: argparse.Namespace) -> DataSource:
-    labels = tuple(v.strip() for v in args.labels.split(",")) if args.labels else None
-    return DataSource(args.dataset, args.split, args.text_column, args.label_column, labels, args.delimiter)
+    given = _data_given(args)
+    return DataSource(**{**given, "dataset": getattr(args, "dataset", None) or "imdb",
+                         "labels": tuple(given["labels"]) if "labels" in given else None})
 
 
 def _train_command(args: argparse.Namespace) -> int:
     names = {f.name for f in dataclasses.fields(Recipe)}
     options = {name: value for name, value in vars(args).items() if name in names}
     try:
-        result = train(_source_from_args(args), preset=args.preset, out=args.out, threads=args.threads,
-                       verbose="auto" if args.verbose is None else args.verbose, **options)
+        if args.resume:
+            given = {**(dict(PRESETS[args.preset]) if args.preset else {}),
+                     **{k: v for k, v in options.items() if v is not None}, **_data_given(args)}
+            result = train(None, out=args.out, resume=True, given=given, command=_command_line(args),
+                           threads=args.threads, verbose="auto" if args.verbose is None else args.verbose)
+        else:
+            result = train(_source_from_args(args), preset=args.preset, out=args.out, threads=args.threads,
+                           overwrite=args.overwrite, command=_command_line(args),
+                           verbose="auto" if args.verbose is None else args.verbose, **options)
     except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
         print(f"seqlab sentiment train: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(interrupted_hint("sentiment", args.out), file=sys.stderr)
+        return 130
     distributed.print_main(result.test.report(), file=sys.stderr)
     distributed.print_main(result.report(), file=sys.stderr)
     distributed.print_main(f"Saved {result.directory}. Predict with: seqlab sentiment predict --model "
@@ -114,8 +141,16 @@ def _train_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _command_line(args: argparse.Namespace) -> str:
+    return record_of(["seqlab", "sentiment", "train"], args, skip=("sentiment_command",))
+
+
 def _evaluate_command(args: argparse.Namespace) -> int:
     try:
+        if not args.dataset and _data_given(args):
+            flags = ", ".join("--" + name.replace("_", "-") for name in _data_given(args))
+            raise ValueError(f"{flags} describe the data given with --dataset; without --dataset the model is "
+                             "scored on the data it was trained on. Add --dataset, or drop them.")
         source = _source_from_args(args) if args.dataset else None
         scores = evaluate(args.model, source)
     except (ValueError, FileNotFoundError, ImportError) as error:
@@ -139,27 +174,6 @@ def _predict_command(args: argparse.Namespace) -> int:
             note = f"  [{prediction.note}]" if prediction.note else ""
             print(f"{prediction.label}\t{prediction.probability:.4f}\t{prediction.text}{note}")
     return 0
-
-
-def read_lines(path: str | None) -> list[str]:
-    """One text per line of `path` (UTF-8; stdin for None or "-").
-
-    A line ends at "\n" or "\r\n" only: U+0085, U+2028, form feeds and the other
-    characters `str.splitlines` also breaks at belong to the text (a review may
-    hold them), so each line gives exactly one prediction.
-    """
-    if path in (None, "-"):
-        stream = getattr(sys.stdin, "buffer", None)
-        text = stream.read().decode("utf-8-sig") if stream is not None else sys.stdin.read()
-    else:
-        with open(path, "rb") as file:
-            text = file.read().decode("utf-8-sig")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()  # the newline that ends the last line
-    return [line.removesuffix("\r") for line in lines]
-
-
 
 
 def main(argv: list[str] | None = None) -> int:

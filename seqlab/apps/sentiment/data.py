@@ -12,6 +12,7 @@ and its training set less a seeded validation set of 10,000, a CSV cut
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ class DataSource:
                              "(a CSV/TSV file with a text and a label column).")
         if self.labels is not None and len(self.labels) != 2:
             raise ValueError(f"labels must name two values, negative then positive; got {list(self.labels)}.")
+        if self.split != "official" and self.dataset != "imdb":
+            raise ValueError(f"--split {self.split} chooses between IMDb's protocols; {self.dataset} has one "
+                             "split of its own. Drop --split.")
+        if self.csv_path is None:
+            defaults = {f.name: f.default for f in dataclasses.fields(self)}
+            given = [f"--{name.replace('_', '-')}" for name in ("text_column", "label_column", "labels", "delimiter")
+                     if getattr(self, name) != defaults[name]]
+            if given:
+                raise ValueError(f"{', '.join(given)} describe a CSV file; {self.dataset} is not one. Drop "
+                                 f"{'it' if len(given) == 1 else 'them'}, or give --dataset csv:PATH.")
 
     @property
     def csv_path(self) -> Path | None:
@@ -118,11 +129,31 @@ class DataSource:
         return f"{self.csv_path} (text column {self.text_column!r}, label column {self.label_column!r})"
 
     def to_config(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "labels": list(self.labels) if self.labels else None}
+        """The fields, a CSV named by its absolute path with the SHA-256 of its bytes (`from_config` checks it)."""
+        config = {**dataclasses.asdict(self), "labels": list(self.labels) if self.labels else None}
+        if self.csv_path is not None:
+            config.update(dataset=f"csv:{self.csv_path.resolve()}", sha256=self.checksum())
+        return config
+
+    def checksum(self) -> str | None:
+        """The SHA-256 of a CSV file's bytes (None for the named datasets, which their loaders verify)."""
+        if self.csv_path is None:
+            return None
+        try:
+            return hashlib.sha256(self.csv_path.read_bytes()).hexdigest()
+        except FileNotFoundError:
+            raise FileNotFoundError(f"No such file: {self.csv_path} (from --dataset {self.dataset}).") from None
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "DataSource":
-        return cls(**{**config, "labels": tuple(config["labels"]) if config.get("labels") else None})
+        """The source `to_config` described; a CSV whose bytes changed since is refused."""
+        fields = {k: v for k, v in config.items() if k != "sha256"}
+        source = cls(**{**fields, "labels": tuple(config["labels"]) if config.get("labels") else None})
+        if config.get("sha256") is not None and source.checksum() != config["sha256"]:
+            raise SentimentDataError(f"{source.csv_path} has changed since the model was trained on it (its "
+                                     "SHA-256 differs), so its test split is no longer the one held out. Give "
+                                     "the data to score with --dataset.")
+        return source
 
 
 def _check_two_classes(split: TextLabelSplit, source: str, training: bool) -> None:

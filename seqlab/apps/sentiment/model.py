@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from seqlab.apps.run_directory import resolve_model_dir
 from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference
 from seqlab.apps.sentiment.evaluation import Evaluation, Prediction
 from seqlab.apps.sentiment.recipe import CELLS, POOLINGS, Recipe
@@ -123,8 +124,8 @@ class SentimentClassifier:
 
 
 def load(directory: str | os.PathLike) -> SentimentClassifier:
-    """The `SentimentClassifier` saved in `directory` by `train(..., out=directory)`."""
-    model = load_model(directory)
+    """The `SentimentClassifier` saved by `train(..., out=directory)`: in `directory/model` (or `directory` itself)."""
+    model = load_model(resolve_model_dir(directory))
     encoder = getattr(model, "tokenizer", None)
     if not isinstance(encoder, TextEncoder):
         raise ValueError(f"{directory} holds a seqlab model but not a sentiment model (its config.json has no "

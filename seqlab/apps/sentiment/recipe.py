@@ -17,7 +17,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from seqlab.apps.architecture import ARCHITECTURES, check_heads
+from seqlab.apps.architecture import ARCHITECTURES, check_heads, refuse_inapplicable
 from seqlab.commandline import setting
 from seqlab.data import CharTokenizer, JamoTokenizer, KiwiTokenizer, WordTokenizer
 from seqlab.layers import GRU, LSTM, GlobalAveragePooling1D, GlobalMaxPooling1D, SimpleRNN
@@ -102,6 +102,11 @@ class Recipe:
                              f"'average'; got layers={self.layers} with pooling={self.pooling!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if self.time_limit is not None and self.time_limit <= 0:
+            raise ValueError(f"time_limit must be a positive number of minutes (leave it out for no limit), "
+                             f"got {self.time_limit}.")
+        if self.patience is not None and self.patience < 0:
+            raise ValueError(f"patience must be 0 or more epochs, got {self.patience}.")
         if self.arch == "transformer":
             if self.layers < 1 or self.pooling == "last":
                 raise ValueError(f"a transformer needs layers >= 1 (blocks) and pooling 'average' or 'max' (it "
@@ -141,6 +146,10 @@ PRESET_OVERRIDES_FOR_KOREAN: dict[str, dict[str, Any]] = {
 }
 
 
+# Options that mean something for one architecture only.
+ONLY_FOR = {"rnn": ("cell", "bidirectional"), "transformer": ("heads",)}
+
+
 def make_recipe(preset: str | None = None, dataset: str = "imdb", **options: Any) -> Recipe:
     """The `Recipe` of `preset` (for `dataset`), with `options` (those not None) on top.
 
@@ -154,7 +163,9 @@ def make_recipe(preset: str | None = None, dataset: str = "imdb", **options: Any
     values = dict(PRESETS.get(preset, {})) if preset else {}
     if preset and _is_korean(dataset):
         values.update(PRESET_OVERRIDES_FOR_KOREAN.get(preset, {}))
-    values.update({name: value for name, value in options.items() if value is not None})
+    given = {name: value for name, value in options.items() if value is not None}
+    values.update(given)
+    refuse_inapplicable(values.get("arch", "rnn"), set(given), ONLY_FOR)
     unknown = set(values) - {f.name for f in dataclasses.fields(Recipe)}
     if unknown:
         raise TypeError(f"unknown recipe options {sorted(unknown)}; known: "

@@ -2,8 +2,9 @@
 
 `train` reads the data, builds the encoder and the model of a recipe, fits
 it (early stopping and a time budget when the recipe asks), scores the test
-split and, with `out`, saves the model with its encoder and `summary.json`
-(recipe, scores, history, timings).
+split and, with `out`, saves the model with its encoder in OUT/model and
+`summary.json` (recipe, scores, history, timings) in OUT, beside the run's
+settings.json, log.csv and checkpoints (each epoch: `resume=True` goes on).
 
     >>> from seqlab.apps import sentiment
     >>> run = sentiment.train("imdb", preset="book-bisimplernn-100", split="book", out="runs/imdb-rnn")
@@ -28,8 +29,10 @@ from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference, r
 from seqlab.apps.sentiment.evaluation import Evaluation
 from seqlab.apps.sentiment.model import SentimentClassifier, build_model, compile_model, load
 from seqlab.apps.sentiment.recipe import Recipe, make_recipe
+from seqlab.apps.run_directory import RunDirectory
+from seqlab.files import write_atomically
 from seqlab.seeding import set_seed
-from seqlab.training import EarlyStopping, distributed
+from seqlab.training import CSVLogger, EarlyStopping, ModelCheckpoint, distributed
 from seqlab.training.epoch_timer import EpochTimer
 from seqlab.training.time_budget import TimeBudget
 
@@ -71,17 +74,39 @@ class TrainResult:
                 f"{self.parameters:,} parameters, vocabulary {self.vocabulary_size:,}")
 
 
-def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out: str | os.PathLike | None = None,
-          split: str = "official", verbose: int | str = "auto", threads: int | None = None,
-          log=sys.stderr, **options: Any) -> TrainResult:
+RESUMABLE = ("epochs", "time_limit")  # what a resumed run may be given more of
+DATA_FIELDS = ("dataset", "split", "text_column", "label_column", "labels", "delimiter")
+
+
+def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = None,
+          out: str | os.PathLike | None = None, split: str = "official", resume: bool = False,
+          overwrite: bool = False, given: dict[str, Any] | None = None, command: str | None = None,
+          verbose: int | str = "auto", threads: int | None = None, log=sys.stderr, **options: Any) -> TrainResult:
     """Train a sentiment classifier on `dataset` ("imdb", "nsmc", "csv:PATH" or a `DataSource`), test it, save it.
 
     `options` are `Recipe` fields (they override the preset). `threads` sets
-    torch's CPU threads (1 is the fastest on a busy 2-core machine).
+    torch's CPU threads (1 is the fastest on a busy 2-core machine). With
+    `out`, OUT is checked before the data load (`seqlab.apps.run_directory`),
+    each epoch ends with a checkpoint in OUT/checkpoints and a row in
+    OUT/log.csv, and `resume=True` continues the run there exactly, with its
+    own settings (`dataset` may then be None); settings in `given` (default:
+    these) that differ from those are refused, except more epochs or time.
     """
     started = time.perf_counter()
-    source = dataset if isinstance(dataset, DataSource) else DataSource(dataset, split)
-    recipe = make_recipe(preset, source.dataset, **options)
+    source = dataset if isinstance(dataset, DataSource) or dataset is None else DataSource(dataset, split)
+    run_dir = RunDirectory(out, model_dir=Path(out) / "model", owned=("summary.json",)) if out is not None else None
+    if resume and run_dir is None:
+        raise ValueError("resume=True continues the run in `out`: give out=... .")
+    settings = ({} if source is None else _settings_of(source, make_recipe(preset, source.dataset, **options)))
+    if run_dir is not None:
+        if given is None:  # the data's checksum is checked by DataSource.from_config, with its own message
+            given = {name: value for name, value in settings.items() if name != "sha256"}
+        settings = run_dir.prepare(settings, resume=resume, given=given, may_change=RESUMABLE, overwrite=overwrite,
+                                   write=distributed.is_main_process())
+        if command is not None and distributed.is_main_process():
+            run_dir.record_command(command, append=resume)
+    source = DataSource.from_config({name: settings.get(name) for name in (*DATA_FIELDS, "sha256")})
+    recipe = Recipe(**{name: value for name, value in settings.items() if name not in (*DATA_FIELDS, "sha256")})
     if threads is not None:
         torch.set_num_threads(threads)
     set_seed(recipe.seed)
@@ -101,14 +126,19 @@ def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out:
                if recipe.patience is not None else None)
     # No epoch starts that would end past the limit, judged by the slowest epoch so far.
     limit = (TimeBudget(recipe.time_limit, estimate="slowest", stop_mid_epoch=False)
-             if recipe.time_limit else None)
+             if recipe.time_limit is not None else None)
     train_batches = review_batches(train_ids, train_split.labels, recipe.batch_size, shuffle=recipe.shuffle,
                                    bucket=recipe.bucket, seed=recipe.seed)
     callbacks = [c for c in (timer, stopper, limit) if c is not None]
+    checkpoint = None
+    if run_dir is not None:  # the log's row, then the checkpoint: a resume drops a row its checkpoint lacks
+        checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_accuracy", save_best=False)
+        callbacks += [CSVLogger(run_dir.log_file, append=resume), checkpoint]
     fit_started = time.perf_counter()
     history = model.fit(
         train_batches, validation_data=batches_for_inference(encoder, validation_ids, validation_split.labels),
-        epochs=recipe.epochs, verbose=verbose, callbacks=callbacks, seed=recipe.seed)
+        epochs=recipe.epochs, verbose=verbose, callbacks=callbacks, seed=recipe.seed,
+        resume_from=checkpoint if resume else None)
     train_seconds = time.perf_counter() - fit_started
     classifier = SentimentClassifier(model, encoder)
     test = classifier.evaluate(test_split)
@@ -124,15 +154,21 @@ def train(dataset: str | DataSource = "imdb", *, preset: str | None = None, out:
     return result
 
 
+def _settings_of(source: DataSource, recipe: Recipe) -> dict[str, Any]:
+    """A run's settings as settings.json holds them: the data's fields (with its checksum), then the recipe's."""
+    return {**source.to_config(), **dataclasses.asdict(recipe)}
+
+
 def save(result: TrainResult, directory: str | os.PathLike) -> Path:
-    """Write the model (with its encoder) and `summary.json` (recipe, scores, history, timings).
+    """Write the model (with its encoder) to DIRECTORY/model and DIRECTORY/summary.json (recipe, scores,
+    history, timings); returns DIRECTORY.
 
     In a distributed run rank 0 writes and the other processes wait until it has.
     """
     directory = Path(directory)
-    result.classifier.model.save(directory, tokenizer=result.classifier.encoder)
+    result.classifier.model.save(directory / "model", tokenizer=result.classifier.encoder)
     distributed.on_main_then_wait(
-        lambda: (directory / "summary.json").write_text(json.dumps(result.summary(), indent=2) + "\n"))
+        lambda: write_atomically(directory / "summary.json", (json.dumps(result.summary(), indent=2) + "\n").encode()))
     return directory
 
 

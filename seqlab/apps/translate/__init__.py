@@ -30,7 +30,8 @@ so `seqlab.load_model` restores a saved translator.
 from seqlab.apps.translate.cli import add_parser
 from seqlab.apps.translate.data import KNOWN_PAIRS, TranslationData, load_translation_data, pair_batches
 from seqlab.apps.translate.model import ATTENTION_KINDS, CELLS, Translator
-from seqlab.apps.translate.run import BleuReport, corpus_bleu, evaluate_bleu, load_translator, train_translator
+from seqlab.apps.translate.run import (BleuReport, TrainedRun, corpus_bleu, evaluate_bleu, load_translator,
+                                       run_settings, train, train_translator)
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.text import (EOS, SOS, TranslationInputError, build_vocabularies, detokenize,
                                         encode_pairs, make_tokenizer)
@@ -40,5 +41,6 @@ __all__ = [
     "ATTENTION_KINDS", "BleuReport", "CELLS", "EOS", "KNOWN_PAIRS", "PairSettings", "SOS", "Settings", "Translation",
     "TranslationData", "TranslationInputError", "Translator", "add_parser", "attention_figure", "build_vocabularies",
     "corpus_bleu", "detokenize", "encode_pairs", "evaluate_bleu", "load_translation_data", "load_translator",
-    "make_tokenizer", "pair_batches", "save_attention_heatmap", "train_translator",
+    "make_tokenizer", "pair_batches", "run_settings", "save_attention_heatmap", "train", "train_translator",
+    "TrainedRun",
 ]

@@ -14,15 +14,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import json
 import sys
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from seqlab.apps.translate.data import load_translation_data
-from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, train_translator
+from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
+from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.translation import save_attention_heatmap
-from seqlab.commandline import add_options, print_help
+from seqlab.commandline import add_options, print_help, read_lines
 from seqlab.training import distributed
 
 __all__ = ["add_parser"]
@@ -35,23 +39,31 @@ def add_parser(subcommands: Any) -> argparse.ArgumentParser:
         description="Attention-based translation. `seqlab translate --model DIR TEXT...` is `translate run`.")
     parser.register("action", "parsers", _CommandOrText)
     _add_run_options(parser)
-    parser.set_defaults(handler=lambda args: print_help(parser))
+    parser.set_defaults(handler=lambda args: _run(args) if args.model else print_help(parser))
     commands = parser.add_subparsers(dest="translate_command", metavar="{train,run,evaluate}")
 
-    train = commands.add_parser("train", help="train a translator on sentence pairs and save it")
-    train.add_argument("--pairs", required=True, help="fra-eng, kor-eng, or tsv:PATH (source<TAB>target lines)")
+    train = commands.add_parser("train", help="train a translator on sentence pairs and save it",
+                                description="Train a translator; OUT gets settings.json, a checkpoint and a "
+                                            "log.csv row each epoch, and the model (OUT/model).")
+    train.add_argument("--pairs", help="fra-eng, kor-eng, or tsv:PATH (source<TAB>target lines); needed unless "
+                                       "--resume")
     train.add_argument("--source", help="source language (default en)")
     train.add_argument("--target", help="target language (default the pair's other language)")
-    train.add_argument("--model", required=True, help="directory to save the trained model in")
-    add_options(train, PairSettings, keep_defaults=True)
-    add_options(train, Settings, keep_defaults=True)
+    train.add_argument("--out", "--model", dest="out", default="runs/translate",
+                       help="output directory (default runs/translate; --model is the older spelling)")
+    add_options(train, PairSettings)
+    add_options(train, Settings)
+    add_run_options(train)
     train.add_argument("--evaluate", action=argparse.BooleanOptionalAction, default=True,
                        help="report BLEU on the held-out sentences after training (greedy)")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
+                       help="0 silent, 1 progress bars, 2 one line per epoch (default: bars on a terminal)")
     train.set_defaults(handler=_train)
 
     run = commands.add_parser("run", help="translate texts with a saved model")
     _add_run_options(run)
-    run.add_argument("texts", nargs="+", help="texts to translate")
+    run.add_argument("texts", nargs="*", help="texts to translate (none: one per line from --file or stdin)")
     run.set_defaults(handler=_run)
 
     evaluate = commands.add_parser("evaluate", help="BLEU on the held-out sentences of the model's training data")
@@ -70,6 +82,9 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, help="most output tokens (default: the model's)")
     parser.add_argument("--show-attention", metavar="PNG",
                         help="save the attention heatmap (several texts: PNG gets _1, _2, ... suffixes)")
+    parser.add_argument("--file", help="a UTF-8 file with one text per line ('-' for stdin; without texts, "
+                                       "stdin is read)")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line")
 
 
 class _CommandOrText(argparse._SubParsersAction):
@@ -116,32 +131,67 @@ def _reports_errors(handler):
 
 @_reports_errors
 def _train(args: argparse.Namespace) -> int:
-    data = load_translation_data(args.pairs, args.source, args.target, max_words=args.max_words,
-                                 limit=args.limit, test_sources=args.test_sources, seed=args.seed)
-    distributed.print_main(data.summary())
-    model, history, seconds = train_translator(
-        data, **{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
-    distributed.on_main_then_wait(lambda: model.save(args.model))
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be at least 1, got {args.threads}.")
+        torch.set_num_threads(args.threads)
+    names = [f.name for f in (*dataclasses.fields(PairSettings), *dataclasses.fields(Settings))]
+    options = {name: getattr(args, name) for name in names}
+    verbose = "auto" if args.verbose is None else args.verbose
+    command = record_of(["seqlab", "translate", "train"], args, skip=("translate_command",))
+    try:
+        if args.resume:
+            result = train(args.out, None, resume=True, given=_given_settings(args, options), command=command,
+                           verbose=verbose)
+        else:
+            if not args.pairs:
+                print("seqlab translate train: give --pairs (fra-eng, kor-eng or tsv:PATH), or --resume to "
+                      "continue a run.", file=sys.stderr)
+                return 2
+            result = train(args.out, run_settings(args.pairs, args.source, args.target, **options),
+                           overwrite=args.overwrite, command=command, verbose=verbose)
+    except KeyboardInterrupt:
+        print(interrupted_hint("translate", args.out), file=sys.stderr)
+        return 130
     if not distributed.is_main_process():
         return 0  # rank 0 reports, and scores the held-out sentences
-    epochs = len(history.history.get("loss", []))
-    print(f"trained {epochs} epochs in {seconds:.0f} s; saved to {args.model}")
+    epochs = len(result.history.history.get("loss", []))
+    print(f"trained {epochs} epochs in {result.seconds:.0f} s; saved to {result.model_dir}", file=sys.stderr)
     if args.evaluate:
-        _print_bleu(evaluate_bleu(model, data), beam=1, examples=5)
+        _print_bleu(evaluate_bleu(result.model, result.data), beam=1, examples=5)
     return 0
+
+
+def _given_settings(args: argparse.Namespace, options: dict[str, Any]) -> dict[str, Any]:
+    """The settings the command line names, spelled as settings.json holds them (a TSV by absolute path)."""
+    named = {"pairs": args.pairs, "source": args.source, "target": args.target, **options}
+    spelled = run_settings(args.pairs or "", args.source, args.target, **options)
+    return {name: spelled[name] for name, value in named.items() if value is not None}
 
 
 @_reports_errors
 def _run(args: argparse.Namespace) -> int:
-    texts = getattr(args, "texts", None)
-    if not args.model or not texts:
-        print("seqlab translate: give --model DIR and the texts to translate, e.g. "
-              "seqlab translate --model runs/fr \"I am cold.\"", file=sys.stderr)
+    if not args.model:
+        print("seqlab translate: give --model DIR (a `seqlab translate train --out DIR`) and the texts to "
+              "translate, e.g. seqlab translate --model runs/fr \"I am cold.\"", file=sys.stderr)
         return 2
+    if args.beam < 1:
+        raise ValueError(f"--beam must be 1 (greedy) or more, got {args.beam}.")
+    if args.max_length is not None and args.max_length < 1:
+        raise ValueError(f"--max-length must be at least 1 output token (leave it out for the model's), "
+                         f"got {args.max_length}.")
+    texts = list(getattr(args, "texts", None) or [])
+    if args.file is not None or not texts:
+        texts += read_lines(args.file)
     model = load_translator(args.model)
     translations = model.translate(texts, args.beam, args.length_penalty, args.max_length)
     for index, translation in enumerate(translations, 1):
-        print(translation.text)
+        if args.json:
+            print(json.dumps({"source": translation.source, "translation": translation.text,
+                              "tokens": translation.tokens, "log_probability": translation.log_probability,
+                              "finished": translation.finished}, ensure_ascii=False))
+        else:
+            print(translation.text)
         if args.show_attention:
             path = Path(args.show_attention)
             if len(translations) > 1:

@@ -13,8 +13,10 @@ seqlab.data.epoch_batches: epoch e's order is a function of (seed, e)).
 
 from __future__ import annotations
 
+import hashlib
 import random
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,7 +28,7 @@ from seqlab.data import BucketBatchSampler
 from seqlab.data.datasets import load_parallel
 from seqlab.data.epoch_batches import EpochBatches
 
-__all__ = ["KNOWN_PAIRS", "TranslationData", "load_translation_data", "pair_batches"]
+__all__ = ["KNOWN_PAIRS", "TranslationData", "checksum_of", "load_translation_data", "pair_batches"]
 
 # --pairs name -> (file key of seqlab.data.datasets.parallel, its two languages: English first)
 KNOWN_PAIRS = {"fra-eng": ("fra", ("en", "fr")), "kor-eng": ("kor", ("en", "ko"))}
@@ -54,7 +56,7 @@ class TranslationData:
 def load_translation_data(pairs: str, source: str | None = None, target: str | None = None, *,
                           max_words: int | None = PairSettings.max_words, limit: int | None = PairSettings.limit,
                           test_sources: int = PairSettings.test_sources,
-                          seed: int = 0) -> TranslationData:
+                          seed: int = 0, sha256: str | None = None) -> TranslationData:
     """Sentence pairs for `pairs` ("fra-eng", "kor-eng" or "tsv:PATH") split by source sentence.
 
     Pairs with more than `max_words` whitespace words on either side are left
@@ -78,10 +80,18 @@ def load_translation_data(pairs: str, source: str | None = None, target: str | N
     train_pairs = [pair for key in train_keys for pair in translations[key]]
     random.Random(seed + 1).shuffle(train_pairs)
     spec = {"pairs": pairs, "source": source, "target": target, "max_words": max_words, "limit": limit,
-            "test_sources": test_sources, "seed": seed}
+            "test_sources": test_sources, "seed": seed, **({"sha256": sha256} if sha256 else {})}
     return TranslationData(train_pairs[:limit] if limit else train_pairs,
                            [translations[key][0][0] for key in test_keys],
                            [[t for _, t in translations[key]] for key in test_keys], spec)
+
+
+def checksum_of(path: Path) -> str:
+    """The SHA-256 of a pairs file's bytes."""
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"No such file: {path} (from --pairs tsv:{path}).") from None
 
 
 def _load_corpus(pairs: str, source: str | None, target: str | None, max_words: int | None):

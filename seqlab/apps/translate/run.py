@@ -13,29 +13,33 @@ in training, against all their translations in the file.
 from __future__ import annotations
 
 import dataclasses
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from seqlab.apps.translate.data import TranslationData, pair_batches
+from seqlab.apps.run_directory import RunDirectory, resolve_model_dir
+from seqlab.apps.translate.data import TranslationData, checksum_of, load_translation_data, pair_batches
 from seqlab.apps.translate.model import Translator
-from seqlab.apps.translate.settings import Settings
+from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.text import build_vocabularies, encode_pairs, make_tokenizer
 from seqlab.apps.translate.translation import Translation
 from seqlab.saving import load_model
 from seqlab.seeding import set_seed
-from seqlab.training import Adam, SparseCategoricalCrossentropy
+from seqlab.training import Adam, CSVLogger, ModelCheckpoint, SparseCategoricalCrossentropy, distributed
 
-__all__ = ["BleuReport", "corpus_bleu", "evaluate_bleu", "load_translator", "train_translator"]
+__all__ = ["BleuReport", "TrainedRun", "corpus_bleu", "evaluate_bleu", "load_translator", "run_settings", "train",
+           "train_translator"]
 
 
 def train_translator(data: TranslationData, *, verbose: int | str = "auto", callbacks: Sequence[Any] = (),
-                     **settings: Any) -> tuple[Translator, Any, float]:
+                     resume_from: Any = None, **settings: Any) -> tuple[Translator, Any, float]:
     """Build vocabularies from the training pairs, then fit a `Translator`; returns (model, history, seconds).
 
     `settings` are `Settings` fields (embedding_dim, units, cell, attention, epochs, ...), their defaults
-    where not given.
+    where not given. `resume_from`: a checkpoint (or the `ModelCheckpoint` among `callbacks`) to go on from.
     """
     known = {f.name for f in dataclasses.fields(Settings)}
     if set(settings) - known:
@@ -48,7 +52,7 @@ def train_translator(data: TranslationData, *, verbose: int | str = "auto", call
                        s.attention, dropout=s.dropout, max_output_length=target_out.shape[1] + 5,
                        projection_dtype=s.projection_dtype,
                        training_data={**data.spec, "min_count": s.min_count, "max_vocabulary": s.max_vocabulary})
-    model.compile(Adam(learning_rate=s.learning_rate, global_clipnorm=5.0),
+    model.compile(Adam(learning_rate=s.lr, global_clipnorm=5.0),
                   SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), metrics=["accuracy"])
     validation = None
     if s.validation_split:
@@ -58,13 +62,74 @@ def train_translator(data: TranslationData, *, verbose: int | str = "auto", call
     batches = pair_batches(source, target_in, target_out, s.batch_size, s.seed)
     started = time.perf_counter()
     history = model.fit(batches, epochs=s.epochs, validation_data=validation, seed=s.seed, verbose=verbose,
-                        callbacks=list(callbacks))
+                        callbacks=list(callbacks), resume_from=resume_from)
     return model, history, time.perf_counter() - started
 
 
-def load_translator(directory: str) -> Translator:
-    """The `Translator` saved in `directory` (by `seqlab translate train` or `model.save`)."""
-    model = load_model(directory, compile=False)
+RESUMABLE = ("epochs",)  # what a resumed run may be given more of
+PAIR_FIELDS = ("pairs", "source", "target", "sha256", *(f.name for f in dataclasses.fields(PairSettings)))
+
+
+@dataclass
+class TrainedRun:
+    """What `train` produced: the translator, its data, the fit's history and seconds, where it was saved."""
+
+    model: Translator
+    data: TranslationData
+    history: Any
+    seconds: float
+    model_dir: Path
+
+
+def run_settings(pairs: str, source: str | None = None, target: str | None = None, **options: Any) -> dict[str, Any]:
+    """A run's settings as settings.json holds them: the pairs (a TSV by absolute path, with its SHA-256),
+    then every `PairSettings` and `Settings` field (defaults where `options` has None or nothing)."""
+    known = {f.name for f in dataclasses.fields(PairSettings)} | {f.name for f in dataclasses.fields(Settings)}
+    if set(options) - known:
+        raise TypeError(f"unknown settings {sorted(set(options) - known)}; known: {sorted(known)}.")
+    given = {name: value for name, value in options.items() if value is not None}
+    pair_settings = PairSettings(**{k: v for k, v in given.items() if k in PairSettings.__dataclass_fields__})
+    settings = Settings(**{k: v for k, v in given.items() if k in Settings.__dataclass_fields__})
+    values: dict[str, Any] = {"pairs": pairs, "source": source, "target": target, "sha256": None}
+    if pairs.startswith("tsv:"):
+        values["pairs"] = f"tsv:{Path(pairs[4:]).resolve()}"
+        values["sha256"] = checksum_of(Path(pairs[4:]))
+    return {**values, **dataclasses.asdict(pair_settings), **dataclasses.asdict(settings)}
+
+
+def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = False, overwrite: bool = False,
+          given: dict[str, Any] | None = None, command: str | None = None, verbose: int | str = "auto",
+          log=sys.stderr) -> TrainedRun:
+    """Train a translator into OUT: settings.json, a checkpoint and a log.csv row each epoch, OUT/model.
+
+    `settings` as `run_settings` makes them (None when resuming). OUT is
+    checked before any data loads (`seqlab.apps.run_directory`); `resume=True`
+    continues the run there exactly, with its settings (more epochs may be given).
+    """
+    out = Path(out)
+    run_dir = RunDirectory(out, model_dir=out / "model")
+    if settings is None and not resume:
+        raise ValueError("train needs settings, unless it resumes a run (resume=True).")
+    values = run_dir.prepare(settings or {}, resume=resume, given=given, may_change=RESUMABLE, overwrite=overwrite,
+                             write=distributed.is_main_process())
+    if command is not None and distributed.is_main_process():
+        run_dir.record_command(command, append=resume)
+    pair_settings = {name: values.get(name) for name in PAIR_FIELDS}
+    data = load_translation_data(pair_settings.pop("pairs"), pair_settings.pop("source"), pair_settings.pop("target"),
+                                 seed=values["seed"], **pair_settings)
+    distributed.print_main(data.summary(), file=log)
+    checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss", save_best=False)
+    callbacks = [CSVLogger(run_dir.log_file, append=resume), checkpoint]  # the row first: see CSVLogger
+    model, history, seconds = train_translator(
+        data, verbose=verbose, callbacks=callbacks, resume_from=checkpoint if resume else None,
+        **{name: value for name, value in values.items() if name not in PAIR_FIELDS})
+    model.save(run_dir.model_dir)
+    return TrainedRun(model, data, history, seconds, run_dir.model_dir)
+
+
+def load_translator(directory: str | Path) -> Translator:
+    """The `Translator` saved in `directory` (OUT or OUT/model of `seqlab translate train`, or `model.save`)."""
+    model = load_model(resolve_model_dir(directory), compile=False)
     if not isinstance(model, Translator):
         raise ValueError(f"{directory} holds a {type(model).__name__}, not a Translator; give a directory "
                          "written by `seqlab translate train`.")

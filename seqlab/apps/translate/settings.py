@@ -27,6 +27,13 @@ class PairSettings:
     limit: int | None = setting(None, "use at most this many training pairs", default_text="all")
     test_sources: int = setting(1000, "held-out source sentences")
 
+    def __post_init__(self) -> None:
+        for name in ("max_words", "limit", "test_sources"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive whole number (leave it out for "
+                                 f"{'all' if name != 'test_sources' else 'the default'}), got {value}.")
+
 
 @dataclass
 class Settings:
@@ -43,7 +50,7 @@ class Settings:
     max_vocabulary: int | None = setting(None, "keep at most this many words per language")
     epochs: int = setting(10, "epochs")
     batch_size: int = setting(64, "pairs per batch")
-    learning_rate: float = setting(1e-3, "Adam's learning rate")
+    lr: float = setting(1e-3, "Adam's learning rate", flags=("--learning-rate",))
     validation_split: float = setting(0.0, "share of the training pairs held out for validation")
     projection_dtype: str | None = setting("float32", "run the output projection in bfloat16 (about 2x faster on "
                                                       "CPUs with AVX512-BF16)", choices=("float32", "bfloat16"))
@@ -54,3 +61,13 @@ class Settings:
             self.attention = None
         if self.projection_dtype == "float32":
             self.projection_dtype = None
+        for name in ("embedding_dim", "units", "min_count", "max_vocabulary", "epochs", "batch_size"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or value < 1):
+                raise ValueError(f"{name} must be a positive whole number, got {value}.")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
+        if not self.lr > 0:
+            raise ValueError(f"lr (the learning rate) must be positive, got {self.lr}.")

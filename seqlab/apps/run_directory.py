@@ -1,0 +1,197 @@
+"""A `train` command's output directory (OUT): checked before the first step, resumable, seqlab's files only.
+
+Every application's `train` writes into OUT
+
+    settings.json        every setting of the run, written before the first step
+    command.txt          the command lines that started and resumed it
+    checkpoints/last     the whole run state after each epoch (`fit(resume_from=...)`)
+    log.csv              one row per epoch
+
+beside its model (OUT itself, or OUT/model) and its report. `prepare` runs
+before any data loads, so a run is never thrown away at its end for a bad
+path:
+
+- OUT that is a file, or a directory of other files that no seqlab run wrote,
+  is refused;
+- a fresh run into OUT that holds an earlier run is refused unless `overwrite`
+  (then that run's files, and only those, are removed first), so a resumed run
+  can never mix two runs;
+- `resume` needs OUT/settings.json: the run goes on with those settings;
+  options given beside `--resume` must agree with them, except those a
+  resumed run may change (more epochs, more time).
+
+    >>> run = RunDirectory("runs/imdb", model_dir="runs/imdb")
+    >>> settings = run.prepare(settings, resume=args.resume, given=given, may_change=("epochs",))
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from seqlab.files import write_atomically
+from seqlab.saving import CONFIG_FILE, OWNED_FILES, ModelDirectoryError, check_model_directory_writable, is_checkpoint
+
+__all__ = ["RunDirectory", "RunDirectoryError", "add_run_options", "interrupted_hint", "record_of",
+           "resolve_model_dir"]
+
+SETTINGS_FILE = "settings.json"
+COMMAND_FILE = "command.txt"
+CHECKPOINTS = "checkpoints"
+LOG_FILE = "log.csv"
+RUN_FLAGS = ("resume", "overwrite")  # store_true flags: recorded only when given
+
+
+class RunDirectoryError(ValueError):
+    """OUT cannot hold this run: a file, someone else's directory, an earlier run, nothing to resume."""
+
+
+class RunDirectory:
+    """OUT of one training run (see the module docstring); `owned` names the app's other files in it."""
+
+    def __init__(self, out: str | os.PathLike, *, model_dir: str | os.PathLike, owned: Iterable[str] = ()):
+        self.out, self.model_dir = Path(out), Path(model_dir)
+        self.owned = (SETTINGS_FILE, COMMAND_FILE, CHECKPOINTS, LOG_FILE, *owned)
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.out / CHECKPOINTS
+
+    @property
+    def log_file(self) -> Path:
+        return self.out / LOG_FILE
+
+    def holds_a_run(self) -> bool:
+        return (self.out / SETTINGS_FILE).is_file()
+
+    def prepare(self, settings: Mapping[str, Any], *, resume: bool, given: Mapping[str, Any] | None = None,
+                may_change: Iterable[str] = (), overwrite: bool = False, write: bool = True) -> dict[str, Any]:
+        """Check OUT, then write settings.json; returns the run's settings (the saved ones when resuming).
+
+        `settings`: the new run's settings (ignored when resuming); `given`: the
+        options the user gave (name -> value; default `settings`), checked
+        against a resumed run's. `write=False` (the other processes of a
+        distributed run): only read, rank 0 checks and writes.
+        """
+        given = dict(settings) if given is None else given
+        if not write:
+            return self._resumed(given, tuple(may_change)) if resume else dict(settings)
+        if self.out.exists() and not self.out.is_dir():
+            raise RunDirectoryError(f"--out {self.out} is a file, not a directory. Choose a new directory name, "
+                                    "or move the file away.")
+        if resume:
+            settings = self._resumed(given, tuple(may_change))
+        else:
+            self._refuse_to_replace(overwrite)
+        check_model_directory_writable(self.model_dir)
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_atomically(self.out / SETTINGS_FILE, (json.dumps(dict(settings), indent=2) + "\n").encode())
+        return dict(settings)
+
+    def record_command(self, command_line: str, *, append: bool) -> None:
+        """Add `command_line` to command.txt (a fresh run starts the file)."""
+        previous = (self.out / COMMAND_FILE).read_text() if append and (self.out / COMMAND_FILE).is_file() else ""
+        write_atomically(self.out / COMMAND_FILE, (previous + command_line + "\n").encode())
+
+    def _resumed(self, given: Mapping[str, Any], may_change: tuple[str, ...]) -> dict[str, Any]:
+        saved_file = self.out / SETTINGS_FILE
+        if not saved_file.is_file():
+            raise RunDirectoryError(f"Nothing to resume in {self.out}: it holds no {SETTINGS_FILE} of a run. "
+                                    "Start the run without --resume (or give the --out of the run to continue).")
+        saved = json.loads(saved_file.read_text())
+        conflicts = [f"--{name.replace('_', '-')} {value} (the run has {saved.get(name)})"
+                     for name, value in given.items()
+                     if value is not None and name not in may_change and saved.get(name) != _jsonable(value)]
+        if conflicts:
+            changeable = ", ".join(f"--{n.replace('_', '-')}" for n in may_change) or "nothing"
+            raise RunDirectoryError(
+                f"--resume continues the run in {self.out} with its own settings, but {'; '.join(conflicts)}. "
+                f"A resumed run may change only {changeable}. Drop the others, or start a new run with "
+                "another --out.")
+        return {**saved, **{name: _jsonable(given[name]) for name in may_change if given.get(name) is not None}}
+
+    def _refuse_to_replace(self, overwrite: bool) -> None:
+        if not self.out.is_dir() or not any(self.out.iterdir()):
+            return
+        earlier_model = (self.out / CONFIG_FILE).is_file()  # OUT itself a model directory (sentiment before 0.x)
+        if not self.holds_a_run() and not earlier_model:
+            raise RunDirectoryError(f"Refusing to write a training run into {self.out}: it holds files that no "
+                                    f"seqlab run wrote ({', '.join(sorted(p.name for p in self.out.iterdir())[:5])}"
+                                    "). Choose a new or empty directory.")
+        if earlier_model:
+            check_model_directory_writable(self.out)  # a config.json seqlab did not write is refused here
+        if not overwrite:
+            epochs = _epochs_done(self.checkpoints / "last")
+            raise RunDirectoryError(
+                f"{self.out} already holds a training run{f' ({epochs} epoch(s) done)' if epochs else ''}. "
+                "Continue it with --resume, replace it with --overwrite, or choose another --out.")
+        # The earlier run's files, and only those: a user's files in OUT (or in the model directory) stay.
+        paths = [self.out / name for name in (*self.owned, *OWNED_FILES)] + [self.model_dir / n for n in OWNED_FILES]
+        for path in paths:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            elif path.exists() or path.is_symlink():
+                path.unlink()
+
+
+def add_run_options(parser: argparse.ArgumentParser) -> None:
+    """`--resume` and `--overwrite`, the same for every `train` command."""
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in OUT from its last checkpoint, with its settings (more "
+                             "--epochs or time may be given)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier run in OUT (its files only; others in OUT stay)")
+
+
+def record_of(words: list[str], args: argparse.Namespace, skip: Iterable[str] = ()) -> str:
+    """The command line `words` + the options of `args` in canonical spelling, for command.txt."""
+    parts = list(words)
+    for name, value in vars(args).items():
+        if name in ("command", "handler", *skip) or value is None or (value is False and name in RUN_FLAGS):
+            continue
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else "--no-" + name.replace("_", "-"))
+        elif isinstance(value, (list, tuple)):
+            parts += [flag, *map(str, value)]
+        else:
+            parts += [flag, str(value)]
+    return shlex.join(parts)
+
+
+def interrupted_hint(app: str, out: str | os.PathLike) -> str:
+    """What a `train` command prints when Ctrl-C stops it: how to go on."""
+    return (f"Interrupted. The last completed epoch is saved in {Path(out) / CHECKPOINTS / 'last'}; continue "
+            f"with: seqlab {app} train --resume --out {out}")
+
+
+def resolve_model_dir(directory: str | os.PathLike) -> Path:
+    """The model directory itself, or OUT/model of a training run's output directory."""
+    directory = Path(directory)
+    for candidate in (directory, directory / "model"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+    if not directory.is_dir():
+        raise ModelDirectoryError(f"No model directory at {directory}: give the --out of a `seqlab ... train` "
+                                  "(or its model subdirectory).")
+    raise ModelDirectoryError(f"{directory} holds no model: expected {CONFIG_FILE} in it or in "
+                              f"{directory / 'model'} (the output of a `seqlab ... train --out DIR`).")
+
+
+def _epochs_done(checkpoint: Path) -> int | None:
+    try:
+        return json.loads((checkpoint / "training_state.json").read_text())["epoch"] if is_checkpoint(checkpoint) \
+            else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _jsonable(value: Any) -> Any:
+    """`value` as settings.json stores it (tuples become lists)."""
+    return json.loads(json.dumps(value))
