@@ -16,7 +16,7 @@ import sys
 import torch
 
 from seqlab.apps import charlm, sentiment, translate
-from seqlab.commandline import print_help
+from seqlab.commandline import print_help, run_handler
 from seqlab.demo import main as demo
 from seqlab.interop import commands as interop_commands
 from seqlab.saving import load_model
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = getattr(args, "handler", None)
     if handler is None:
         return print_help(parser)
-    return handler(args) or 0
+    return run_handler(args)
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import os
 import sys
 import types
 import typing
 from typing import Any
 
-__all__ = ["add_command_group", "add_options", "describe_default", "print_help", "read_lines", "run_alone", "setting"]
+__all__ = ["add_command_group", "add_options", "describe_default", "json_line", "print_help", "read_lines",
+           "run_alone", "run_handler", "setting"]
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Any = None, flags: tuple[str, ...] = (),
@@ -86,13 +89,35 @@ def print_help(parser: argparse.ArgumentParser) -> int:
     return 2
 
 
+def run_handler(args: argparse.Namespace) -> int:
+    """Run a parsed command's handler; a reader that leaves (`seqlab ... | head -1`) ends it quietly, status 0.
+
+    stdout is pointed at /dev/null so that the interpreter's last flush does
+    not print a `BrokenPipeError` of its own.
+    """
+    try:
+        return args.handler(args) or 0
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def json_line(value: Any) -> str:
+    """`value` as one line of strict JSON (no NaN or Infinity, which JSON readers reject), text kept as typed."""
+    try:
+        return json.dumps(value, ensure_ascii=False, allow_nan=False)
+    except ValueError:
+        raise ValueError("the answer holds NaN or infinity, which JSON cannot carry: the model's scores are not "
+                         "finite for this input (check the model with `seqlab summary`, or retrain it).") from None
+
+
 def run_alone(add_parser: typing.Callable[[argparse._SubParsersAction], Any], name: str,
               argv: list[str] | None = None, prog: str = "seqlab") -> int:
     """Run one command group on its own (`python -m seqlab.apps.charlm train ...` is `seqlab charlm train ...`)."""
     parser = argparse.ArgumentParser(prog=prog)
     add_parser(parser.add_subparsers(dest="command", metavar="COMMAND"))
     args = parser.parse_args([name, *(sys.argv[1:] if argv is None else argv)])
-    return args.handler(args) or 0
+    return run_handler(args)
 
 
 def read_lines(path: str | None) -> list[str]:

@@ -35,7 +35,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import safetensors.torch

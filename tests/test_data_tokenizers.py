@@ -153,6 +153,32 @@ def test_unknown_config_type_is_a_clear_error():
         tokenizer_from_config({"type": "Nope"})
 
 
+HOSTILE_PATTERN = r"(a+)+$"  # backtracks for 2**n steps on "aaa...ab"
+
+
+def test_a_pattern_from_a_file_runs_only_if_seqlab_writes_it(monkeypatch):
+    monkeypatch.delenv("SEQLAB_TRUST_TOKENIZER_PATTERNS", raising=False)
+    hostile = {"type": "WordTokenizer", "lowercase": False, "keep_punctuation": False,
+               "pattern": HOSTILE_PATTERN, "normalize": None}
+    with pytest.raises(ValueError, match=r"custom regular expression '\(a\+\)\+\$'.*"
+                                         r"SEQLAB_TRUST_TOKENIZER_PATTERNS=1"):
+        tokenizer_from_config(hostile)
+    assert tokenizer_from_config(hostile, trust_pattern=True).pattern == HOSTILE_PATTERN
+    monkeypatch.setenv("SEQLAB_TRUST_TOKENIZER_PATTERNS", "1")
+    assert tokenizer_from_config(hostile)("b aa") == ["aa"]
+    monkeypatch.delenv("SEQLAB_TRUST_TOKENIZER_PATTERNS")
+    tfds = WordTokenizer(pattern=r"\w+", normalize=None)  # the pattern seqlab's tfds preset writes
+    assert tokenizer_from_config(tfds.to_config())("a_b c") == ["a_b", "c"]
+
+
+def test_a_vocabulary_file_with_a_hostile_pattern_is_refused(monkeypatch):
+    monkeypatch.delenv("SEQLAB_TRUST_TOKENIZER_PATTERNS", raising=False)
+    from seqlab.data import Vocabulary
+    saved = Vocabulary.build([["aa"]], tokenizer=WordTokenizer(pattern=HOSTILE_PATTERN)).to_json()
+    with pytest.raises(ValueError, match="seqlab did not write"):
+        Vocabulary.from_json(saved)
+
+
 def test_missing_kiwipiepy_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "kiwipiepy", None)  # makes `import kiwipiepy` fail
     with pytest.raises(MissingDependencyError, match=r"pip install 'seqlab\[korean\]'"):

@@ -110,6 +110,26 @@ def test_csv_and_json_loggers_write_one_row_per_epoch(tmp_path):
     assert [line["loss"] for line in lines] == history.history["loss"]
 
 
+@pytest.mark.parametrize("logger_of", [lambda path, append: CSVLogger(path / "log.csv", append=append),
+                                       lambda path, append: JSONLogger(path / "log.jsonl", append=append)])
+def test_a_logger_resumed_after_a_kill_keeps_one_row_per_epoch(tmp_path, logger_of):
+    """A run killed after logging epoch 2 but before checkpointing it resumes at epoch 2: one row each, no twin."""
+    first = logger_of(tmp_path, False)
+    first.on_train_begin()
+    for epoch in range(3):
+        first.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
+    resumed = logger_of(tmp_path, True)  # the checkpoint holds epochs 0 and 1 only
+    resumed.on_train_begin()
+    resumed.on_epoch_end(2, {"loss": 0.25})
+    resumed.on_epoch_end(3, {"loss": 0.2})
+    if isinstance(first, CSVLogger):
+        rows = [(int(r["epoch"]), float(r["loss"])) for r in csv.DictReader(open(tmp_path / "log.csv"))]
+        assert (tmp_path / "log.csv").read_text().count("epoch,loss") == 1
+    else:
+        rows = [(line["epoch"], line["loss"]) for line in map(json.loads, open(tmp_path / "log.jsonl"))]
+    assert rows == [(0, 1.0), (1, 0.5), (2, 0.25), (3, 0.2)]
+
+
 def test_tensorboard_names_the_missing_package():
     try:
         import tensorboard  # noqa: F401

@@ -14,8 +14,8 @@ path:
 - OUT that is a file, or a directory of other files that no seqlab run wrote,
   is refused;
 - a fresh run into OUT that holds an earlier run is refused unless `overwrite`
-  (then that run's files, and only those, are removed first), so a resumed run
-  can never mix two runs;
+  (then that run's files, and only those, are removed first; its model stays
+  until the new one is saved over it), so a resumed run can never mix two runs;
 - `resume` needs OUT/settings.json: the run goes on with those settings;
   options given beside `--resume` must agree with them, except those a
   resumed run may change (more epochs, more time).
@@ -131,8 +131,10 @@ class RunDirectory:
             raise RunDirectoryError(
                 f"{self.out} already holds a training run{f' ({epochs} epoch(s) done)' if epochs else ''}. "
                 "Continue it with --resume, replace it with --overwrite, or choose another --out.")
-        # The earlier run's files, and only those: a user's files in OUT (or in the model directory) stay.
-        paths = [self.out / name for name in (*self.owned, *OWNED_FILES)] + [self.model_dir / n for n in OWNED_FILES]
+        # The earlier run's files, and only those: a user's files in OUT stay. The earlier model stays too,
+        # whole and loadable, until the new run saves its own over it (so that a user's notes beside it,
+        # in OUT/model, keep the directory seqlab's).
+        paths = [self.out / name for name in (*self.owned, *OWNED_FILES) if self.out / name != self.model_dir]
         for path in paths:
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)

@@ -9,6 +9,7 @@ jamo and morpheme tokenizers live in `seqlab.data.korean`.
 from __future__ import annotations
 
 import functools
+import os
 import re
 import sys
 import unicodedata
@@ -179,13 +180,37 @@ _TOKENIZER_TYPES = MappingProxyType({cls.__name__: cls for cls in
                                      (WordTokenizer, CharTokenizer, JamoTokenizer, KiwiTokenizer)})
 
 
-def tokenizer_from_config(config: dict[str, Any]) -> Tokenizer:
-    """Rebuild a tokenizer from its `to_config()` dictionary."""
+# The custom patterns seqlab's own recipes write (the "tfds" preset's `\w+`) and
+# other linear-time ones; a `pattern` read from a file is run only if it is one
+# of these, since a regular expression with nested repeats such as `(a+)+$` can
+# take minutes on a 30-character text (catastrophic backtracking).
+KNOWN_PATTERNS = frozenset({r"\w+", r"\S+", r"[^\W_]+", r"\w+|[^\w\s]"})
+TRUST_PATTERNS_VARIABLE = "SEQLAB_TRUST_TOKENIZER_PATTERNS"
+
+
+def tokenizer_from_config(config: dict[str, Any], *, trust_pattern: bool | None = None) -> Tokenizer:
+    """Rebuild a tokenizer from its `to_config()` dictionary.
+
+    A `WordTokenizer` pattern that seqlab does not write itself (not in
+    `KNOWN_PATTERNS`) is refused unless `trust_pattern=True` or the environment
+    sets `SEQLAB_TRUST_TOKENIZER_PATTERNS=1`: a config file is data, and a
+    hostile one must not be able to hang `predict`.
+    """
     options = dict(config)
     type_name = options.pop("type", None)
     if type_name not in _TOKENIZER_TYPES:
         raise ValueError(
             f"unknown tokenizer type {type_name!r} in config {config!r}; expected one of "
             f"{sorted(_TOKENIZER_TYPES)}"
+        )
+    pattern = options.get("pattern")
+    if trust_pattern is None:
+        trust_pattern = os.environ.get(TRUST_PATTERNS_VARIABLE) == "1"
+    if pattern is not None and not trust_pattern and pattern not in KNOWN_PATTERNS:
+        raise ValueError(
+            f"the saved tokenizer uses the custom regular expression {pattern!r}, which seqlab "
+            f"did not write and so will not run from a file (a pattern like '(a+)+$' can hang on "
+            f"a short text). If you made this model yourself, allow it by setting the environment "
+            f"variable {TRUST_PATTERNS_VARIABLE}=1."
         )
     return _TOKENIZER_TYPES[type_name](**options)

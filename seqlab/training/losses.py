@@ -148,7 +148,8 @@ class BinaryCrossentropy(Loss):
     """ℓ = -mean_units[y log σ + (1 - y) log(1 - σ)], σ = sigmoid(y_pred) or y_pred clipped to [ε, 1-ε].
 
     Shapes: `y_pred (batch, units)` or `(batch, time, units)` with 0/1 targets
-    of the same shape (targets `(batch,)` fit outputs `(batch, 1)`).
+    of the same shape (targets `(batch,)` fit outputs `(batch, 1)`); targets outside
+    [0, 1] are refused.
 
         >>> loss = BinaryCrossentropy()
         >>> round(float(loss(torch.tensor([1.0]), torch.tensor([[0.5]]))), 4)
@@ -355,7 +356,16 @@ def _binary_targets(y_true: torch.Tensor, y_pred: torch.Tensor, loss_name: str) 
             "one label per sample. For integer class labels use "
             "loss='sparse_categorical_crossentropy'; for a binary task give the last layer 1 unit."
         )
-    return _match_rank(y_true, y_pred, loss_name).float()
+    targets = _match_rank(y_true, y_pred, loss_name).float()
+    if targets.numel():
+        low, high = (float(v) for v in torch.aminmax(targets))
+        if low < 0 or high > 1 or math.isnan(low) or math.isnan(high):
+            raise ValueError(
+                f"{loss_name} needs targets in [0, 1] (0/1 labels, or soft labels between them), "
+                f"got values in [{low:.4g}, {high:.4g}]. Map the labels to 0 and 1 first; for more "
+                "than two classes use loss='sparse_categorical_crossentropy' with one output per class."
+            )
+    return targets
 
 
 def _match_rank(y_true: torch.Tensor, y_pred: torch.Tensor, loss_name: str) -> torch.Tensor:

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
-import os
 import sys
 from pathlib import Path
 
@@ -184,8 +182,6 @@ def _generate_command(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as error:
         print(f"seqlab charlm generate: {error}", file=sys.stderr)
         return 1
-    except BrokenPipeError:  # the reader left (`... | head -c 100`): stop quietly
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -134,8 +134,8 @@ def load_generator(directory: str | Path, precision: str = "float32") -> TextGen
     saved = getattr(model, "tokenizer", None)
     if not isinstance(saved, CharVocabulary):
         kind = (read_config(model_dir).get("tokenizer") or {}).get("class_name")
-        raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json (its tokenizer is "
-                                  f"{kind or 'none'}); "
+        what = f"its tokenizer is {kind}" if kind else f"it holds a {type(model).__name__} without a tokenizer"
+        raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json ({what}); "
                                   "generate needs a model saved by `seqlab charlm train`.")
     return TextGenerator(model, saved.vocabulary, precision)
 

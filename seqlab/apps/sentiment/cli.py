@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 from pathlib import Path
 from typing import Any
 
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.sentiment.data import DataSource
+from seqlab.apps.sentiment.evaluation import Prediction
 from seqlab.apps.sentiment.model import load
 from seqlab.apps.sentiment.recipe import PRESETS, Recipe
 from seqlab.apps.sentiment.run import DATA_FIELDS, evaluate, train
-from seqlab.commandline import add_command_group, add_options, read_lines, run_alone
+from seqlab.commandline import add_command_group, add_options, json_line, read_lines, run_alone
 from seqlab.training import distributed
 
 __all__ = ["add_parser", "main"]
@@ -111,7 +111,9 @@ def _data_given(args: argparse.Namespace) -> dict[str, Any]:
 
 def _source_from_args(args: argparse.Namespace) -> DataSource:
     given = _data_given(args)
-    return DataSource(**{**given, "dataset": getattr(args, "dataset", None) or "imdb",
+    dataset = getattr(args, "dataset", None) or "imdb"
+    DataSource.refuse_inapplicable(dataset, given)  # also an option given at its default value
+    return DataSource(**{**given, "dataset": dataset,
                          "labels": tuple(given["labels"]) if "labels" in given else None})
 
 
@@ -149,14 +151,17 @@ def _evaluate_command(args: argparse.Namespace) -> int:
     try:
         if not args.dataset and _data_given(args):
             flags = ", ".join("--" + name.replace("_", "-") for name in _data_given(args))
-            raise ValueError(f"{flags} describe the data given with --dataset; without --dataset the model is "
-                             "scored on the data it was trained on. Add --dataset, or drop them.")
+            one = len(_data_given(args)) == 1
+            raise ValueError(f"{flags} {'describes' if one else 'describe'} the data given with --dataset; without "
+                             "--dataset the model is scored on the data it was trained on. Add --dataset, or drop "
+                             f"{'it' if one else 'them'}.")
         source = _source_from_args(args) if args.dataset else None
         scores = evaluate(args.model, source)
+        report = json_line(scores.to_dict()) if args.json else scores.report()
     except (ValueError, FileNotFoundError, ImportError) as error:
         print(f"seqlab sentiment evaluate: {error}", file=sys.stderr)
         return 1
-    print(json.dumps(scores.to_dict()) if args.json else scores.report())
+    print(report)
     return 0
 
 
@@ -164,16 +169,20 @@ def _predict_command(args: argparse.Namespace) -> int:
     try:
         texts = list(args.texts) + (read_lines(args.file) if args.file is not None or not args.texts else [])
         predictions = load(args.model).predict(texts)
+        lines = [json_line(prediction.to_dict()) if args.json else _prediction_line(prediction)
+                 for prediction in predictions]
     except (ValueError, OSError, ImportError) as error:
         print(f"seqlab sentiment predict: {error}", file=sys.stderr)
         return 1
-    for prediction in predictions:
-        if args.json:
-            print(json.dumps(prediction.to_dict(), ensure_ascii=False))
-        else:
-            note = f"  [{prediction.note}]" if prediction.note else ""
-            print(f"{prediction.label}\t{prediction.probability:.4f}\t{prediction.text}{note}")
+    for line in lines:
+        print(line)
     return 0
+
+
+def _prediction_line(prediction: Prediction) -> str:
+    """`label<TAB>probability<TAB>text`, and the note (such as truncation) in brackets."""
+    note = f"  [{prediction.note}]" if prediction.note else ""
+    return f"{prediction.label}\t{prediction.probability:.4f}\t{prediction.text}{note}"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -62,16 +63,24 @@ class DataSource:
                              "(a CSV/TSV file with a text and a label column).")
         if self.labels is not None and len(self.labels) != 2:
             raise ValueError(f"labels must name two values, negative then positive; got {list(self.labels)}.")
-        if self.split != "official" and self.dataset != "imdb":
-            raise ValueError(f"--split {self.split} chooses between IMDb's protocols; {self.dataset} has one "
-                             "split of its own. Drop --split.")
-        if self.csv_path is None:
-            defaults = {f.name: f.default for f in dataclasses.fields(self)}
-            given = [f"--{name.replace('_', '-')}" for name in ("text_column", "label_column", "labels", "delimiter")
-                     if getattr(self, name) != defaults[name]]
-            if given:
-                raise ValueError(f"{', '.join(given)} describe a CSV file; {self.dataset} is not one. Drop "
-                                 f"{'it' if len(given) == 1 else 'them'}, or give --dataset csv:PATH.")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        self.refuse_inapplicable(self.dataset, [name for name in defaults if name != "dataset"
+                                                and getattr(self, name) != defaults[name]])
+
+    @staticmethod
+    def refuse_inapplicable(dataset: str, given: Iterable[str]) -> None:
+        """Refuse options (by field name) that mean nothing for `dataset`: --split outside IMDb, CSV options outside CSV."""
+        given = list(given)
+        if "split" in given and dataset != "imdb":
+            raise ValueError(f"--split chooses between IMDb's protocols; {dataset} has one split of its own. "
+                             "Drop --split.")
+        if not dataset.startswith("csv:"):
+            csv_only = [f"--{name.replace('_', '-')}" for name in ("text_column", "label_column", "labels", "delimiter")
+                        if name in given]
+            if csv_only:
+                verb = "describes" if len(csv_only) == 1 else "describe"
+                raise ValueError(f"{', '.join(csv_only)} {verb} a CSV file; {dataset} is not one. Drop "
+                                 f"{'it' if len(csv_only) == 1 else 'them'}, or give --dataset csv:PATH.")
 
     @property
     def csv_path(self) -> Path | None:

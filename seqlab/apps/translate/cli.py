@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_
 from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.translation import save_attention_heatmap
-from seqlab.commandline import add_options, print_help, read_lines
+from seqlab.commandline import add_options, json_line, print_help, read_lines
 from seqlab.training import distributed
 
 __all__ = ["add_parser"]
@@ -116,20 +115,23 @@ class _AnyWord(dict):
         return iter(self.names)
 
 
-def _reports_errors(handler):
-    """Print what went wrong (bad input, missing data or model) as one line on stderr and return 1."""
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return handler(args)
-        except (ValueError, FileNotFoundError, ImportError) as error:
-            print(f"seqlab translate: {error}", file=sys.stderr)
-            return 1
+def _reports_errors(command: str):
+    """Print what went wrong (bad input, missing data or model) as one line `seqlab COMMAND: ...` and return 1."""
+    def decorate(handler):
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except (ValueError, FileNotFoundError, ImportError) as error:
+                print(f"seqlab {command}: {error}", file=sys.stderr)
+                return 1
 
-    return run
+        return run
+
+    return decorate
 
 
-@_reports_errors
+@_reports_errors("translate train")
 def _train(args: argparse.Namespace) -> int:
     if args.threads is not None:
         if args.threads < 1:
@@ -169,7 +171,7 @@ def _given_settings(args: argparse.Namespace, options: dict[str, Any]) -> dict[s
     return {name: spelled[name] for name, value in named.items() if value is not None}
 
 
-@_reports_errors
+@_reports_errors("translate")
 def _run(args: argparse.Namespace) -> int:
     if not args.model:
         print("seqlab translate: give --model DIR (a `seqlab translate train --out DIR`) and the texts to "
@@ -187,9 +189,9 @@ def _run(args: argparse.Namespace) -> int:
     translations = model.translate(texts, args.beam, args.length_penalty, args.max_length)
     for index, translation in enumerate(translations, 1):
         if args.json:
-            print(json.dumps({"source": translation.source, "translation": translation.text,
-                              "tokens": translation.tokens, "log_probability": translation.log_probability,
-                              "finished": translation.finished}, ensure_ascii=False))
+            print(json_line({"source": translation.source, "translation": translation.text,
+                             "tokens": translation.tokens, "log_probability": translation.log_probability,
+                             "finished": translation.finished}))
         else:
             print(translation.text)
         if args.show_attention:
@@ -201,7 +203,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors
+@_reports_errors("translate evaluate")
 def _evaluate(args: argparse.Namespace) -> int:
     model = load_translator(args.model)
     spec = {k: v for k, v in (model.training_data or {}).items() if k not in ("min_count", "max_vocabulary")}

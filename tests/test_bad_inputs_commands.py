@@ -1,0 +1,259 @@
+"""Bad inputs to the `seqlab` commands, tried as a new user would (issue 22's matrix, command-line part).
+
+Each case is a command line, its exit status (1 runtime error, 2 usage) and
+the clear error it must print. A refused command must also leave every file
+where it was: nothing written, nothing moved, nothing deleted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from seqlab.cli import main
+from seqlab.commandline import json_line
+from seqlab.saving import CONFIG_FILE, WEIGHTS_FILE
+
+POSITIVE, NEGATIVE, FILLER = ["good", "great", "fine"], ["bad", "awful", "dull"], "the a film plot was".split()
+SYMBOLS = "a b c d e f g".split()
+
+SENTIMENT = ["sentiment", "train", "--dataset", "csv:{work}/reviews.csv", "--embedding-dim", "8", "--units", "8",
+             "--dense-units", "0", "--epochs", "2", "--verbose", "0", "--threads", "1"]
+CHARLM = ["charlm", "train", "--text", "{work}/island.txt", "--units", "16", "--embedding-dim", "8", "--seq-len",
+          "20", "--batch-size", "16", "--threads", "1", "--verbose", "0", "--epochs", "2"]
+TRANSLATE = ["translate", "train", "--pairs", "tsv:{work}/pairs.tsv", "--epochs", "2", "--units", "8",
+             "--embedding-dim", "8", "--test-sources", "20", "--threads", "1"]
+TRAIN = {"sentiment": SENTIMENT, "charlm": CHARLM, "translate": TRANSLATE}
+
+
+def write_data(work: Path) -> None:
+    rng = random.Random(0)
+    rows = ["text,label"]
+    for i in range(120):
+        label = ("neg", "pos")[i % 2]
+        words = rng.choices(FILLER, k=rng.randint(2, 6)) + rng.choices(POSITIVE if label == "pos" else NEGATIVE, k=2)
+        rows.append(f"{' '.join(words)},{label}")
+    (work / "reviews.csv").write_text("\n".join(rows) + "\n")
+    (work / "island.txt").write_text("The engineer and the sailor spoke of the island, while Pencroft and "
+                                     "Herbert explored the shore. " * 40)
+    pairs = [[rng.choice(SYMBOLS) for _ in range(rng.randint(2, 4))] for _ in range(300)]
+    (work / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in pairs))
+
+
+@pytest.fixture(scope="module")
+def work(tmp_path_factory) -> Path:
+    """Data files, one finished two-epoch run per app (`runs/sentiment` ...), a plain file and a foreign folder."""
+    work = tmp_path_factory.mktemp("bad-inputs")
+    write_data(work)
+    threads = torch.get_num_threads()
+    for app, argv in TRAIN.items():
+        assert main([a.format(work=work) for a in argv] + ["--out", str(work / "runs" / app)]) == 0
+    torch.set_num_threads(threads)
+    (work / "a-file").write_text("my notes\n")
+    (work / "foreign").mkdir()
+    (work / "foreign" / "thesis.tex").write_text("\\section{Mine}\n")
+    return work
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() if path.is_file() else b"<dir>"
+            for path in sorted(root.rglob("*"))}
+
+
+def train(app: str, *more: str) -> list[str]:
+    return [*TRAIN[app], *more]
+
+
+# (case id, command line, exit status, what stderr must say). {work} is the module's folder.
+CASES = [
+    *[case for app in TRAIN for case in [
+        (f"{app}-out-is-a-file", train(app, "--out", "{work}/a-file"), 1, r"--out .*a-file is a file, not a directory"),
+        (f"{app}-out-holds-foreign-files", train(app, "--out", "{work}/foreign"), 1,
+         r"Refusing to write a training run into .*foreign: it holds files that no seqlab run wrote \(thesis.tex\)"),
+        (f"{app}-out-holds-an-earlier-run", train(app, "--out", f"{{work}}/runs/{app}"), 1,
+         r"already holds a training run \(2 epoch\(s\) done\)\. Continue it with --resume, replace it with "
+         r"--overwrite"),
+        (f"{app}-resume-without-a-run", train(app, "--out", "{work}/nothing-here", "--resume"), 1,
+         r"Nothing to resume in .*nothing-here: it holds no settings.json"),
+        (f"{app}-resume-with-other-settings", train(app, "--out", f"{{work}}/runs/{app}", "--resume", "--units", "999"),
+         1, r"--resume continues the run in .* with its own settings, but --units 999 \(the run has \d+\)"),
+        (f"{app}-zero-epochs", train(app, "--out", "{work}/new", "--epochs", "0"), 1,
+         r"epochs must be a positive (integer|whole number), got 0"),
+    ]],
+    ("sentiment-time-limit-0", train("sentiment", "--out", "{work}/new", "--time-limit", "0"), 1,
+     r"time_limit must be a positive number of minutes \(leave it out for no limit\), got 0"),
+    ("sentiment-split-with-a-csv", train("sentiment", "--out", "{work}/new", "--split", "official"), 1,
+     r"--split chooses between IMDb's protocols; csv:.* has one split of its own\. Drop --split"),
+    ("sentiment-labels-with-nsmc", ["sentiment", "train", "--dataset", "nsmc", "--labels", "a,b", "--out",
+                                    "{work}/new"], 1, r"--labels describes a CSV file; nsmc is not one"),
+    ("sentiment-text-column-with-nsmc", ["sentiment", "train", "--dataset", "nsmc", "--text-column", "text",
+                                         "--out", "{work}/new"], 1, r"--text-column describes a CSV file"),
+    ("sentiment-heads-with-an-rnn", train("sentiment", "--out", "{work}/new", "--heads", "2"), 1,
+     r"--heads means nothing for --arch rnn and would be ignored: drop it"),
+    ("sentiment-evaluate-data-options-without-dataset",
+     ["sentiment", "evaluate", "--model", "{work}/runs/sentiment", "--split", "official"], 1,
+     r"--split describes the data given with --dataset; without --dataset the model is scored on the data it "
+     r"was trained on"),
+    ("sentiment-predict-a-charlm-model", ["sentiment", "predict", "--model", "{work}/runs/charlm", "hi"], 1,
+     r"holds a seqlab model but not a sentiment model"),
+    ("sentiment-predict-no-model", ["sentiment", "predict", "--model", "{work}/nowhere", "hi"], 1,
+     r"No model directory at .*nowhere"),
+    ("charlm-max-minutes-0", train("charlm", "--out", "{work}/new", "--max-minutes", "0"), 1,
+     r"max_minutes must be positive \(leave it out for no limit\), got 0"),
+    ("charlm-max-steps-0", train("charlm", "--out", "{work}/new", "--max-steps", "0"), 1,
+     r"max_steps must be positive \(leave it out for no limit\), got 0"),
+    ("charlm-heads-with-an-rnn", train("charlm", "--out", "{work}/new", "--heads", "2"), 1,
+     r"--heads means nothing for --arch rnn"),
+    ("charlm-cell-with-a-transformer", train("charlm", "--out", "{work}/new", "--arch", "transformer", "--cell",
+                                             "gru"), 1, r"--cell means nothing for --arch transformer"),
+    ("charlm-generate-a-sentiment-model", ["charlm", "generate", "--model", "{work}/runs/sentiment"], 1,
+     r"has no character vocabulary in config.json \(its tokenizer is SentimentTextEncoder\); generate needs a "
+     r"model saved by `seqlab charlm train`"),
+    ("charlm-generate-a-translator", ["charlm", "generate", "--model", "{work}/runs/translate"], 1,
+     r"\(it holds a Translator without a tokenizer\)"),
+    ("translate-limit-0", train("translate", "--out", "{work}/new", "--limit", "0"), 1,
+     r"limit must be a positive whole number \(leave it out for all\), got 0"),
+    ("translate-train-without-pairs", ["translate", "train", "--out", "{work}/new"], 2,
+     r"give --pairs \(fra-eng, kor-eng or tsv:PATH\), or --resume"),
+    ("translate-max-length-0", ["translate", "--model", "{work}/runs/translate", "--max-length", "0", "a b"], 1,
+     r"--max-length must be at least 1 output token"),
+    ("translate-beam-0", ["translate", "--model", "{work}/runs/translate", "--beam", "0", "a b"], 1,
+     r"--beam must be 1 \(greedy\) or more, got 0"),
+    ("translate-a-sentiment-model", ["translate", "--model", "{work}/runs/sentiment", "hi"], 1,
+     r"holds a Sequential, not a Translator"),
+    ("translate-unknown-words", ["translate", "--model", "{work}/runs/translate", "zebra"], 1,
+     r"None of the words of 'zebra' is in the source vocabulary"),
+    ("summary-of-a-run-directory", ["summary", "{work}/runs/charlm"], 1,
+     r"is a training run's output directory, not a model directory; its model is in .*runs/charlm/model"),
+    ("summary-of-nothing", ["summary", "{work}/nowhere"], 1, r"No model directory at .*nowhere"),
+]
+
+
+@pytest.mark.parametrize("argv, status, message", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsys, argv, status, message):
+    before = snapshot(work)
+    assert main([a.format(work=work) for a in argv]) == status
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    error = captured.err.strip()
+    assert len(error.splitlines()) == 1 and len(error) < 400, error  # one line, no traceback, no vocabulary dump
+    assert error.startswith("seqlab ")
+    assert re.search(message, error), error
+    assert snapshot(work) == before
+
+
+def test_matrix_size():
+    """The closing note of issue 22 counts these cases; keep it honest."""
+    assert len(CASES) == 3 * 6 + 22
+
+
+# ------------------------------------------------------------ damaged or hostile model directories
+
+@pytest.fixture
+def sentiment_copy(work, tmp_path) -> Path:
+    return Path(shutil.copytree(work / "runs" / "sentiment" / "model", tmp_path / "model"))
+
+
+def predict(model: Path, capsys, *texts: str) -> tuple[int, str]:
+    status = main(["sentiment", "predict", "--model", str(model), *texts])
+    captured = capsys.readouterr()
+    return status, captured.err
+
+
+def test_a_flipped_byte_in_the_weights_is_caught_by_the_checksum(sentiment_copy, capsys):
+    weights = sentiment_copy / WEIGHTS_FILE
+    data = bytearray(weights.read_bytes())
+    data[-3] ^= 0x10
+    weights.write_bytes(bytes(data))
+    status, error = predict(sentiment_copy, capsys, "good")
+    assert status == 1 and f"{WEIGHTS_FILE} does not match the checksum config.json records" in error
+
+
+def test_a_truncated_weights_file_is_one_clear_error(sentiment_copy, capsys):
+    weights = sentiment_copy / WEIGHTS_FILE
+    weights.write_bytes(weights.read_bytes()[:100])
+    status, error = predict(sentiment_copy, capsys, "good")
+    assert status == 1 and len(error.strip().splitlines()) == 1 and "Traceback" not in error
+
+
+def test_nan_weights_are_refused_by_name(sentiment_copy, capsys):
+    weights = sentiment_copy / WEIGHTS_FILE
+    tensors = load_file(weights)
+    name = sorted(tensors)[0]
+    tensors[name] = torch.full_like(tensors[name], float("nan"))
+    save_file(tensors, weights)
+    config = json.loads((sentiment_copy / CONFIG_FILE).read_text())
+    # with a checksum that agrees, so that what refuses them is the finiteness check
+    config["sha256"][WEIGHTS_FILE] = hashlib.sha256(weights.read_bytes()).hexdigest()
+    (sentiment_copy / CONFIG_FILE).write_text(json.dumps(config))
+    status, error = predict(sentiment_copy, capsys, "good")
+    assert status == 1 and name in error and "finite" in error.lower()
+
+
+def test_a_hostile_tokenizer_pattern_in_a_config_is_refused_before_it_runs(sentiment_copy, capsys, monkeypatch):
+    monkeypatch.delenv("SEQLAB_TRUST_TOKENIZER_PATTERNS", raising=False)
+    config = json.loads((sentiment_copy / CONFIG_FILE).read_text())
+    config["tokenizer"]["config"]["vocabulary"]["tokenizer"]["pattern"] = r"(a+)+$"
+    (sentiment_copy / CONFIG_FILE).write_text(json.dumps(config))
+    status, error = predict(sentiment_copy, capsys, "a" * 30 + "b")  # 2**30 steps if it ran
+    assert status == 1 and "custom regular expression '(a+)+$'" in error
+    assert "SEQLAB_TRUST_TOKENIZER_PATTERNS=1" in error
+
+
+# ------------------------------------------------------------ what the commands do with good input
+
+def test_translate_reads_stdin_and_writes_one_json_object_per_line(work, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "stdin", io.StringIO("a b c\nd e\n"))
+    assert main(["translate", "--model", str(work / "runs" / "translate"), "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["source"] for line in lines] == ["a b c", "d e"]
+    assert all(set(line) == {"source", "translation", "tokens", "log_probability", "finished"} for line in lines)
+
+
+def test_json_output_refuses_nan_instead_of_writing_invalid_json():
+    assert json.loads(json_line({"p": 0.5, "text": "좋다"})) == {"p": 0.5, "text": "좋다"}
+    assert "좋다" in json_line({"text": "좋다"})  # text kept as typed, not \\uc88b
+    with pytest.raises(ValueError, match="NaN or infinity, which JSON cannot carry"):
+        json_line({"probability": float("nan")})
+
+
+@pytest.mark.parametrize("command", [["sentiment", "predict", "--model", "{work}/runs/sentiment", "--file", "{lines}"],
+                                     ["charlm", "generate", "--model", "{work}/runs/charlm", "--length", "100000",
+                                      "--seed", "1"]])
+def test_a_reader_that_leaves_early_ends_the_command_quietly(work, tmp_path, command):
+    lines = tmp_path / "lines.txt"
+    lines.write_text("good film\n" * 20000)
+    argv = [a.format(work=work, lines=lines) for a in command]
+    process = subprocess.Popen([sys.executable, "-m", "seqlab", *argv], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    assert process.stdout.read(5)  # like `| head -c 5`
+    process.stdout.close()
+    error = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0
+    assert "BrokenPipeError" not in error and "Traceback" not in error, error
+
+
+@pytest.mark.parametrize("app", list(TRAIN))
+def test_overwrite_replaces_the_run_and_keeps_the_users_own_files(work, tmp_path, app):
+    out = tmp_path / "run"
+    assert main([a.format(work=work) for a in train(app, "--out", str(out))]) == 0
+    (out / "NOTES.md").write_text("lr 0.02 was too high\n")
+    (out / "model" / "notes.json").write_text("{}\n")
+    first = (out / "model" / WEIGHTS_FILE).read_bytes()
+    argv = [a.format(work=work) for a in train(app, "--out", str(out), "--overwrite", "--seed", "7")]
+    assert main(argv) == 0
+    assert (out / "NOTES.md").read_text() == "lr 0.02 was too high\n"
+    assert (out / "model" / "notes.json").read_text() == "{}\n"
+    assert (out / "model" / WEIGHTS_FILE).read_bytes() != first  # another seed: the run was replaced
+    assert len((out / "log.csv").read_text().splitlines()) == 1 + 2  # header and the new run's two epochs
