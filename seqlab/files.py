@@ -2,7 +2,8 @@
 
 `write_atomically(path, data)` writes one file: the bytes go to a temporary file
 beside it, are fsynced, and replace it in one rename, so a crash leaves the old
-file or the new one, never half of one.
+file or the new one, never half of one (and the next write of that file
+removes the temporary a killed writer left).
 
 `owned_directory(directory, owned)` writes a directory of which seqlab owns
 only some names (a model directory owns config.json, model.safetensors, ...):
@@ -28,14 +29,17 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import glob
 import os
+import re
 import secrets
 import shutil
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-__all__ = ["OwnershipError", "backup_path", "check_writable_directory", "owned_directory", "write_atomically"]
+__all__ = ["OwnershipError", "backup_path", "check_writable_directory", "is_leftover", "owned_directory",
+           "write_atomically"]
 
 
 class OwnershipError(ValueError):
@@ -49,7 +53,8 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
         raise OwnershipError(f"Cannot write the file {path}: a directory of that name exists. "
                              "Choose another path, or move the directory away.")
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+    _remove_abandoned_temporaries(path)
+    temporary = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
         _write_file(temporary, data)
         os.replace(temporary, path)
@@ -58,6 +63,18 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
             os.unlink(temporary)
         raise
     fsync_directory(path.parent)
+
+
+def is_leftover(name: str) -> bool:
+    """Whether `name` is what a write of seqlab's left behind when killed: a temporary file or a staging directory.
+
+    Such entries are seqlab's own: they never make a directory foreign, and the
+    next write of the same file (or directory) removes them.
+    """
+    return _LEFTOVER.fullmatch(name) is not None
+
+
+_LEFTOVER = re.compile(r"\..+\.(\d+-[0-9a-f]{8}\.tmp|saving-\d+-[0-9a-f]{8}|previous)", re.DOTALL)
 
 
 def check_writable_directory(directory: str | os.PathLike, is_ours: Callable[[Path], bool], what: str) -> Path:
@@ -70,8 +87,8 @@ def check_writable_directory(directory: str | os.PathLike, is_ours: Callable[[Pa
     if directory.exists() and not directory.is_dir():
         raise OwnershipError(f"Refusing to write {what} to {directory}: it is a file, not a directory. "
                              "Choose a new directory name, or move the file away.")
-    if directory.is_dir() and any(directory.iterdir()) and not is_ours(directory):
-        present = sorted(p.name for p in directory.iterdir())[:5]
+    present = sorted(p.name for p in directory.iterdir() if not is_leftover(p.name))[:5] if directory.is_dir() else []
+    if present and not is_ours(directory):
         raise OwnershipError(f"Refusing to write {what} into {directory}: it holds other files ({', '.join(present)}"
                              f"{', ...' if len(present) == 5 else ''}) and is not {what} seqlab wrote. "
                              "Choose a new or empty directory.")
@@ -125,8 +142,8 @@ def _link_others(directory: Path, staging: Path, owned: frozenset[str]) -> None:
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if entry.name in owned or not entry.is_file() or entry.is_symlink():
-            continue  # directories and links are moved across after the swap
+        if entry.name in owned or is_leftover(entry.name) or not entry.is_file() or entry.is_symlink():
+            continue  # directories and links are moved across after the swap; leftovers are dropped
         with contextlib.suppress(OSError):  # no hard links here: moved after the swap instead
             os.link(entry, staging / entry.name)
 
@@ -136,7 +153,8 @@ def _move_missing(old: Path, new: Path, owned: frozenset[str]) -> None:
     if not old.is_dir():
         return
     for entry in old.iterdir():
-        if entry.name not in owned and not (new / entry.name).exists() and not (new / entry.name).is_symlink():
+        if (entry.name not in owned and not is_leftover(entry.name) and not (new / entry.name).exists()
+                and not (new / entry.name).is_symlink()):
             os.rename(entry, new / entry.name)
 
 
@@ -149,6 +167,15 @@ def _recover_abandoned_staging(directory: Path, owned: frozenset[str]) -> None:
         if directory.is_dir():
             _move_missing(stale, directory, owned)
         shutil.rmtree(stale, ignore_errors=True)
+
+
+def _remove_abandoned_temporaries(path: Path) -> None:
+    """Delete the temporaries of `path` that writers killed mid-write left (their process is gone)."""
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = stale.name[len(path.name) + 2:].split("-", 1)[0]
+        if is_leftover(stale.name) and pid.isdigit() and not _process_alive(int(pid)):
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
 
 
 def _process_alive(pid: int) -> bool:

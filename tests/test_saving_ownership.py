@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from seqlab import layers
-from seqlab.files import owned_directory, write_atomically
+from seqlab.files import is_leftover, owned_directory, write_atomically
 from seqlab.model import Sequential
 from seqlab.saving import (CONFIG_FILE, OWNED_FILES, WEIGHTS_FILE, ModelDirectoryError, ModelOwnershipError,
                            load_model, save_model)
@@ -140,3 +140,21 @@ def test_a_reloaded_model_predicts_the_same(tmp_path):
     save_model(model, tmp_path / "m")
     same = load_model(tmp_path / "m", compile=False)
     np.testing.assert_array_equal(same.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write_and_is_not_foreign(tmp_path):
+    dead_pid = 2**22 + 12345  # above Linux's pid_max default: no such process
+    leftover = tmp_path / f".log.csv.{dead_pid}-0123abcd.tmp"
+    leftover.write_bytes(b"half a row")
+    living = tmp_path / f".log.csv.{os.getpid()}-0123abcd.tmp"  # a writer still at work: left alone
+    living.write_bytes(b"")
+    assert is_leftover(leftover.name) and is_leftover(f".last.saving-{dead_pid}-89abcdef")
+    assert not is_leftover("NOTES.md") and not is_leftover(".log.csv.tmp")
+    write_atomically(tmp_path / "log.csv", b"epoch\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["log.csv", living.name])
+    living.unlink()
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    (model_dir / f".config.json.{dead_pid}-0123abcd.tmp").write_bytes(b"{")
+    small_model().save(model_dir)  # only a leftover inside: not someone else's directory
+    assert sorted(p.name for p in model_dir.iterdir()) == sorted(OWNED_FILES[:2])

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from seqlab.files import write_atomically
+from seqlab.files import is_leftover, write_atomically
 from seqlab.saving import CONFIG_FILE, OWNED_FILES, ModelDirectoryError, check_model_directory_writable, is_checkpoint
 
 __all__ = ["RunDirectory", "RunDirectoryError", "add_run_options", "interrupted_hint", "record_of",
@@ -117,13 +117,13 @@ class RunDirectory:
         return {**saved, **{name: _jsonable(given[name]) for name in may_change if given.get(name) is not None}}
 
     def _refuse_to_replace(self, overwrite: bool) -> None:
-        if not self.out.is_dir() or not any(self.out.iterdir()):
+        entries = sorted(p.name for p in self.out.iterdir() if not is_leftover(p.name)) if self.out.is_dir() else []
+        if not entries:  # nothing, or only what a run killed in its first write left
             return
         earlier_model = (self.out / CONFIG_FILE).is_file()  # OUT itself a model directory (sentiment before 0.x)
         if not self.holds_a_run() and not earlier_model:
             raise RunDirectoryError(f"Refusing to write a training run into {self.out}: it holds files that no "
-                                    f"seqlab run wrote ({', '.join(sorted(p.name for p in self.out.iterdir())[:5])}"
-                                    "). Choose a new or empty directory.")
+                                    f"seqlab run wrote ({', '.join(entries[:5])}). Choose a new or empty directory.")
         if earlier_model:
             check_model_directory_writable(self.out)  # a config.json seqlab did not write is refused here
         if not overwrite:

@@ -1,0 +1,115 @@
+"""`kill -9` at random points, checkpoint writes included, then `--resume` until done: the end is bit for bit
+the end of a run never interrupted (issue 22), for all three apps' `train`.
+
+Each app trains a tiny model for `EPOCHS` short epochs in a fresh process
+(`python -m seqlab ...`). Every attempt is killed with SIGKILL: on odd
+attempts the moment a checkpoint's staging directory appears (mid-write), on
+even ones at a random time within an epoch after the run has made progress.
+The next attempt resumes; the last one is let finish. Then the final weights
+and the per-epoch log must equal those of an uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from test_bad_inputs_commands import TRAIN, write_data
+
+EPOCHS = 10
+KILLS_PER_APP = 8
+
+
+def command(app: str, work: Path, out: Path, resume: bool) -> list[str]:
+    argv = [a.format(work=work) for a in TRAIN[app]]
+    argv[argv.index("--epochs") + 1] = str(EPOCHS)
+    return [sys.executable, "-m", "seqlab", *argv, "--out", str(out), *(["--resume"] if resume else [])]
+
+
+def epochs_logged(out: Path) -> int:
+    try:
+        return max(0, len((out / "log.csv").read_text().splitlines()) - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def staging_entries(out: Path) -> list[str]:
+    """Hidden entries a write in progress leaves: `.last.saving-*` directories and `.*.tmp` files."""
+    found = []
+    for folder in (out, out / "checkpoints", out / "model"):
+        try:
+            found += [name for name in os.listdir(folder) if name.startswith(".")]
+        except FileNotFoundError:
+            pass
+    return found
+
+
+def kill_once(process: subprocess.Popen, out: Path, rng: random.Random, mid_write: bool) -> tuple[bool, bool]:
+    """Kill `process` as chosen; returns (killed, whether a write was in progress just before the kill)."""
+    start_epochs, deadline = epochs_logged(out), time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if mid_write:
+            if staging_entries(out) and epochs_logged(out) >= start_epochs:
+                break
+        elif epochs_logged(out) > start_epochs:
+            time.sleep(rng.uniform(0.0, 0.15))  # somewhere in the next epoch (or its checkpoint)
+            break
+        time.sleep(0.0005)
+    in_write = bool(staging_entries(out))
+    if process.poll() is not None:
+        return False, in_write
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return True, in_write
+
+
+def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, str]]]:
+    weights = load_file(out / "model" / "model.safetensors")
+    with open(out / "log.csv") as file:
+        rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
+    return weights, rows
+
+
+@pytest.mark.parametrize("app", list(TRAIN))
+def test_kill_9_at_random_points_then_resume_ends_bit_for_bit_where_an_uninterrupted_run_ends(tmp_path, app):
+    write_data(tmp_path)
+    environment = {**os.environ, "PYTHONHASHSEED": "0"}
+    reference = tmp_path / "reference"
+    done = subprocess.run(command(app, tmp_path, reference, False), env=environment, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+    out, rng = tmp_path / "killed", random.Random(f"issue-22-{app}")
+    kills = kills_mid_write = attempts = 0
+    while True:
+        resume = (out / "settings.json").is_file()
+        process = subprocess.Popen(command(app, tmp_path, out, resume), env=environment,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        attempts += 1
+        if kills < KILLS_PER_APP:
+            killed, in_write = kill_once(process, out, rng, mid_write=kills % 2 == 0)
+            kills += killed
+            kills_mid_write += killed and in_write
+            if killed:
+                continue
+        error = process.communicate(timeout=300)[1].decode()
+        assert process.returncode == 0, error
+        break
+    print(f"{app}: {kills} kills ({kills_mid_write} during a write), {attempts} attempts")
+    assert kills == KILLS_PER_APP and kills_mid_write >= KILLS_PER_APP // 4
+
+    weights, rows = final_state(out)
+    expected_weights, expected_rows = final_state(reference)
+    assert sorted(weights) == sorted(expected_weights)
+    assert all(torch.equal(weights[name], expected_weights[name]) for name in weights)
+    assert rows == expected_rows and len(rows) == EPOCHS
+    assert not staging_entries(out)  # what a killed write left was tidied by the next one
