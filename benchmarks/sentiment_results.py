@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         command = run.command(out, args.threads)
         print(f"$ {shlex.join(command)}", file=sys.stderr, flush=True)
         started = time.perf_counter()
-        status = subprocess.call([sys.executable, "-m", "seqlab.apps.sentiment", *command[2:]])
+        rerun = ["--overwrite"] if out.exists() else []  # a rerun replaces the earlier run's files
+        status = subprocess.call([sys.executable, "-m", "seqlab.apps.sentiment", *command[2:], *rerun])
         print(f"[{run.name}: exit {status} after {time.perf_counter() - started:.0f} s]", file=sys.stderr, flush=True)
     print(table(runs, runs_dir, args.threads))
     return 0

@@ -49,6 +49,9 @@ def write_data(work: Path) -> None:
                                      "Herbert explored the shore. " * 40)
     pairs = [[rng.choice(SYMBOLS) for _ in range(rng.randint(2, 4))] for _ in range(300)]
     (work / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in pairs))
+    (work / "latin1.txt").write_bytes("Pencroft's café. ".encode("latin-1") * 50)
+    (work / "latin1.tsv").write_bytes("a b\tb a\ncafé\tcafé\n".encode("latin-1"))
+    (work / "open-quote.csv").write_text('text,label\n"a 12" pizza,pos\nbad,neg\n')
 
 
 @pytest.fixture(scope="module")
@@ -91,14 +94,24 @@ CASES = [
         (f"{app}-zero-epochs", train(app, "--out", "{work}/new", "--epochs", "0"), 1,
          r"epochs must be a positive (integer|whole number), got 0"),
     ]],
-    ("sentiment-time-limit-0", train("sentiment", "--out", "{work}/new", "--time-limit", "0"), 1,
-     r"time_limit must be a positive number of minutes \(leave it out for no limit\), got 0"),
+    ("sentiment-max-minutes-0", train("sentiment", "--out", "{work}/new", "--max-minutes", "0"), 1,
+     r"max_minutes must be a positive number of minutes \(leave it out for no limit\), got 0"),
     ("sentiment-split-with-a-csv", train("sentiment", "--out", "{work}/new", "--split", "official"), 1,
      r"--split chooses between IMDb's protocols; csv:.* has one split of its own\. Drop --split"),
     ("sentiment-labels-with-nsmc", ["sentiment", "train", "--dataset", "nsmc", "--labels", "a,b", "--out",
                                     "{work}/new"], 1, r"--labels describes a CSV file; nsmc is not one"),
     ("sentiment-text-column-with-nsmc", ["sentiment", "train", "--dataset", "nsmc", "--text-column", "text",
                                          "--out", "{work}/new"], 1, r"--text-column describes a CSV file"),
+    ("sentiment-no-quoting-with-nsmc", ["sentiment", "train", "--dataset", "nsmc", "--no-quoting", "--out",
+                                        "{work}/new"], 1, r"--quoting describes a CSV file; nsmc is not one"),
+    ("sentiment-csv-with-a-stray-quote", train("sentiment", "--out", "{work}/new", "--dataset",
+                                               "csv:{work}/open-quote.csv"), 1,
+     r"open-quote.csv: line 2: .*read them as text: --no-quoting on the command line"),
+    ("charlm-text-not-utf8", train("charlm", "--out", "{work}/new", "--text", "{work}/latin1.txt"), 1,
+     r"latin1.txt: byte offset 14: bytes b'\\xe9' are not valid utf-8 .*--decode-errors replace on the command "
+     r"line"),
+    ("translate-pairs-not-utf8", train("translate", "--out", "{work}/new", "--pairs", "tsv:{work}/latin1.tsv"), 1,
+     r"latin1.tsv: byte offset 11: .*--decode-errors replace on the command line"),
     ("sentiment-heads-with-an-rnn", train("sentiment", "--out", "{work}/new", "--heads", "2"), 1,
      r"--heads means nothing for --arch rnn and would be ignored: drop it"),
     ("sentiment-evaluate-data-options-without-dataset",
@@ -155,7 +168,7 @@ def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsy
 
 def test_matrix_size():
     """The closing note of issue 22 counts these cases; keep it honest."""
-    assert len(CASES) == 3 * 6 + 22
+    assert len(CASES) == 3 * 6 + 26
 
 
 # ------------------------------------------------------------ damaged or hostile model directories
@@ -257,3 +270,37 @@ def test_overwrite_replaces_the_run_and_keeps_the_users_own_files(work, tmp_path
     assert (out / "model" / "notes.json").read_text() == "{}\n"
     assert (out / "model" / WEIGHTS_FILE).read_bytes() != first  # another seed: the run was replaced
     assert len((out / "log.csv").read_text().splitlines()) == 1 + 2  # header and the new run's two epochs
+
+
+@pytest.mark.parametrize("app, result_key", [("sentiment", "test"), ("charlm", "best_epoch"), ("translate", "bleu")])
+def test_train_json_prints_one_object_of_results_on_stdout(work, tmp_path, capsys, app, result_key):
+    out = tmp_path / "run"
+    assert main([a.format(work=work) for a in train(app, "--out", str(out), "--json")]) == 0
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out)  # the whole of stdout is one JSON object
+    assert summary["out"] == str(out) and Path(summary["model"]) == out / "model" and result_key in summary
+    assert "Saved " in captured.err or "Translate with" in captured.err  # the hint stays on stderr
+    assert "--json" in (out / "command.txt").read_text()
+
+
+def test_generate_json_gives_each_sample_its_own_object(work, capsys):
+    argv = ["charlm", "generate", "--model", str(work / "runs" / "charlm"), "--length", "30", "--seed", "3"]
+    assert main([*argv, "--num-samples", "3", "--json"]) == 0
+    samples = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [s["sample"] for s in samples] == [1, 2, 3] and all(s["seed"] == 3 for s in samples)
+    assert all(s["text"].startswith(s["prime"]) and len(s["text"]) == len(s["prime"]) + 30 for s in samples)
+    assert main([*argv, "--num-samples", "3"]) == 0  # the same samples, streamed as text
+    assert capsys.readouterr().out.splitlines() == [s["text"] for s in samples]
+
+
+def test_resume_refuses_a_text_that_changed_since_the_run_started(work, tmp_path, capsys):
+    text = tmp_path / "island.txt"
+    text.write_text((work / "island.txt").read_text())
+    argv = [a.format(work=work) for a in train("charlm", "--text", str(text), "--out", str(tmp_path / "run"),
+                                               "--epochs", "1")]
+    assert main(argv) == 0
+    with open(text, "a") as file:
+        file.write("One more line.")
+    capsys.readouterr()
+    assert main([*argv, "--resume", "--epochs", "2"]) == 1
+    assert "has changed since it started (its SHA-256 differs)" in capsys.readouterr().err

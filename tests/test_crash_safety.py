@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -113,3 +114,22 @@ def test_kill_9_at_random_points_then_resume_ends_bit_for_bit_where_an_uninterru
     assert all(torch.equal(weights[name], expected_weights[name]) for name in weights)
     assert rows == expected_rows and len(rows) == EPOCHS
     assert not staging_entries(out)  # what a killed write left was tidied by the next one
+
+
+def test_ctrl_c_stops_a_run_with_a_resume_hint_and_the_resume_finishes_it(tmp_path):
+    write_data(tmp_path)
+    out = tmp_path / "run"
+    process = subprocess.Popen(command("sentiment", tmp_path, out, False), stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while epochs_logged(out) < 2 and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    process.send_signal(signal.SIGINT)
+    error = process.communicate(timeout=120)[1]
+    assert process.returncode == 130, error
+    assert "Traceback" not in error and len(error.strip().splitlines()[-1]) < 300
+    assert re.search(r"Interrupted\. The last completed epoch \(\d+\) is saved in .*checkpoints/last; continue "
+                     r"with: seqlab sentiment train --resume --out ", error), error
+    resumed = subprocess.run(command("sentiment", tmp_path, out, True), capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert epochs_logged(out) == EPOCHS

@@ -102,12 +102,13 @@ def test_empty_and_unknown_texts_get_defined_answers(trained):
 def test_cli_train_evaluate_predict_with_custom_columns(tmp_path, capsys, monkeypatch):
     csv = write_reviews(tmp_path / "data.csv", text_column="body", label_column="stars", labels=("0", "1"))
     out = tmp_path / "cli-model"
-    status, _, err = run_cli(["sentiment", "train", "--dataset", f"csv:{csv}", "--text-column", "body",
+    status, report, err = run_cli(["sentiment", "train", "--dataset", f"csv:{csv}", "--text-column", "body",
                               "--label-column", "stars", "--embedding-dim", "8", "--units", "8",
                               "--dense-units", "0", "--epochs", "6", "--lr", "0.02", "--mask", "--bucket",
                               "--verbose", "0", "--out", str(out)], capsys)
     assert status == 0, err
-    assert "Test accuracy 100.00% on 24 texts" in err and "6 epoch(s)" in err
+    assert "Test accuracy 100.00% on 24 texts" in report and "6 epoch(s)" in report  # results: stdout
+    assert "Saved " in err and "Test accuracy" not in err  # progress and hints: stderr
 
     status, out_text, _ = run_cli(["sentiment", "evaluate", "--model", str(out), "--json"], capsys)
     scores = json.loads(out_text)

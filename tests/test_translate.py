@@ -257,7 +257,7 @@ def test_held_out_sources_never_occur_in_training_and_keep_all_their_translation
     for source, references in zip(data.test_sources, data.test_references):
         assert references == [t for s, t in pairs if s == source]
     assert data.spec == {"pairs": f"tsv:{tmp_path / 'p.tsv'}", "source": "x", "target": "y", "max_words": 10,
-                         "limit": None, "test_sources": 2, "seed": 3}
+                         "limit": None, "test_sources": 2, "decode_errors": "strict", "seed": 3}
 
 
 def test_detokenize_joins_apostrophes_and_hyphens_and_attaches_punctuation():

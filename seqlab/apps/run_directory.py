@@ -16,6 +16,8 @@ path:
 - a fresh run into OUT that holds an earlier run is refused unless `overwrite`
   (then that run's files, and only those, are removed first; its model stays
   until the new one is saved over it), so a resumed run can never mix two runs;
+  an earlier run that ended no epoch (it failed on its data, say) has nothing
+  to lose and is replaced without `overwrite`;
 - `resume` needs OUT/settings.json: the run goes on with those settings;
   options given beside `--resume` must agree with them, except those a
   resumed run may change (more epochs, more time).
@@ -27,11 +29,12 @@ path:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
 import shutil
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,7 @@ SETTINGS_FILE = "settings.json"
 COMMAND_FILE = "command.txt"
 CHECKPOINTS = "checkpoints"
 LOG_FILE = "log.csv"
-RUN_FLAGS = ("resume", "overwrite")  # store_true flags: recorded only when given
+RUN_FLAGS = ("resume", "overwrite", "json")  # store_true flags: recorded only when given
 
 
 class RunDirectoryError(ValueError):
@@ -80,6 +83,7 @@ class RunDirectory:
         distributed run): only read, rank 0 checks and writes.
         """
         given = dict(settings) if given is None else given
+        self._fresh = write and not resume
         if not write:
             return self._resumed(given, tuple(may_change)) if resume else dict(settings)
         if self.out.exists() and not self.out.is_dir():
@@ -91,8 +95,32 @@ class RunDirectory:
             self._refuse_to_replace(overwrite)
         check_model_directory_writable(self.model_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        write_atomically(self.out / SETTINGS_FILE, (json.dumps(dict(settings), indent=2) + "\n").encode())
+        self.record_settings(settings)
         return dict(settings)
+
+    @contextlib.contextmanager
+    def discarded_on_failure(self) -> Iterator[None]:
+        """Undo `prepare` if what follows fails (bad data, say) before the run's first checkpoint.
+
+        A fresh run's own files go (settings.json, command.txt, log.csv, the
+        checkpoints folder) and OUT too if that leaves it empty, so a command
+        refused on its data leaves no trace. A resumed run, or one that has
+        ended an epoch, keeps everything; so does Ctrl-C, which can be resumed.
+        """
+        try:
+            yield
+        except Exception:
+            if getattr(self, "_fresh", False) and _epochs_done(self.checkpoints / "last") is None:
+                for name in (SETTINGS_FILE, COMMAND_FILE, LOG_FILE):
+                    (self.out / name).unlink(missing_ok=True)
+                shutil.rmtree(self.checkpoints, ignore_errors=True)
+                with contextlib.suppress(OSError):  # not empty: a user's files, or the model directory
+                    self.out.rmdir()
+            raise
+
+    def record_settings(self, settings: Mapping[str, Any]) -> None:
+        """Rewrite settings.json (a setting known only once the data is read, such as its checksum)."""
+        write_atomically(self.out / SETTINGS_FILE, (json.dumps(dict(settings), indent=2) + "\n").encode())
 
     def record_command(self, command_line: str, *, append: bool) -> None:
         """Add `command_line` to command.txt (a fresh run starts the file)."""
@@ -126,8 +154,9 @@ class RunDirectory:
                                     f"seqlab run wrote ({', '.join(entries[:5])}). Choose a new or empty directory.")
         if earlier_model:
             check_model_directory_writable(self.out)  # a config.json seqlab did not write is refused here
-        if not overwrite:
-            epochs = _epochs_done(self.checkpoints / "last")
+        epochs = _epochs_done(self.checkpoints / "last")
+        something_to_lose = epochs or earlier_model or (self.model_dir / CONFIG_FILE).is_file()
+        if not overwrite and something_to_lose:  # a run that ended no epoch and saved no model: nothing
             raise RunDirectoryError(
                 f"{self.out} already holds a training run{f' ({epochs} epoch(s) done)' if epochs else ''}. "
                 "Continue it with --resume, replace it with --overwrite, or choose another --out.")
@@ -143,12 +172,15 @@ class RunDirectory:
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """`--resume` and `--overwrite`, the same for every `train` command."""
+    """`--resume`, `--overwrite` and `--json`, the same for every `train` command."""
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUT from its last checkpoint, with its settings (more "
                              "--epochs or time may be given)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in OUT (its files only; others in OUT stay)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the run's results as one JSON object on stdout instead of the report "
+                             "(progress stays on stderr)")
 
 
 def record_of(words: list[str], args: argparse.Namespace, skip: Iterable[str] = ()) -> str:
@@ -169,7 +201,11 @@ def record_of(words: list[str], args: argparse.Namespace, skip: Iterable[str] = 
 
 def interrupted_hint(app: str, out: str | os.PathLike) -> str:
     """What a `train` command prints when Ctrl-C stops it: how to go on."""
-    return (f"Interrupted. The last completed epoch is saved in {Path(out) / CHECKPOINTS / 'last'}; continue "
+    last = Path(out) / CHECKPOINTS / "last"
+    if _epochs_done(last) is None:
+        return (f"Interrupted before the first epoch ended, so no epoch is saved; start again with the same "
+                f"command, or with: seqlab {app} train --resume --out {out} (the run's settings, from the start)")
+    return (f"Interrupted. The last completed epoch ({_epochs_done(last)}) is saved in {last}; continue "
             f"with: seqlab {app} train --resume --out {out}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import sys
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 from seqlab.apps.charlm.run import load_generator, stream_samples, train
 from seqlab.apps.charlm.settings import PRESETS, Settings, settings_from_args
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
-from seqlab.commandline import add_command_group, add_options, run_alone
+from seqlab.commandline import add_command_group, add_options, json_line, run_alone
 from seqlab.generation import Sampling, TextGenerator
 from seqlab.generation import PRECISIONS
 from seqlab.training import distributed
@@ -80,6 +81,9 @@ def _add_generate(commands: argparse._SubParsersAction) -> None:
                           help="bfloat16: each step's recurrent product from bfloat16 copies of the state and "
                                "the recurrent kernel, summed in float32 (about twice as fast for many samples "
                                "on CPUs with AVX512-BF16; states and output in float32) (default float32)")
+    generate.add_argument("--json", action="store_true",
+                          help="one JSON object per sample ({\"sample\", \"seed\", \"prime\", \"text\"}) once all "
+                               "are done, instead of streaming the text")
     generate.add_argument("--allow-unknown", action="store_true",
                           help="map prime characters the model never saw to the unknown index instead of failing")
     _add_threads_option(generate, 1)
@@ -129,6 +133,8 @@ def _given_settings(args: argparse.Namespace) -> dict:
     names = {field.name for field in dataclasses.fields(Settings)}
     given = dict(PRESETS[args.preset]) if args.preset else {}
     given.update({name: value for name, value in vars(args).items() if name in names and value is not None})
+    if given.get("text") is not None:
+        given["text"] = str(Path(given["text"]).expanduser().resolve())  # as settings.json holds it
     return given
 
 
@@ -152,13 +158,17 @@ def _train_command(args: argparse.Namespace) -> int:
         print(interrupted_hint("charlm", args.out), file=sys.stderr)
         return 130
     losses, bits = result.history.get("val_loss", []), result.history.get("val_bpc", [])
-    if losses:
-        best = min(range(len(losses)), key=losses.__getitem__)
-        kept = "the saved model" if settings.patience is not None else f"{Path(args.out) / 'checkpoints' / 'best'}"
+    best = min(range(len(losses)), key=losses.__getitem__) if losses else None
+    kept = "the saved model" if settings.patience is not None else f"{Path(args.out) / 'checkpoints' / 'best'}"
+    if args.json:
+        distributed.print_main(json_line({
+            "out": str(args.out), "model": str(result.model_dir), "best": kept, "stop_reason": result.stop_reason,
+            "best_epoch": None if best is None else best + 1, "history": result.history,
+            "settings": dataclasses.asdict(settings)}))
+    elif losses:
         distributed.print_main(
             f"Held-out loss after epoch {len(losses)}: {losses[-1]:.4f} nats/char ({bits[-1]:.4f} bits/char); "
-            f"best: {losses[best]:.4f} ({bits[best]:.4f} bits/char) after epoch {best + 1}, in {kept}.",
-            file=sys.stderr)
+            f"best: {losses[best]:.4f} ({bits[best]:.4f} bits/char) after epoch {best + 1}, in {kept}.")
     distributed.print_main(f"Saved {result.model_dir}. Generate with: seqlab charlm generate --model {args.out}",
                            file=sys.stderr)
     return 0
@@ -178,7 +188,13 @@ def _generate_command(args: argparse.Namespace) -> int:
         if args.seed is None:
             print(f"[seed {seed}]", file=sys.stderr)
         generator.encode(args.prime, args.allow_unknown)  # fail before anything reaches stdout
-        stream_samples(generator, args.prime, args.length, sampling, args.num_samples, seed, args.allow_unknown)
+        if args.json:
+            samples = stream_samples(generator, args.prime, args.length, sampling, args.num_samples, seed,
+                                     args.allow_unknown, out=io.StringIO(), quiet=True)
+            for index, sample in enumerate(samples, 1):
+                print(json_line({"sample": index, "seed": seed, "prime": args.prime, "text": sample}))
+        else:
+            stream_samples(generator, args.prime, args.length, sampling, args.num_samples, seed, args.allow_unknown)
     except (ValueError, FileNotFoundError) as error:
         print(f"seqlab charlm generate: {error}", file=sys.stderr)
         return 1

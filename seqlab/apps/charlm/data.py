@@ -33,7 +33,7 @@ KOCONOVEL_SHA256 = "938ec437fd1f3e8e5dde70dcf668fa4614f44d471f402007d57188be2bde
 def load_text(settings: Settings) -> str:
     """The text to train on: `--text PATH` (a UTF-8 file or a folder of .txt files) or a named corpus."""
     if settings.text is not None:
-        return load_text_corpus(settings.text).text
+        return load_text_corpus(settings.text, errors=settings.decode_errors).text
     if settings.corpus == "mysterious-island":
         return load_gutenberg(1268).text
     return load_text_corpus(_koconovel_file()).text

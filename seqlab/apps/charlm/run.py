@@ -17,6 +17,7 @@ carried state: each character re-reads the last `seq_len` characters.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import sys
 import time
@@ -85,34 +86,36 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
                                           overwrite=overwrite, write=distributed.is_main_process()))
     if command is not None and distributed.is_main_process():
         run_dir.record_command(command, append=resume)
-    text = load_text(settings)
-    vocabulary = Vocabulary.build([text], tokenizer=CharTokenizer())
-    ids = torch.tensor(vocabulary.encode(text), dtype=torch.long)
-    train_ids, held_out_ids = split_ids(ids, settings.val_fraction, settings.seq_len)
-    distributed.print_main(f"Text: {len(text):,} characters, {len(vocabulary) - 2:,} distinct; training on the "
-                           f"first {len(train_ids):,}, holding out the last {len(held_out_ids):,}.", file=log)
+    with run_dir.discarded_on_failure():  # a bad text leaves no run behind
+        text = load_text(settings)
+        settings = _check_text_unchanged(settings, text, run_dir)
+        vocabulary = Vocabulary.build([text], tokenizer=CharTokenizer())
+        ids = torch.tensor(vocabulary.encode(text), dtype=torch.long)
+        train_ids, held_out_ids = split_ids(ids, settings.val_fraction, settings.seq_len)
+        distributed.print_main(f"Text: {len(text):,} characters, {len(vocabulary) - 2:,} distinct; training on the "
+                               f"first {len(train_ids):,}, holding out the last {len(held_out_ids):,}.", file=log)
 
-    set_seed(settings.seed)
-    model = build_model(len(vocabulary), settings)
-    model.tokenizer = CharVocabulary(vocabulary)
-    compile_model(model, settings)
-    shape = (f"transformer {settings.layers} blocks × {settings.embedding_dim} ({settings.heads} heads, "
-             f"feed-forward {settings.units})" if settings.arch == "transformer" else
-             f"{settings.cell} {settings.layers}×{settings.units}, embedding {settings.embedding_dim}")
-    distributed.print_main(f"Model: {shape}, {model.count_params():,} parameters.", file=log)
+        set_seed(settings.seed)
+        model = build_model(len(vocabulary), settings)
+        model.tokenizer = CharVocabulary(vocabulary)
+        compile_model(model, settings)
+        shape = (f"transformer {settings.layers} blocks × {settings.embedding_dim} ({settings.heads} heads, "
+                 f"feed-forward {settings.units})" if settings.arch == "transformer" else
+                 f"{settings.cell} {settings.layers}×{settings.units}, embedding {settings.embedding_dim}")
+        distributed.print_main(f"Model: {shape}, {model.count_params():,} parameters.", file=log)
 
-    checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss")
-    budget = TimeBudget(settings.max_minutes, settings.max_steps)
-    callbacks: list[Callback] = [EpochTimer(), budget]
-    if settings.patience is not None:
-        callbacks.append(EarlyStopping("val_loss", patience=settings.patience, restore_best_weights=True))
-    if settings.reduce_lr_patience is not None:
-        callbacks.append(ReduceLROnPlateau("val_loss", factor=0.5, patience=settings.reduce_lr_patience,
-                                           min_lr=1e-5))
-    callbacks.append(CSVLogger(run_dir.log_file, append=resume))  # last: it sees what the others add
-    data = fit_data(train_ids, held_out_ids, settings)
-    history = model.fit(**data, epochs=settings.epochs, verbose=verbose, callbacks=[*callbacks, checkpoint],
-                        seed=settings.seed, resume_from=checkpoint if resume else None)
+        checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss")
+        budget = TimeBudget(settings.max_minutes, settings.max_steps)
+        callbacks: list[Callback] = [EpochTimer(), budget]
+        if settings.patience is not None:
+            callbacks.append(EarlyStopping("val_loss", patience=settings.patience, restore_best_weights=True))
+        if settings.reduce_lr_patience is not None:
+            callbacks.append(ReduceLROnPlateau("val_loss", factor=0.5, patience=settings.reduce_lr_patience,
+                                               min_lr=1e-5))
+        callbacks.append(CSVLogger(run_dir.log_file, append=resume))  # last: it sees what the others add
+        data = fit_data(train_ids, held_out_ids, settings)
+        history = model.fit(**data, epochs=settings.epochs, verbose=verbose, callbacks=[*callbacks, checkpoint],
+                            seed=settings.seed, resume_from=checkpoint if resume else None)
 
     model_dir = out / "model"
     model.save(model_dir, tokenizer=model.tokenizer)
@@ -138,6 +141,20 @@ def load_generator(directory: str | Path, precision: str = "float32") -> TextGen
         raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json ({what}); "
                                   "generate needs a model saved by `seqlab charlm train`.")
     return TextGenerator(model, saved.vocabulary, precision)
+
+
+def _check_text_unchanged(settings: Settings, text: str, run_dir: RunDirectory) -> Settings:
+    """Record the text's SHA-256 in settings.json at the run's first start; refuse a resume on another text."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    if settings.text_sha256 is None:
+        settings = dataclasses.replace(settings, text_sha256=digest)
+        if distributed.is_main_process():
+            run_dir.record_settings(dataclasses.asdict(settings))
+    elif settings.text_sha256 != digest:
+        raise ValueError(f"The text of the run in {run_dir.out} has changed since it started (its SHA-256 "
+                         f"differs): {settings.text or settings.corpus}. A resumed run must read the text it "
+                         "started on; restore it, or start a new run with another --out.")
+    return settings
 
 
 def stream_samples(generator: TextGenerator, prime: str, length: int, sampling: Sampling, num_samples: int = 1,

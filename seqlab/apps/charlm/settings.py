@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from seqlab import layers
@@ -28,7 +29,7 @@ CELLS = {"lstm": layers.LSTM, "gru": layers.GRU, "simple_rnn": layers.SimpleRNN}
 class Settings:
     """Everything a training run depends on; the defaults are the tutorial's (`--preset book`).
 
-    `shuffle_buffer=None` shuffles all chunks each epoch; `max_minutes` /
+    A `text` path is made absolute. `shuffle_buffer=None` shuffles all chunks each epoch; `max_minutes` /
     `max_steps` stop training early (after finishing that batch and validating);
     `patience` stops when the held-out loss has not improved for that many
     epochs and keeps the best weights; `reduce_lr_patience` halves the learning
@@ -39,6 +40,10 @@ class Settings:
     """
 
     text: str | None = setting(None, "a UTF-8 text file (or a folder of .txt files) to train on", metavar="PATH")
+    decode_errors: str = setting("strict", "bytes of --text that are not UTF-8: strict (an error naming the byte) "
+                                           "or replace (U+FFFD, counted)", choices=("strict", "replace"))
+    text_sha256: str | None = setting(None, "SHA-256 of the text's UTF-8 bytes, recorded by the run's first "
+                                            "start; a resume refuses a text that has changed", command_line=False)
     corpus: str | None = setting("mysterious-island", "a known corpus", choices=CORPORA)
     seq_len: int = setting(40, "characters per training window")
     batch_size: int = setting(64, "windows per batch, or parallel streams with --stateful")
@@ -66,6 +71,8 @@ class Settings:
     max_steps: int | None = setting(None, "stop training after this many batches")
 
     def __post_init__(self) -> None:
+        if self.text is not None:  # absolute, so that a run resumed from another folder reads the same text
+            self.text = str(Path(self.text).expanduser().resolve())
         if self.cell not in CELLS:
             raise ValueError(f"cell must be one of {sorted(CELLS)}, got {self.cell!r}.")
         if self.text is None and self.corpus not in CORPORA:

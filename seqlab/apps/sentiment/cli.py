@@ -30,7 +30,7 @@ __all__ = ["add_parser", "main"]
 # The order `seqlab sentiment train --help` lists the recipe's options in.
 TRAIN_OPTIONS = ("arch", "cell", "bidirectional", "layers", "units", "heads", "embedding_dim", "dense_units",
                  "pooling", "max_len", "tokenizer", "vocab_size", "ngrams", "mask", "bucket", "shuffle", "dropout",
-                 "epochs", "batch_size", "lr", "patience", "time_limit", "seed")
+                 "epochs", "batch_size", "lr", "patience", "max_minutes", "seed")
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -53,7 +53,7 @@ def _add_data_options(parser: argparse.ArgumentParser, default_dataset: str | No
                                                     " (default: the test split of the data the model was trained on)"))
     add_options(parser, DataSource, ("split", "text_column", "label_column"))
     parser.add_argument("--labels", metavar="NEG,POS", help=_help_of("labels"))
-    add_options(parser, DataSource, ("delimiter",))
+    add_options(parser, DataSource, ("delimiter", "quoting", "decode_errors"))
 
 
 def _help_of(name: str) -> str:
@@ -136,10 +136,14 @@ def _train_command(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(interrupted_hint("sentiment", args.out), file=sys.stderr)
         return 130
-    distributed.print_main(result.test.report(), file=sys.stderr)
-    distributed.print_main(result.report(), file=sys.stderr)
-    distributed.print_main(f"Saved {result.directory}. Predict with: seqlab sentiment predict --model "
-                           f"{result.directory} \"text\"", file=sys.stderr)
+    if args.json:
+        distributed.print_main(json_line({"out": str(args.out), "model": str(Path(args.out) / "model"),
+                                          **result.summary()}))
+    else:
+        distributed.print_main(result.test.report())
+        distributed.print_main(result.report())
+    distributed.print_main(f"Saved {Path(args.out) / 'model'}. Predict with: seqlab sentiment predict --model "
+                           f"{args.out} \"text\"", file=sys.stderr)
     return 0
 
 

@@ -25,6 +25,7 @@ from seqlab.data.datasets import TextLabelSplit, load_imdb, load_nsmc, load_text
 
 __all__ = ["DATA_SEED", "DataSource", "SentimentDataError"]
 
+CSV_FIELDS = ("text_column", "label_column", "labels", "delimiter", "quoting", "decode_errors")
 DATA_SEED = 1337  # fixes every dataset split, so test sets stay the same whatever the training seed
 NSMC_VALIDATION = 10_000
 CSV_HELD_OUT = 0.1  # a CSV is cut 80 / 10 / 10 into train / validation / test
@@ -56,6 +57,9 @@ class DataSource:
                                              command_line=False)
     delimiter: str | None = setting(None, "CSV delimiter", default_text="from the suffix, ',' for .csv, tab for "
                                                                          ".tsv/.txt")
+    quoting: bool = setting(True, "CSV fields may be quoted (\"...\"); --no-quoting reads quote characters as text")
+    decode_errors: str = setting("strict", "bytes of the CSV that are not UTF-8: strict (an error naming the byte) "
+                                           "or replace (U+FFFD, counted)", choices=("strict", "replace"))
 
     def __post_init__(self) -> None:
         if self.dataset not in ("imdb", "nsmc") and not self.dataset.startswith("csv:"):
@@ -69,14 +73,13 @@ class DataSource:
 
     @staticmethod
     def refuse_inapplicable(dataset: str, given: Iterable[str]) -> None:
-        """Refuse options (by field name) that mean nothing for `dataset`: --split outside IMDb, CSV options outside CSV."""
+        """Refuse options (field names) that mean nothing for `dataset`: --split beside IMDb, CSV options beside no CSV."""
         given = list(given)
         if "split" in given and dataset != "imdb":
             raise ValueError(f"--split chooses between IMDb's protocols; {dataset} has one split of its own. "
                              "Drop --split.")
         if not dataset.startswith("csv:"):
-            csv_only = [f"--{name.replace('_', '-')}" for name in ("text_column", "label_column", "labels", "delimiter")
-                        if name in given]
+            csv_only = [f"--{name.replace('_', '-')}" for name in CSV_FIELDS if name in given]
             if csv_only:
                 verb = "describes" if len(csv_only) == 1 else "describe"
                 raise ValueError(f"{', '.join(csv_only)} {verb} a CSV file; {dataset} is not one. Drop "
@@ -120,7 +123,8 @@ class DataSource:
 
     def read_csv(self) -> TextLabelSplit:
         table = load_text_label(self.csv_path, text_column=self.text_column, label_column=self.label_column,
-                                delimiter=self.delimiter, labels=list(self.labels) if self.labels else None)
+                                delimiter=self.delimiter, labels=list(self.labels) if self.labels else None,
+                                quoting=self.quoting, errors=self.decode_errors)
         _check_two_classes(table, self.describe(), training=False)
         names = sorted(table.label_names.values())
         if self.labels is None and len(names) == 2 and not all(n.lstrip("-").isdigit() for n in names) \
@@ -155,8 +159,13 @@ class DataSource:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "DataSource":
-        """The source `to_config` described; a CSV whose bytes changed since is refused."""
-        fields = {k: v for k, v in config.items() if k != "sha256"}
+        """The source `to_config` described; a CSV whose bytes changed since is refused.
+
+        A field missing (or None) where its default is not None takes the default:
+        configs written before that field existed.
+        """
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        fields = {k: v for k, v in config.items() if k in defaults and (v is not None or defaults[k] is None)}
         source = cls(**{**fields, "labels": tuple(config["labels"]) if config.get("labels") else None})
         if config.get("sha256") is not None and source.checksum() != config["sha256"]:
             raise SentimentDataError(f"{source.csv_path} has changed since the model was trained on it (its "

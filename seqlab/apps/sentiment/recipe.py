@@ -50,7 +50,7 @@ class Recipe:
     positions are learned when `max_len` is set, sinusoidal otherwise (the
     recurrent options `cell` and `bidirectional` do not apply). `bucket`: batches of similar lengths
     (less padding, same examples). `patience`: early stopping on validation
-    accuracy, restoring the best epoch. `time_limit`: minutes; no epoch starts
+    accuracy, restoring the best epoch. `max_minutes`: minutes; no epoch starts
     that would not end in time (judged by the slowest epoch so far).
     `shuffle=False` reads the training texts in the same order every epoch
     (the tutorial's `padded_batch` without reshuffling). The vocabulary counts
@@ -83,7 +83,8 @@ class Recipe:
     shuffle: bool = setting(True, "a new order of the training texts each epoch",
                             default_text="yes; the book presets: no, as the tutorial")
     patience: int | None = setting(None, "early stopping on validation accuracy, restoring the best epoch")
-    time_limit: float | None = setting(None, "start no epoch that would end after this", metavar="MINUTES")
+    max_minutes: float | None = setting(None, "start no epoch that would end after this many minutes",
+                                        metavar="MINUTES", flags=("--time-limit",))
     seed: int = setting(0, "seed for weights and batch order")
 
     def __post_init__(self) -> None:
@@ -102,9 +103,9 @@ class Recipe:
                              f"'average'; got layers={self.layers} with pooling={self.pooling!r}.")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
-        if self.time_limit is not None and self.time_limit <= 0:
-            raise ValueError(f"time_limit must be a positive number of minutes (leave it out for no limit), "
-                             f"got {self.time_limit}.")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise ValueError(f"max_minutes must be a positive number of minutes (leave it out for no limit), "
+                             f"got {self.max_minutes}.")
         if self.patience is not None and self.patience < 0:
             raise ValueError(f"patience must be 0 or more epochs, got {self.patience}.")
         if self.arch == "transformer":
@@ -132,7 +133,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # recurrent model that trains in 30 minutes here.
     "best": dict(cell="lstm", bidirectional=True, layers=0, units=64, embedding_dim=50, dense_units=0,
                  pooling="average", max_len=None, ngrams=2, tokenizer="word", vocab_size=400_000, mask=True,
-                 dropout=0.0, epochs=10, batch_size=32, lr=1e-3, bucket=True, patience=2, time_limit=28.0),
+                 dropout=0.0, epochs=10, batch_size=32, lr=1e-3, bucket=True, patience=2, max_minutes=28.0),
     # The Keras text-classification example's transformer (embedding 32, 2 heads, feed-forward 32, reviews cut
     # to 200 tokens, 20,000 words, Dense(20, relu), dropout 0.1), with masking, bucketing and early stopping.
     "transformer": dict(arch="transformer", layers=1, units=32, embedding_dim=32, heads=2, dense_units=20,

@@ -13,6 +13,7 @@ settings.json, log.csv and checkpoints (each epoch: `resume=True` goes on).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -74,8 +75,8 @@ class TrainResult:
                 f"{self.parameters:,} parameters, vocabulary {self.vocabulary_size:,}")
 
 
-RESUMABLE = ("epochs", "time_limit")  # what a resumed run may be given more of
-DATA_FIELDS = ("dataset", "split", "text_column", "label_column", "labels", "delimiter")
+RESUMABLE = ("epochs", "max_minutes")  # what a resumed run may be given more of
+DATA_FIELDS = ("dataset", "split", "text_column", "label_column", "labels", "delimiter", "quoting", "decode_errors")
 
 
 def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = None,
@@ -105,40 +106,43 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
                                    write=distributed.is_main_process())
         if command is not None and distributed.is_main_process():
             run_dir.record_command(command, append=resume)
-    source = DataSource.from_config({name: settings.get(name) for name in (*DATA_FIELDS, "sha256")})
-    recipe = Recipe(**{name: value for name, value in settings.items() if name not in (*DATA_FIELDS, "sha256")})
-    if threads is not None:
-        torch.set_num_threads(threads)
-    set_seed(recipe.seed)
-    train_split, validation_split, test_split = source.splits()
-    _say(log, f"{source.describe()}: {len(train_split):,} train, {len(validation_split):,} validation, "
-              f"{len(test_split):,} test texts")
-    encoder = TextEncoder.build(train_split, recipe, source)
-    vocabulary = encoder.vocabulary
-    train_ids, validation_ids = encoder.encode_batch(train_split.texts), encoder.encode_batch(validation_split.texts)
-    model = build_model(recipe, len(vocabulary))
-    compile_model(model, recipe)
-    model.tokenizer = encoder
-    grams = f" and their 2..{recipe.ngrams}-grams" if recipe.ngrams > 1 else ""
-    _say(log, f"vocabulary {len(vocabulary):,} ({recipe.tokenizer} tokens{grams}), {model.count_params():,} parameters")
-    timer = EpochTimer(log_key=None)  # summary.json keeps the seconds apart from the history
-    stopper = (EarlyStopping("val_accuracy", patience=recipe.patience, restore_best_weights=True)
-               if recipe.patience is not None else None)
-    # No epoch starts that would end past the limit, judged by the slowest epoch so far.
-    limit = (TimeBudget(recipe.time_limit, estimate="slowest", stop_mid_epoch=False)
-             if recipe.time_limit is not None else None)
-    train_batches = review_batches(train_ids, train_split.labels, recipe.batch_size, shuffle=recipe.shuffle,
-                                   bucket=recipe.bucket, seed=recipe.seed)
-    callbacks = [c for c in (timer, stopper, limit) if c is not None]
-    checkpoint = None
-    if run_dir is not None:  # the log's row, then the checkpoint: a resume drops a row its checkpoint lacks
-        checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_accuracy", save_best=False)
-        callbacks += [CSVLogger(run_dir.log_file, append=resume), checkpoint]
-    fit_started = time.perf_counter()
-    history = model.fit(
-        train_batches, validation_data=batches_for_inference(encoder, validation_ids, validation_split.labels),
-        epochs=recipe.epochs, verbose=verbose, callbacks=callbacks, seed=recipe.seed,
-        resume_from=checkpoint if resume else None)
+    with run_dir.discarded_on_failure() if run_dir is not None else contextlib.nullcontext():  # bad data: no trace
+        source = DataSource.from_config({name: settings.get(name) for name in (*DATA_FIELDS, "sha256")})
+        recipe = Recipe(**{name: value for name, value in settings.items() if name not in (*DATA_FIELDS, "sha256")})
+        if threads is not None:
+            torch.set_num_threads(threads)
+        set_seed(recipe.seed)
+        train_split, validation_split, test_split = source.splits()
+        _say(log, f"{source.describe()}: {len(train_split):,} train, {len(validation_split):,} validation, "
+                  f"{len(test_split):,} test texts")
+        encoder = TextEncoder.build(train_split, recipe, source)
+        vocabulary = encoder.vocabulary
+        train_ids = encoder.encode_batch(train_split.texts)
+        validation_ids = encoder.encode_batch(validation_split.texts)
+        model = build_model(recipe, len(vocabulary))
+        compile_model(model, recipe)
+        model.tokenizer = encoder
+        grams = f" and their 2..{recipe.ngrams}-grams" if recipe.ngrams > 1 else ""
+        _say(log, f"vocabulary {len(vocabulary):,} ({recipe.tokenizer} tokens{grams}), "
+                  f"{model.count_params():,} parameters")
+        timer = EpochTimer(log_key=None)  # summary.json keeps the seconds apart from the history
+        stopper = (EarlyStopping("val_accuracy", patience=recipe.patience, restore_best_weights=True)
+                   if recipe.patience is not None else None)
+        # No epoch starts that would end past the limit, judged by the slowest epoch so far.
+        limit = (TimeBudget(recipe.max_minutes, estimate="slowest", stop_mid_epoch=False)
+                 if recipe.max_minutes is not None else None)
+        train_batches = review_batches(train_ids, train_split.labels, recipe.batch_size, shuffle=recipe.shuffle,
+                                       bucket=recipe.bucket, seed=recipe.seed)
+        callbacks = [c for c in (timer, stopper, limit) if c is not None]
+        checkpoint = None
+        if run_dir is not None:  # the log's row, then the checkpoint: a resume drops a row its checkpoint lacks
+            checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_accuracy", save_best=False)
+            callbacks += [CSVLogger(run_dir.log_file, append=resume), checkpoint]
+        fit_started = time.perf_counter()
+        history = model.fit(
+            train_batches, validation_data=batches_for_inference(encoder, validation_ids, validation_split.labels),
+            epochs=recipe.epochs, verbose=verbose, callbacks=callbacks, seed=recipe.seed,
+            resume_from=checkpoint if resume else None)
     train_seconds = time.perf_counter() - fit_started
     classifier = SentimentClassifier(model, encoder)
     test = classifier.evaluate(test_split)

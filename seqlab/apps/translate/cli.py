@@ -140,7 +140,9 @@ def _train(args: argparse.Namespace) -> int:
     names = [f.name for f in (*dataclasses.fields(PairSettings), *dataclasses.fields(Settings))]
     options = {name: getattr(args, name) for name in names}
     verbose = "auto" if args.verbose is None else args.verbose
-    command = record_of(["seqlab", "translate", "train"], args, skip=("translate_command",))
+    command = record_of(["seqlab", "translate", "train"], args,  # without `translate`'s own options, for `run`
+                        skip=("translate_command", "model", "beam", "length_penalty", "max_length", "show_attention",
+                              "file"))
     try:
         if args.resume:
             result = train(args.out, None, resume=True, given=_given_settings(args, options), command=command,
@@ -158,9 +160,17 @@ def _train(args: argparse.Namespace) -> int:
     if not distributed.is_main_process():
         return 0  # rank 0 reports, and scores the held-out sentences
     epochs = len(result.history.history.get("loss", []))
-    print(f"trained {epochs} epochs in {result.seconds:.0f} s; saved to {result.model_dir}", file=sys.stderr)
-    if args.evaluate:
-        _print_bleu(evaluate_bleu(result.model, result.data), beam=1, examples=5)
+    report = evaluate_bleu(result.model, result.data) if args.evaluate else None
+    if args.json:
+        bleu = {} if report is None else {"bleu": report.bleu, "bleu_single_reference": report.bleu_single_reference,
+                                          "sentences": report.sentences, "signature": report.signature}
+        print(json_line({"out": str(args.out), "model": str(result.model_dir), "epochs": epochs,
+                         "seconds": result.seconds, "history": result.history.history, **bleu}))
+    else:
+        print(f"trained {epochs} epoch(s) in {result.seconds:.0f} s; saved to {result.model_dir}")
+        if report is not None:
+            _print_bleu(report, beam=1, examples=5)
+    print(f"Translate with: seqlab translate --model {args.out} \"text\"", file=sys.stderr)
     return 0
 
 

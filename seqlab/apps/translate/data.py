@@ -56,6 +56,7 @@ class TranslationData:
 def load_translation_data(pairs: str, source: str | None = None, target: str | None = None, *,
                           max_words: int | None = PairSettings.max_words, limit: int | None = PairSettings.limit,
                           test_sources: int = PairSettings.test_sources,
+                          decode_errors: str = PairSettings.decode_errors,
                           seed: int = 0, sha256: str | None = None) -> TranslationData:
     """Sentence pairs for `pairs` ("fra-eng", "kor-eng" or "tsv:PATH") split by source sentence.
 
@@ -66,7 +67,7 @@ def load_translation_data(pairs: str, source: str | None = None, target: str | N
     (shuffled, at most `limit`). For `tsv:PATH` the first column is the
     source language.
     """
-    corpus, source, target = _load_corpus(pairs, source, target, max_words)
+    corpus, source, target = _load_corpus(pairs, source, target, max_words, decode_errors)
     tokenizer = make_tokenizer()
     translations: dict[str, list[tuple[str, str]]] = {}
     for source_text, target_text in corpus.pairs():
@@ -80,7 +81,8 @@ def load_translation_data(pairs: str, source: str | None = None, target: str | N
     train_pairs = [pair for key in train_keys for pair in translations[key]]
     random.Random(seed + 1).shuffle(train_pairs)
     spec = {"pairs": pairs, "source": source, "target": target, "max_words": max_words, "limit": limit,
-            "test_sources": test_sources, "seed": seed, **({"sha256": sha256} if sha256 else {})}
+            "test_sources": test_sources, "decode_errors": decode_errors, "seed": seed,
+            **({"sha256": sha256} if sha256 else {})}
     return TranslationData(train_pairs[:limit] if limit else train_pairs,
                            [translations[key][0][0] for key in test_keys],
                            [[t for _, t in translations[key]] for key in test_keys], spec)
@@ -94,9 +96,10 @@ def checksum_of(path: Path) -> str:
         raise FileNotFoundError(f"No such file: {path} (from --pairs tsv:{path}).") from None
 
 
-def _load_corpus(pairs: str, source: str | None, target: str | None, max_words: int | None):
+def _load_corpus(pairs: str, source: str | None, target: str | None, max_words: int | None, errors: str):
     if pairs.startswith("tsv:"):
-        corpus = load_parallel(target or "target", path=pairs[4:], max_length=max_words, progress=False)
+        corpus = load_parallel(target or "target", path=pairs[4:], max_length=max_words, errors=errors,
+                               progress=False)
         return corpus, source or "source", target or "target"
     if pairs not in KNOWN_PAIRS:
         raise ValueError(f"--pairs must be one of {sorted(KNOWN_PAIRS)} or tsv:PATH (a tab-separated file, "
@@ -107,7 +110,7 @@ def _load_corpus(pairs: str, source: str | None, target: str | None, max_words: 
     if {source, target} != {english, other}:
         raise ValueError(f"{pairs} holds {english} and {other} sentences, so --source/--target must be "
                          f"{english}/{other} or {other}/{english}; got {source}/{target}.")
-    corpus = load_parallel(key, reverse=source != english, max_length=max_words, progress=False)
+    corpus = load_parallel(key, reverse=source != english, max_length=max_words, errors=errors, progress=False)
     return corpus, source, target
 
 

@@ -114,15 +114,17 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
                              write=distributed.is_main_process())
     if command is not None and distributed.is_main_process():
         run_dir.record_command(command, append=resume)
-    pair_settings = {name: values.get(name) for name in PAIR_FIELDS}
-    data = load_translation_data(pair_settings.pop("pairs"), pair_settings.pop("source"), pair_settings.pop("target"),
-                                 seed=values["seed"], **pair_settings)
-    distributed.print_main(data.summary(), file=log)
-    checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss", save_best=False)
-    callbacks = [CSVLogger(run_dir.log_file, append=resume), checkpoint]  # the row first: see CSVLogger
-    model, history, seconds = train_translator(
-        data, verbose=verbose, callbacks=callbacks, resume_from=checkpoint if resume else None,
-        **{name: value for name, value in values.items() if name not in PAIR_FIELDS})
+    # Settings a run recorded before they existed are missing (None): they take their defaults.
+    pair_settings = {name: values[name] for name in PAIR_FIELDS if values.get(name) is not None}
+    with run_dir.discarded_on_failure():  # bad pairs leave no run behind
+        data = load_translation_data(pair_settings.pop("pairs"), pair_settings.pop("source", None),
+                                     pair_settings.pop("target", None), seed=values["seed"], **pair_settings)
+        distributed.print_main(data.summary(), file=log)
+        checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss", save_best=False)
+        callbacks = [CSVLogger(run_dir.log_file, append=resume), checkpoint]  # the row first: see CSVLogger
+        model, history, seconds = train_translator(
+            data, verbose=verbose, callbacks=callbacks, resume_from=checkpoint if resume else None,
+            **{name: value for name, value in values.items() if name not in PAIR_FIELDS})
     model.save(run_dir.model_dir)
     return TrainedRun(model, data, history, seconds, run_dir.model_dir)
 

@@ -26,6 +26,8 @@ class PairSettings:
     max_words: int | None = setting(10, "keep pairs of at most this many words")
     limit: int | None = setting(None, "use at most this many training pairs", default_text="all")
     test_sources: int = setting(1000, "held-out source sentences")
+    decode_errors: str = setting("strict", "bytes of the pairs that are not UTF-8: strict (an error naming the "
+                                           "byte) or replace (U+FFFD, counted)", choices=("strict", "replace"))
 
     def __post_init__(self) -> None:
         for name in ("max_words", "limit", "test_sources"):

@@ -97,8 +97,8 @@ def decode_text(data: bytes, source: str, encoding: str = "utf-8",
             bad = data[error.start : error.end]
             raise TextDecodeError(
                 f"{source}: byte offset {error.start}: bytes {bad!r} are not valid {encoding} "
-                f"({error.reason}); convert the file to {encoding}, or pass errors='replace' "
-                "to replace undecodable bytes with U+FFFD (they are counted)"
+                f"({error.reason}); convert the file to {encoding}, or replace undecodable bytes with U+FFFD "
+                "(they are counted): --decode-errors replace on the command line, errors='replace' in Python"
             ) from None
         text, replaced = _decode_replacing(data, encoding)
     if text.startswith("\ufeff"):

@@ -152,8 +152,9 @@ def read_table(path: Path, delimiter: str, quoting: bool = True, header: bool = 
                 lines.append(first_line)  # a quoted field may span lines: report where it starts
             first_line = reader.line_num + 1
     except csv.Error as error:
-        raise MalformedDataError(f"{path}: line {reader.line_num}: {error}; fix the row, or pass "
-                                 "quoting=False when quote characters are part of the text") from None
+        raise MalformedDataError(f"{path}: line {reader.line_num}: {error}; fix the row, or, when quote "
+                                 "characters are part of the text, read them as text: --no-quoting on the "
+                                 "command line, quoting=False in Python") from None
     table_header = None
     if header and rows:
         table_header, _ = rows.pop(0), lines.pop(0)
