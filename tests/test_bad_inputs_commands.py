@@ -110,6 +110,8 @@ CASES = [
     ("charlm-text-not-utf8", train("charlm", "--out", "{work}/new", "--text", "{work}/latin1.txt"), 1,
      r"latin1.txt: byte offset 14: bytes b'\\xe9' are not valid utf-8 .*--decode-errors replace on the command "
      r"line"),
+    ("charlm-a-folder-without-text-files", train("charlm", "--out", "{work}/new", "--text", "{work}/foreign"), 1,
+     r"foreign has no files matching '\*\.txt': give a text file, or a folder of \*\.txt files"),
     ("translate-pairs-not-utf8", train("translate", "--out", "{work}/new", "--pairs", "tsv:{work}/latin1.tsv"), 1,
      r"latin1.tsv: byte offset 11: .*--decode-errors replace on the command line"),
     ("sentiment-heads-with-an-rnn", train("sentiment", "--out", "{work}/new", "--heads", "2"), 1,
@@ -168,7 +170,7 @@ def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsy
 
 def test_matrix_size():
     """The closing note of issue 22 counts these cases; keep it honest."""
-    assert len(CASES) == 3 * 6 + 26
+    assert len(CASES) == 3 * 6 + 27
 
 
 # ------------------------------------------------------------ damaged or hostile model directories

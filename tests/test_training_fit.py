@@ -304,3 +304,16 @@ def test_mixed_precision_on_cuda_computes_in_half_precision_and_learns(mixed_pre
     assert seen == {dtype}  # the output layer ran under autocast
     assert all(p.dtype == torch.float32 and p.device.type == "cuda" for p in model.parameters())  # fp32 master weights
     assert all(np.isfinite(losses)) and losses[-1] < 0.6 * losses[0], losses
+
+
+def test_the_live_bars_epoch_line_is_never_cut_at_the_console_width():
+    from seqlab.training.progress import RichProgress, format_logs
+    stream = io.StringIO()  # rich falls back to 80 columns here, as in a terminal that reports no size
+    progress = RichProgress(stream)
+    logs = {f"metric_number_{i}": 0.5 for i in range(8)}
+    progress.begin("Epoch 1/1", 2)
+    progress.advance(logs, 32, "samples")
+    progress.end(logs)
+    progress.close()
+    logged = format_logs(logs)
+    assert len(logged) > 80 and any(logged in line for line in stream.getvalue().splitlines())

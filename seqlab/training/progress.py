@@ -120,7 +120,7 @@ class RichProgress(Progress):
         self.message(self.summary(logs))
 
     def message(self, text: str) -> None:
-        self.bars.console.print(text, markup=False, highlight=False)
+        self.bars.console.print(text, markup=False, highlight=False, soft_wrap=True)  # never cut at the width
 
     def close(self) -> None:
         self.bars.stop()

@@ -68,7 +68,8 @@ def load_text_corpus(path: str | os.PathLike[str], pattern: str = "*.txt",
         raise FileNotFoundError(f"{root} does not exist; pass a UTF-8 text file or a folder of them")
     files = [root] if root.is_file() else sorted(p for p in root.rglob(pattern) if p.is_file())
     if not files:
-        raise ValueError(f"{root} has no files matching {pattern!r}; pass pattern=... to match yours")
+        raise ValueError(f"{root} has no files matching {pattern!r}: give a text file, or a folder of "
+                         f"{pattern} files (in Python, pattern=... matches other names)")
     documents, sources, replaced = [], [], 0
     for file in files:
         decoded = read_text_file(file, encoding, errors)
