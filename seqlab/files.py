@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 __all__ = ["OwnershipError", "backup_path", "check_writable_directory", "is_leftover", "owned_directory",
-           "write_atomically"]
+           "write_atomically", "write_new_file"]
 
 
 class OwnershipError(ValueError):
@@ -56,7 +56,7 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
     _remove_abandoned_temporaries(path)
     temporary = path.parent / f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp"
     try:
-        _write_file(temporary, data)
+        write_new_file(temporary, data)
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -125,7 +125,8 @@ def fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _write_file(path: Path, data: bytes) -> None:
+def write_new_file(path: Path, data: bytes) -> None:
+    """Create `path` (it must not exist), write `data` and fsync it; mode 0o666 less the umask."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
     with os.fdopen(fd, "wb") as file:
         file.write(data)

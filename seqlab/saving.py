@@ -42,7 +42,8 @@ import safetensors.torch
 import torch
 
 from seqlab import serialization
-from seqlab.files import OwnershipError, backup_path, check_writable_directory, owned_directory, write_atomically
+from seqlab.files import (OwnershipError, backup_path, check_writable_directory, owned_directory, write_atomically,
+                          write_new_file)
 from seqlab.serialization import register_serializable
 from seqlab.version import __version__
 
@@ -125,7 +126,7 @@ def save_model(model: torch.nn.Module, directory: str | os.PathLike, *, tokenize
     config["sha256"] = {name: hashlib.sha256(data).hexdigest() for name, data in files.items()}
     with owned_directory(directory, OWNED_FILES) as staging:
         for name, data in files.items():
-            _write_bytes(staging / name, data)
+            write_new_file(staging / name, data)
         _write_json(staging / CONFIG_FILE, config)
     return directory
 
@@ -310,19 +311,11 @@ def _required_file(directory: Path, name: str) -> Path:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    _write_bytes(path, _json_bytes(value))
+    write_new_file(path, _json_bytes(value))
 
 
 def _json_bytes(value: Any) -> bytes:
     return (json.dumps(value, indent=2, sort_keys=True) + "\n").encode()
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, as for open()
-    with os.fdopen(fd, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
 
 
 # ----------------------------------------------------------- nested state codec

@@ -74,7 +74,7 @@ def test_sequence_model_round_trip(tmp_path):
 
 
 def _fail_when_writing(name: str, error: type[BaseException]):
-    real_write = saving._write_bytes
+    real_write = saving.write_new_file
 
     def write(path, data):
         if path.name == name:
@@ -90,7 +90,7 @@ def test_an_interrupted_save_leaves_the_previous_version_loadable(tmp_path, monk
     first, second = _trained_sign_model(0), _trained_sign_model(1)
     x, _ = sign_of_sum_data(16, seed=4)
     first.save(tmp_path / "model")
-    monkeypatch.setattr(saving, "_write_bytes", _fail_when_writing("model.safetensors", error))
+    monkeypatch.setattr(saving, "write_new_file", _fail_when_writing("model.safetensors", error))
     with pytest.raises(error, match="simulated crash"):
         second.save(tmp_path / "model")
     np.testing.assert_array_equal(load_model(tmp_path / "model").predict(x), first.predict(x))
@@ -106,13 +106,13 @@ def test_a_killed_save_leaves_the_previous_version_and_its_leftovers_are_cleaned
         sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]
         from seqlab import saving
         from test_training_toys import SignOfSum
-        real_write = saving._write_bytes
+        real_write = saving.write_new_file
         def write(path, data):
             if path.name == "model.safetensors":
                 path.write_bytes(data[:10])
                 os._exit(9)  # killed mid-save: no cleanup runs
             real_write(path, data)
-        saving._write_bytes = write
+        saving.write_new_file = write
         saving.save_model(SignOfSum(units=8, dropout=0.2), {str(tmp_path / 'model')!r})
     """)
     result = subprocess.run([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
