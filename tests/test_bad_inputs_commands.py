@@ -306,3 +306,27 @@ def test_resume_refuses_a_text_that_changed_since_the_run_started(work, tmp_path
     capsys.readouterr()
     assert main([*argv, "--resume", "--epochs", "2"]) == 1
     assert "has changed since it started (its SHA-256 differs)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("app, data, evaluate", [
+    ("sentiment", "reviews.csv", ["sentiment", "evaluate", "--model", "run"]),
+    ("translate", "pairs.tsv", ["translate", "evaluate", "--model", "run", "--examples", "0"])])
+def test_evaluate_finds_the_training_data_from_anywhere_and_refuses_it_changed(work, tmp_path, monkeypatch, capsys,
+                                                                               app, data, evaluate):
+    """Trained on a relative path: recorded as an absolute path with its SHA-256."""
+    (tmp_path / "here").mkdir()
+    shutil.copy(work / data, tmp_path / "here" / data)
+    monkeypatch.chdir(tmp_path / "here")
+    argv = [a.format(work=work) for a in train(app, "--out", str(tmp_path / "run"))]
+    flag = "--dataset" if app == "sentiment" else "--pairs"
+    argv[argv.index(flag) + 1] = ("csv:" if app == "sentiment" else "tsv:") + data
+    assert main([*argv, "--no-evaluate"] if app == "translate" else argv) == 0
+    monkeypatch.chdir(tmp_path)  # where no `reviews.csv` or `pairs.tsv` is
+    evaluate = [part.replace("run", str(tmp_path / "run")) for part in evaluate]
+    capsys.readouterr()
+    assert main(evaluate) == 0, capsys.readouterr().err
+    with open(tmp_path / "here" / data, "a") as file:
+        file.write("one more,pos\n" if app == "sentiment" else "a\tb\n")
+    capsys.readouterr()
+    assert main(evaluate) == 1
+    assert "has changed since" in capsys.readouterr().err

@@ -65,8 +65,13 @@ def load_translation_data(pairs: str, source: str | None = None, target: str | N
     shuffled with `seed`; the first `test_sources` of them, with all their
     translations, are the test set, the rest's pairs the training set
     (shuffled, at most `limit`). For `tsv:PATH` the first column is the
-    source language.
+    source language; with `sha256` (what a run recorded), a file whose bytes
+    have changed since is refused.
     """
+    if sha256 is not None and pairs.startswith("tsv:") and checksum_of(Path(pairs[4:])) != sha256:
+        raise ValueError(f"{pairs[4:]} has changed since the run started on it (its SHA-256 differs), so its "
+                         "held-out sentences are no longer the ones held out. Restore the file, or train a new "
+                         "run on it.")
     corpus, source, target = _load_corpus(pairs, source, target, max_words, decode_errors)
     tokenizer = make_tokenizer()
     translations: dict[str, list[tuple[str, str]]] = {}
