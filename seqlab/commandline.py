@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import os
 import sys
 import types
@@ -102,13 +103,29 @@ def run_handler(args: argparse.Namespace) -> int:
         return 0
 
 
-def json_line(value: Any) -> str:
-    """`value` as one line of strict JSON (no NaN or Infinity, which JSON readers reject), text kept as typed."""
+def json_line(value: Any, *, non_finite_as_null: bool = False) -> str:
+    """`value` as one line of strict JSON (no NaN or Infinity, which JSON readers reject), text kept as typed.
+
+    A non-finite number is an error, or, with `non_finite_as_null` (a training
+    run's history, where a diverged epoch's loss is NaN), written as `null`.
+    """
+    if non_finite_as_null:
+        value = _non_finite_to_none(value)
     try:
         return json.dumps(value, ensure_ascii=False, allow_nan=False)
     except ValueError:
         raise ValueError("the answer holds NaN or infinity, which JSON cannot carry: the model's scores are not "
                          "finite for this input (check the model with `seqlab summary`, or retrain it).") from None
+
+
+def _non_finite_to_none(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _non_finite_to_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_non_finite_to_none(item) for item in value]
+    return value
 
 
 def run_alone(add_parser: typing.Callable[[argparse._SubParsersAction], Any], name: str,

@@ -65,29 +65,37 @@ def write_atomically(path: str | os.PathLike, data: bytes) -> None:
     fsync_directory(path.parent)
 
 
-def is_leftover(name: str) -> bool:
-    """Whether `name` is what a write of seqlab's left behind when killed: a temporary file or a staging directory.
+def is_leftover(name: str, owned: Iterable[str]) -> bool:
+    """Whether `name` is what a write of one of the `owned` names left when killed.
 
-    Such entries are seqlab's own: they never make a directory foreign, and the
-    next write of the same file (or directory) removes them.
+    That is a temporary file (`.config.json.PID-RANDOM.tmp`), a staging
+    directory (`.last.saving-PID-RANDOM`) or a parked old version
+    (`.last.previous`) of an owned name. Such entries are seqlab's own: they
+    never make a directory foreign, and the next write of that name removes
+    them. A user's dotfile of another name is never one.
     """
-    return _LEFTOVER.fullmatch(name) is not None
+    match = _LEFTOVER.fullmatch(name)
+    return match is not None and match.group(1) in set(owned)
 
 
-_LEFTOVER = re.compile(r"\..+\.(\d+-[0-9a-f]{8}\.tmp|saving-\d+-[0-9a-f]{8}|previous)", re.DOTALL)
+_LEFTOVER = re.compile(r"\.(.+)\.(?:\d+-[0-9a-f]{8}\.tmp|saving-\d+-[0-9a-f]{8}|previous)", re.DOTALL)
 
 
-def check_writable_directory(directory: str | os.PathLike, is_ours: Callable[[Path], bool], what: str) -> Path:
+def check_writable_directory(directory: str | os.PathLike, is_ours: Callable[[Path], bool], what: str,
+                             owned: Iterable[str] = ()) -> Path:
     """Refuse (OwnershipError) a `directory` seqlab may not write: a file, or a foreign non-empty directory.
 
     `is_ours(directory)` says whether an existing non-empty directory is one seqlab
     wrote (a model directory has a seqlab config.json); `what` names it in messages.
+    Leftovers of killed writes of the `owned` names do not count (`is_leftover`).
     """
+    owned = frozenset(owned)
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise OwnershipError(f"Refusing to write {what} to {directory}: it is a file, not a directory. "
                              "Choose a new directory name, or move the file away.")
-    present = sorted(p.name for p in directory.iterdir() if not is_leftover(p.name))[:5] if directory.is_dir() else []
+    present = sorted(p.name for p in directory.iterdir() if not is_leftover(p.name, owned))[:5] \
+        if directory.is_dir() else []
     if present and not is_ours(directory):
         raise OwnershipError(f"Refusing to write {what} into {directory}: it holds other files ({', '.join(present)}"
                              f"{', ...' if len(present) == 5 else ''}) and is not {what} seqlab wrote. "
@@ -143,7 +151,7 @@ def _link_others(directory: Path, staging: Path, owned: frozenset[str]) -> None:
     if not directory.is_dir():
         return
     for entry in directory.iterdir():
-        if entry.name in owned or is_leftover(entry.name) or not entry.is_file() or entry.is_symlink():
+        if entry.name in owned or is_leftover(entry.name, owned) or not entry.is_file() or entry.is_symlink():
             continue  # directories and links are moved across after the swap; leftovers are dropped
         with contextlib.suppress(OSError):  # no hard links here: moved after the swap instead
             os.link(entry, staging / entry.name)
@@ -154,7 +162,7 @@ def _move_missing(old: Path, new: Path, owned: frozenset[str]) -> None:
     if not old.is_dir():
         return
     for entry in old.iterdir():
-        if (entry.name not in owned and not is_leftover(entry.name) and not (new / entry.name).exists()
+        if (entry.name not in owned and not is_leftover(entry.name, owned) and not (new / entry.name).exists()
                 and not (new / entry.name).is_symlink()):
             os.rename(entry, new / entry.name)
 
@@ -174,7 +182,7 @@ def _remove_abandoned_temporaries(path: Path) -> None:
     """Delete the temporaries of `path` that writers killed mid-write left (their process is gone)."""
     for stale in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = stale.name[len(path.name) + 2:].split("-", 1)[0]
-        if is_leftover(stale.name) and pid.isdigit() and not _process_alive(int(pid)):
+        if is_leftover(stale.name, {path.name}) and pid.isdigit() and not _process_alive(int(pid)):
             with contextlib.suppress(FileNotFoundError):
                 stale.unlink()
 

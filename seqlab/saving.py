@@ -137,7 +137,7 @@ def check_model_directory_writable(directory: str | os.PathLike) -> Path:
     Call it before training, so a run is not thrown away at its end.
     """
     try:
-        return check_writable_directory(directory, _is_model_directory, "a model")
+        return check_writable_directory(directory, _is_model_directory, "a model", OWNED_FILES)
     except OwnershipError as error:
         raise ModelOwnershipError(str(error)) from None
 

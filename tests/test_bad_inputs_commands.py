@@ -66,6 +66,12 @@ def work(tmp_path_factory) -> Path:
     (work / "a-file").write_text("my notes\n")
     (work / "foreign").mkdir()
     (work / "foreign" / "thesis.tex").write_text("\\section{Mine}\n")
+    project = work / "my-project"  # a user's folder whose names happen to be a run's
+    (project / "checkpoints").mkdir(parents=True)
+    (project / "settings.json").write_text('{"editor": "mine"}\n')
+    (project / "checkpoints" / "model_epoch3.pt").write_bytes(b"weights")
+    (project / "log.csv").write_text("step,loss\n1,0.5\n")
+    (work / "latin1.csv").write_bytes("text,label\ncafé,pos\nbad,neg\n".encode("latin-1"))
     return work
 
 
@@ -87,6 +93,13 @@ CASES = [
         (f"{app}-out-holds-an-earlier-run", train(app, "--out", f"{{work}}/runs/{app}"), 1,
          r"already holds a training run \(2 epoch\(s\) done\)\. Continue it with --resume, replace it with "
          r"--overwrite"),
+        (f"{app}-out-inside-a-file", train(app, "--out", "{work}/a-file/run"), 1,
+         r"--out .*a-file/run cannot be made: .*a-file is a file, not a directory"),
+        (f"{app}-zero-threads", train(app, "--out", "{work}/new", "--threads", "0"), 1,
+         r"--threads must be a whole number of at least 1, got 0"),
+        (f"{app}-out-holds-a-users-settings-json", train(app, "--out", "{work}/my-project"), 1,
+         r"Refusing to write a training run into .*my-project: it holds files that no seqlab run wrote "
+         r"\(checkpoints, log.csv, settings.json\)"),
         (f"{app}-resume-without-a-run", train(app, "--out", "{work}/nothing-here", "--resume"), 1,
          r"Nothing to resume in .*nothing-here: it holds no settings.json"),
         (f"{app}-resume-with-other-settings", train(app, "--out", f"{{work}}/runs/{app}", "--resume", "--units", "999"),
@@ -170,7 +183,7 @@ def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsy
 
 def test_matrix_size():
     """The closing note of issue 22 counts these cases; keep it honest."""
-    assert len(CASES) == 3 * 6 + 27
+    assert len(CASES) == 3 * 9 + 27
 
 
 # ------------------------------------------------------------ damaged or hostile model directories
@@ -330,3 +343,38 @@ def test_evaluate_finds_the_training_data_from_anywhere_and_refuses_it_changed(w
     capsys.readouterr()
     assert main(evaluate) == 1
     assert "has changed since" in capsys.readouterr().err
+
+
+def test_an_overwrite_refused_on_its_data_leaves_the_earlier_run_whole(work, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main([a.format(work=work) for a in train("sentiment", "--out", str(out))]) == 0
+    before = snapshot(out)
+    argv = [a.format(work=work) for a in train("sentiment", "--out", str(out), "--overwrite")]
+    argv[argv.index("--dataset") + 1] = f"csv:{work / 'latin1.csv'}"
+    capsys.readouterr()
+    assert main(argv) == 1
+    assert "not valid utf-8" in capsys.readouterr().err
+    assert snapshot(out) == before  # still resumable: settings, checkpoints, log, model
+
+
+def test_overwrite_keeps_a_users_file_among_the_checkpoints(work, tmp_path):
+    out = tmp_path / "run"
+    assert main([a.format(work=work) for a in train("charlm", "--out", str(out))]) == 0
+    (out / "checkpoints" / "my-notes.txt").write_text("epoch 2 looked best\n")
+    assert main([a.format(work=work) for a in train("charlm", "--out", str(out), "--overwrite")]) == 0
+    assert (out / "checkpoints" / "my-notes.txt").read_text() == "epoch 2 looked best\n"
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # the replaced run is gone
+
+
+def test_a_run_killed_right_after_an_overwrite_started_gets_the_earlier_run_back(work, tmp_path, capsys):
+    from seqlab.apps.run_directory import RunDirectory
+    out = tmp_path / "run"
+    argv = [a.format(work=work) for a in train("sentiment", "--out", str(out))]
+    assert main(argv) == 0
+    log = (out / "log.csv").read_text()
+    started = RunDirectory(out, model_dir=out / "model", owned=("summary.json",))
+    started.prepare({"units": 4}, resume=False, overwrite=True)  # ... and then killed before any epoch ended
+    assert not (out / "log.csv").exists()
+    assert main([*argv, "--resume", "--epochs", "3"]) == 0  # the earlier run, continued
+    assert (out / "log.csv").read_text().startswith(log) and len((out / "log.csv").read_text().splitlines()) == 4
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]

@@ -148,8 +148,9 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write_and_is
     leftover.write_bytes(b"half a row")
     living = tmp_path / f".log.csv.{os.getpid()}-0123abcd.tmp"  # a writer still at work: left alone
     living.write_bytes(b"")
-    assert is_leftover(leftover.name) and is_leftover(f".last.saving-{dead_pid}-89abcdef")
-    assert not is_leftover("NOTES.md") and not is_leftover(".log.csv.tmp")
+    assert is_leftover(leftover.name, {"log.csv"}) and is_leftover(f".last.saving-{dead_pid}-89abcdef", {"last"})
+    assert not is_leftover("NOTES.md", {"log.csv"}) and not is_leftover(".log.csv.tmp", {"log.csv"})
+    assert not is_leftover(leftover.name, {"config.json"})  # a leftover of a name seqlab does not own here
     write_atomically(tmp_path / "log.csv", b"epoch\n")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["log.csv", living.name])
     living.unlink()
@@ -158,3 +159,13 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write_and_is
     (model_dir / f".config.json.{dead_pid}-0123abcd.tmp").write_bytes(b"{")
     small_model().save(model_dir)  # only a leftover inside: not someone else's directory
     assert sorted(p.name for p in model_dir.iterdir()) == sorted(OWNED_FILES[:2])
+
+
+def test_a_users_dotfiles_that_look_like_leftovers_survive_a_save(tmp_path):
+    model_dir = tmp_path / "model"
+    small_model().save(model_dir)
+    for name in (".zshrc.previous", ".data.1-deadbeef.tmp", ".notes.saving-1-deadbeef"):
+        (model_dir / name).write_text("mine\n")
+    small_model().save(model_dir)
+    assert all((model_dir / name).read_text() == "mine\n"
+               for name in (".zshrc.previous", ".data.1-deadbeef.tmp", ".notes.saving-1-deadbeef"))

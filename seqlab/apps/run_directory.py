@@ -2,28 +2,34 @@
 
 Every application's `train` writes into OUT
 
-    settings.json        every setting of the run, written before the first step
+    settings.json        every setting of the run, written before the first step,
+                         marked {"seqlab_run": 1} so that no other settings.json passes for one
     command.txt          the command lines that started and resumed it
-    checkpoints/last     the whole run state after each epoch (`fit(resume_from=...)`)
+    checkpoints/last     the whole run state after each epoch (`fit(resume_from=...)`), and /best
     log.csv              one row per epoch
+    model/               the model
 
-beside its model (OUT itself, or OUT/model) and its report. `prepare` runs
-before any data loads, so a run is never thrown away at its end for a bad
-path:
+beside its report. `prepare` runs before any data loads, so a run is never
+thrown away at its end for a bad path:
 
 - OUT that is a file, or a directory of other files that no seqlab run wrote,
   is refused;
-- a fresh run into OUT that holds an earlier run is refused unless `overwrite`
-  (then that run's files, and only those, are removed first; its model stays
-  until the new one is saved over it), so a resumed run can never mix two runs;
-  an earlier run that ended no epoch (it failed on its data, say) has nothing
-  to lose and is replaced without `overwrite`;
+- a fresh run into OUT that holds an earlier run is refused unless `overwrite`;
+  then that run's own entries (its files, `checkpoints/last` and `/best`;
+  nothing else) are set aside in OUT/.replaced-run.saving-PID-RANDOM, put back
+  if the new run fails before its first epoch ends, and deleted once the new
+  run is done (or, after a kill, by the next start once the new run has a
+  checkpoint). Its model stays until the new one is saved over it. So a
+  resumed run never mixes two runs. An earlier run that ended no epoch and
+  saved no model (it failed on its data, say) is replaced without `overwrite`;
 - `resume` needs OUT/settings.json: the run goes on with those settings;
   options given beside `--resume` must agree with them, except those a
   resumed run may change (more epochs, more time).
 
-    >>> run = RunDirectory("runs/imdb", model_dir="runs/imdb")
+    >>> run = RunDirectory("runs/imdb", model_dir="runs/imdb/model")
     >>> settings = run.prepare(settings, resume=args.resume, given=given, may_change=("epochs",))
+    >>> with run.discarded_on_failure():
+    ...     ...  # load the data, fit
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import argparse
 import contextlib
 import json
 import os
+import secrets
 import shlex
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
@@ -39,14 +46,17 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.files import is_leftover, write_atomically
-from seqlab.saving import CONFIG_FILE, OWNED_FILES, ModelDirectoryError, check_model_directory_writable, is_checkpoint
+from seqlab.saving import CONFIG_FILE, ModelDirectoryError, check_model_directory_writable, is_checkpoint
 
 __all__ = ["RunDirectory", "RunDirectoryError", "add_run_options", "interrupted_hint", "record_of",
            "resolve_model_dir"]
 
 SETTINGS_FILE = "settings.json"
+RUN_MARKER, RUN_FORMAT = "seqlab_run", 1  # settings.json's first key: a seqlab run wrote it
 COMMAND_FILE = "command.txt"
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_NAMES = ("last", "best")  # what ModelCheckpoint writes into OUT/checkpoints
+REPLACED = "replaced-run"  # OUT/.replaced-run.saving-PID-RANDOM: an earlier run set aside by --overwrite
 LOG_FILE = "log.csv"
 RUN_FLAGS = ("resume", "overwrite", "json")  # store_true flags: recorded only when given
 
@@ -60,7 +70,8 @@ class RunDirectory:
 
     def __init__(self, out: str | os.PathLike, *, model_dir: str | os.PathLike, owned: Iterable[str] = ()):
         self.out, self.model_dir = Path(out), Path(model_dir)
-        self.owned = (SETTINGS_FILE, COMMAND_FILE, CHECKPOINTS, LOG_FILE, *owned)
+        self.owned = (SETTINGS_FILE, COMMAND_FILE, LOG_FILE, *owned)
+        self._fresh, self._set_aside = False, None
 
     @property
     def checkpoints(self) -> Path:
@@ -71,7 +82,8 @@ class RunDirectory:
         return self.out / LOG_FILE
 
     def holds_a_run(self) -> bool:
-        return (self.out / SETTINGS_FILE).is_file()
+        """Whether OUT/settings.json is one a seqlab run wrote (it carries the `seqlab_run` marker)."""
+        return _read_settings(self.out / SETTINGS_FILE) is not None
 
     def prepare(self, settings: Mapping[str, Any], *, resume: bool, given: Mapping[str, Any] | None = None,
                 may_change: Iterable[str] = (), overwrite: bool = False, write: bool = True) -> dict[str, Any]:
@@ -89,11 +101,18 @@ class RunDirectory:
         if self.out.exists() and not self.out.is_dir():
             raise RunDirectoryError(f"--out {self.out} is a file, not a directory. Choose a new directory name, "
                                     "or move the file away.")
+        blocking = next((parent for parent in self.out.parents if parent.exists() and not parent.is_dir()), None)
+        if blocking is not None:
+            raise RunDirectoryError(f"--out {self.out} cannot be made: {blocking} is a file, not a directory. "
+                                    "Choose another --out.")
+        self._settle_replaced_runs()
         if resume:
             settings = self._resumed(given, tuple(may_change))
         else:
             self._refuse_to_replace(overwrite)
         check_model_directory_writable(self.model_dir)
+        if not resume:
+            self._set_aside = self._set_aside_earlier_run()
         self.out.mkdir(parents=True, exist_ok=True)
         self.record_settings(settings)
         return dict(settings)
@@ -102,25 +121,28 @@ class RunDirectory:
     def discarded_on_failure(self) -> Iterator[None]:
         """Undo `prepare` if what follows fails (bad data, say) before the run's first checkpoint.
 
-        A fresh run's own files go (settings.json, command.txt, log.csv, the
-        checkpoints folder) and OUT too if that leaves it empty, so a command
-        refused on its data leaves no trace. A resumed run, or one that has
-        ended an epoch, keeps everything; so does Ctrl-C, which can be resumed.
+        A fresh run's own files go, an earlier run it was replacing
+        (`--overwrite`) comes back, and OUT goes too if that leaves it empty, so
+        a command refused on its data leaves everything as it found it. When the
+        block ends well, the replaced run's files are deleted. A resumed run,
+        or one that has ended an epoch, keeps everything; so does Ctrl-C.
         """
         try:
             yield
         except Exception:
-            if getattr(self, "_fresh", False) and _epochs_done(self.checkpoints / "last") is None:
-                for name in (SETTINGS_FILE, COMMAND_FILE, LOG_FILE):
-                    (self.out / name).unlink(missing_ok=True)
-                shutil.rmtree(self.checkpoints, ignore_errors=True)
+            if self._fresh and _epochs_done(self.checkpoints / "last") is None:
+                self._remove_run_files()
+                self._restore(self._set_aside)
                 with contextlib.suppress(OSError):  # not empty: a user's files, or the model directory
                     self.out.rmdir()
             raise
+        if self._set_aside is not None:
+            shutil.rmtree(self._set_aside, ignore_errors=True)
 
     def record_settings(self, settings: Mapping[str, Any]) -> None:
         """Rewrite settings.json (a setting known only once the data is read, such as its checksum)."""
-        write_atomically(self.out / SETTINGS_FILE, (json.dumps(dict(settings), indent=2) + "\n").encode())
+        marked = {RUN_MARKER: RUN_FORMAT, **settings}
+        write_atomically(self.out / SETTINGS_FILE, (json.dumps(marked, indent=2) + "\n").encode())
 
     def record_command(self, command_line: str, *, append: bool) -> None:
         """Add `command_line` to command.txt (a fresh run starts the file)."""
@@ -128,11 +150,11 @@ class RunDirectory:
         write_atomically(self.out / COMMAND_FILE, (previous + command_line + "\n").encode())
 
     def _resumed(self, given: Mapping[str, Any], may_change: tuple[str, ...]) -> dict[str, Any]:
-        saved_file = self.out / SETTINGS_FILE
-        if not saved_file.is_file():
-            raise RunDirectoryError(f"Nothing to resume in {self.out}: it holds no {SETTINGS_FILE} of a run. "
-                                    "Start the run without --resume (or give the --out of the run to continue).")
-        saved = json.loads(saved_file.read_text())
+        saved = _read_settings(self.out / SETTINGS_FILE)
+        if saved is None:
+            raise RunDirectoryError(f"Nothing to resume in {self.out}: it holds no {SETTINGS_FILE} of a seqlab "
+                                    "run. Start the run without --resume (or give the --out of the run to "
+                                    "continue).")
         conflicts = [f"--{name.replace('_', '-')} {value} (the run has {saved.get(name)})"
                      for name, value in given.items()
                      if value is not None and name not in may_change and saved.get(name) != _jsonable(value)]
@@ -145,30 +167,74 @@ class RunDirectory:
         return {**saved, **{name: _jsonable(given[name]) for name in may_change if given.get(name) is not None}}
 
     def _refuse_to_replace(self, overwrite: bool) -> None:
-        entries = sorted(p.name for p in self.out.iterdir() if not is_leftover(p.name)) if self.out.is_dir() else []
+        ours = (*self.owned, CHECKPOINTS, self.model_dir.name, REPLACED)
+        entries = sorted(p.name for p in self.out.iterdir() if not is_leftover(p.name, ours)) \
+            if self.out.is_dir() else []
         if not entries:  # nothing, or only what a run killed in its first write left
             return
-        earlier_model = (self.out / CONFIG_FILE).is_file()  # OUT itself a model directory (sentiment before 0.x)
-        if not self.holds_a_run() and not earlier_model:
+        if not self.holds_a_run():
             raise RunDirectoryError(f"Refusing to write a training run into {self.out}: it holds files that no "
                                     f"seqlab run wrote ({', '.join(entries[:5])}). Choose a new or empty directory.")
-        if earlier_model:
-            check_model_directory_writable(self.out)  # a config.json seqlab did not write is refused here
         epochs = _epochs_done(self.checkpoints / "last")
-        something_to_lose = epochs or earlier_model or (self.model_dir / CONFIG_FILE).is_file()
+        something_to_lose = epochs or (self.model_dir / CONFIG_FILE).is_file()
         if not overwrite and something_to_lose:  # a run that ended no epoch and saved no model: nothing
             raise RunDirectoryError(
                 f"{self.out} already holds a training run{f' ({epochs} epoch(s) done)' if epochs else ''}. "
                 "Continue it with --resume, replace it with --overwrite, or choose another --out.")
-        # The earlier run's files, and only those: a user's files in OUT stay. The earlier model stays too,
-        # whole and loadable, until the new run saves its own over it (so that a user's notes beside it,
-        # in OUT/model, keep the directory seqlab's).
-        paths = [self.out / name for name in (*self.owned, *OWNED_FILES) if self.out / name != self.model_dir]
-        for path in paths:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            elif path.exists() or path.is_symlink():
-                path.unlink()
+
+    def _run_entries(self) -> list[Path]:
+        """The earlier run's own entries: its files and its checkpoints (a user's files, and the model, stay)."""
+        entries = [self.out / name for name in self.owned if (self.out / name).exists()]
+        if self.checkpoints.is_dir():
+            entries += [path for path in self.checkpoints.iterdir()
+                        if (path.name in CHECKPOINT_NAMES and is_checkpoint(path))
+                        or is_leftover(path.name, CHECKPOINT_NAMES)]
+        return entries
+
+    def _set_aside_earlier_run(self) -> Path | None:
+        """Move the earlier run's entries into OUT/.replaced-run.saving-PID-RANDOM until the new run is safe."""
+        entries = self._run_entries()
+        if not entries:
+            return None
+        holding = self.out / f".{REPLACED}.saving-{os.getpid()}-{secrets.token_hex(4)}"
+        holding.mkdir()
+        for path in entries:
+            target = holding / path.relative_to(self.out)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.rename(path, target)
+        return holding
+
+    def _remove_run_files(self) -> None:
+        for path in self._run_entries():
+            shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        with contextlib.suppress(OSError):
+            self.checkpoints.rmdir()
+
+    def _restore(self, holding: Path | None) -> None:
+        """Put a set-aside run back where it was (nothing of the same name is there any more)."""
+        if holding is None or not holding.is_dir():
+            return
+        for path in holding.iterdir():
+            inner = list(path.iterdir()) if path.name == CHECKPOINTS and path.is_dir() else [path]
+            for entry in inner:
+                target = self.out / entry.relative_to(holding)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                if not target.exists():
+                    os.rename(entry, target)
+        shutil.rmtree(holding, ignore_errors=True)
+
+    def _settle_replaced_runs(self) -> None:
+        """After a kill in an `--overwrite` run: keep the new run if it ended an epoch, else bring the old back."""
+        if not self.out.is_dir():
+            return
+        for holding in self.out.glob(f".{REPLACED}.saving-*"):
+            if not is_leftover(holding.name, (REPLACED,)):
+                continue
+            if _epochs_done(self.checkpoints / "last") is not None:
+                shutil.rmtree(holding, ignore_errors=True)
+            else:
+                self._remove_run_files()
+                self._restore(holding)
 
 
 def add_run_options(parser: argparse.ArgumentParser) -> None:
@@ -220,6 +286,17 @@ def resolve_model_dir(directory: str | os.PathLike) -> Path:
                                   "(or its model subdirectory).")
     raise ModelDirectoryError(f"{directory} holds no model: expected {CONFIG_FILE} in it or in "
                               f"{directory / 'model'} (the output of a `seqlab ... train --out DIR`).")
+
+
+def _read_settings(path: Path) -> dict[str, Any] | None:
+    """The settings in a run's settings.json without its marker; None if it is no seqlab run's."""
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(saved, dict) or saved.get(RUN_MARKER) != RUN_FORMAT:
+        return None
+    return {name: value for name, value in saved.items() if name != RUN_MARKER}
 
 
 def _epochs_done(checkpoint: Path) -> int | None:

@@ -22,6 +22,7 @@ import torch
 
 from seqlab.apps.charlm.run import load_generator, stream_samples, train
 from seqlab.apps.charlm.settings import PRESETS, Settings, settings_from_args
+from seqlab.apps.threads import use_threads
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.commandline import add_command_group, add_options, json_line, run_alone
 from seqlab.generation import Sampling, TextGenerator
@@ -121,13 +122,6 @@ def _add_threads_option(parser: argparse.ArgumentParser, default: int | None) ->
                              + ("PyTorch's choice" if default is None else str(default)) + ")")
 
 
-def _use_threads(args: argparse.Namespace) -> None:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}.")
-        torch.set_num_threads(args.threads)
-
-
 def _given_settings(args: argparse.Namespace) -> dict:
     """The settings the command line names: its preset's, then each option given."""
     names = {field.name for field in dataclasses.fields(Settings)}
@@ -145,13 +139,13 @@ def command_line(args: argparse.Namespace) -> str:
 
 def _train_command(args: argparse.Namespace) -> int:
     try:
-        _use_threads(args)
+        use_threads(args.threads)
         settings = None if args.resume else settings_from_args(args)
         result = train(settings, args.out, resume=args.resume, overwrite=args.overwrite,
                        given=_given_settings(args) if args.resume else None, command=command_line(args),
                        verbose="auto" if args.verbose is None else args.verbose)
         settings = result.settings
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, OSError) as error:  # OSError: FileNotFoundError, NotADirectoryError, PermissionError
         print(f"seqlab charlm train: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -164,7 +158,7 @@ def _train_command(args: argparse.Namespace) -> int:
         distributed.print_main(json_line({
             "out": str(args.out), "model": str(result.model_dir), "best": kept, "stop_reason": result.stop_reason,
             "best_epoch": None if best is None else best + 1, "history": result.history,
-            "settings": dataclasses.asdict(settings)}))
+            "settings": dataclasses.asdict(settings)}, non_finite_as_null=True))
     elif losses:
         distributed.print_main(
             f"Held-out loss after epoch {len(losses)}: {losses[-1]:.4f} nats/char ({bits[-1]:.4f} bits/char); "
@@ -181,7 +175,7 @@ def _sampling_from_args(args: argparse.Namespace) -> Sampling:
 
 def _generate_command(args: argparse.Namespace) -> int:
     try:
-        _use_threads(args)
+        use_threads(args.threads)
         sampling = _sampling_from_args(args)
         generator = load_generator(args.model, args.precision)
         seed = args.seed if args.seed is not None else int(torch.randint(0, 2**31, (1,)).item())
@@ -208,7 +202,7 @@ def _demo_command(args: argparse.Namespace) -> int:
     elif args.corpus is not None:
         values["corpus"] = args.corpus
     try:
-        _use_threads(args)
+        use_threads(args.threads)
         result = train(Settings(**values), args.out, overwrite=True, command=command_line(args))
         generator = TextGenerator(result.model, result.vocabulary)
         generator.encode(args.prime)

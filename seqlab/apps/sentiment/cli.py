@@ -130,7 +130,7 @@ def _train_command(args: argparse.Namespace) -> int:
             result = train(_source_from_args(args), preset=args.preset, out=args.out, threads=args.threads,
                            overwrite=args.overwrite, command=_command_line(args),
                            verbose="auto" if args.verbose is None else args.verbose, **options)
-    except (ValueError, TypeError, FileNotFoundError, ImportError) as error:
+    except (ValueError, TypeError, OSError, ImportError) as error:
         print(f"seqlab sentiment train: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -138,7 +138,7 @@ def _train_command(args: argparse.Namespace) -> int:
         return 130
     if args.json:
         distributed.print_main(json_line({"out": str(args.out), "model": str(Path(args.out) / "model"),
-                                          **result.summary()}))
+                                          **result.summary()}, non_finite_as_null=True))
     else:
         distributed.print_main(result.test.report())
         distributed.print_main(result.report())

@@ -30,6 +30,7 @@ from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference, r
 from seqlab.apps.sentiment.evaluation import Evaluation
 from seqlab.apps.sentiment.model import SentimentClassifier, build_model, compile_model, load
 from seqlab.apps.sentiment.recipe import Recipe, make_recipe
+from seqlab.apps.threads import use_threads
 from seqlab.apps.run_directory import RunDirectory
 from seqlab.files import write_atomically
 from seqlab.seeding import set_seed
@@ -109,8 +110,7 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
     with run_dir.discarded_on_failure() if run_dir is not None else contextlib.nullcontext():  # bad data: no trace
         source = DataSource.from_config({name: settings.get(name) for name in (*DATA_FIELDS, "sha256")})
         recipe = Recipe(**{name: value for name, value in settings.items() if name not in (*DATA_FIELDS, "sha256")})
-        if threads is not None:
-            torch.set_num_threads(threads)
+        use_threads(threads)
         set_seed(recipe.seed)
         train_split, validation_split, test_split = source.splits()
         _say(log, f"{source.describe()}: {len(train_split):,} train, {len(validation_split):,} validation, "

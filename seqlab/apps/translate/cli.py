@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
 
+from seqlab.apps.threads import use_threads
 from seqlab.apps.translate.data import load_translation_data
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
@@ -122,7 +122,9 @@ def _reports_errors(command: str):
         def run(args: argparse.Namespace) -> int:
             try:
                 return handler(args)
-            except (ValueError, FileNotFoundError, ImportError) as error:
+            except BrokenPipeError:  # the reader left: `run_handler` ends the command quietly
+                raise
+            except (ValueError, OSError, ImportError) as error:
                 print(f"seqlab {command}: {error}", file=sys.stderr)
                 return 1
 
@@ -133,10 +135,7 @@ def _reports_errors(command: str):
 
 @_reports_errors("translate train")
 def _train(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads must be at least 1, got {args.threads}.")
-        torch.set_num_threads(args.threads)
+    use_threads(args.threads)
     names = [f.name for f in (*dataclasses.fields(PairSettings), *dataclasses.fields(Settings))]
     options = {name: getattr(args, name) for name in names}
     verbose = "auto" if args.verbose is None else args.verbose
@@ -165,7 +164,8 @@ def _train(args: argparse.Namespace) -> int:
         bleu = {} if report is None else {"bleu": report.bleu, "bleu_single_reference": report.bleu_single_reference,
                                           "sentences": report.sentences, "signature": report.signature}
         print(json_line({"out": str(args.out), "model": str(result.model_dir), "epochs": epochs,
-                         "seconds": result.seconds, "history": result.history.history, **bleu}))
+                         "seconds": result.seconds, "history": result.history.history, **bleu},
+                        non_finite_as_null=True))
     else:
         print(f"trained {epochs} epoch(s) in {result.seconds:.0f} s; saved to {result.model_dir}")
         if report is not None:
