@@ -5,8 +5,9 @@ Each app trains a tiny model for `EPOCHS` short epochs in a fresh process
 (`python -m seqlab ...`). Every attempt is killed with SIGKILL: on odd
 attempts the moment a checkpoint's staging directory appears (mid-write), on
 even ones at a random time within an epoch after the run has made progress.
-The next attempt resumes; the last one is let finish. Then the final weights
-and the per-epoch log must equal those of an uninterrupted run's.
+The next attempt resumes; the last one is let finish. Then the final weights,
+the best checkpoint's (charlm keeps one) and the per-epoch log must equal
+those of an uninterrupted run's.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from safetensors.torch import load_file
 
 from test_bad_inputs_commands import TRAIN, write_data
 
-EPOCHS = 10
+EPOCHS = 12
 KILLS_PER_APP = 8
 
 
@@ -55,27 +56,35 @@ def staging_entries(out: Path) -> list[str]:
     return found
 
 
+def checkpoint_writes(out: Path) -> list[str]:
+    """The staging directories of checkpoints or a model being written: `.last.saving-*`, `.model.saving-*`."""
+    return [name for name in staging_entries(out) if ".saving-" in name and "replaced-run" not in name]
+
+
 def kill_once(process: subprocess.Popen, out: Path, rng: random.Random, mid_write: bool) -> tuple[bool, bool]:
-    """Kill `process` as chosen; returns (killed, whether a write was in progress just before the kill)."""
+    """Kill `process` as chosen; returns (killed, whether a checkpoint was being written at the kill)."""
     start_epochs, deadline = epochs_logged(out), time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
         if mid_write:
-            if staging_entries(out) and epochs_logged(out) >= start_epochs:
+            if checkpoint_writes(out):
                 break
         elif epochs_logged(out) > start_epochs:
-            time.sleep(rng.uniform(0.0, 0.15))  # somewhere in the next epoch (or its checkpoint)
+            time.sleep(rng.uniform(0.0, 0.05))  # somewhere in the next epoch (or its checkpoint)
             break
         time.sleep(0.0005)
-    in_write = bool(staging_entries(out))
     if process.poll() is not None:
-        return False, in_write
+        return False, False
     process.send_signal(signal.SIGKILL)
     process.wait()
-    return True, in_write
+    return True, bool(checkpoint_writes(out))  # still there after the kill: the write was cut short
 
 
 def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, str]]]:
+    """The final weights (and, where the app keeps one, the best checkpoint's, as `best/NAME`) and the log."""
     weights = load_file(out / "model" / "model.safetensors")
+    best = out / "checkpoints" / "best" / "model.safetensors"
+    if best.is_file():
+        weights.update({f"best/{name}": tensor for name, tensor in load_file(best).items()})
     with open(out / "log.csv") as file:
         rows = [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(file)]
     return weights, rows

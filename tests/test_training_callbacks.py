@@ -120,6 +120,7 @@ def test_a_logger_resumed_after_a_kill_keeps_one_row_per_epoch(tmp_path, logger_
         first.on_epoch_end(epoch, {"loss": 1.0 / (epoch + 1)})
     resumed = logger_of(tmp_path, True)  # the checkpoint holds epochs 0 and 1 only
     resumed.on_train_begin()
+    resumed.load_state_dict({})  # what fit(resume_from=...) does after on_train_begin
     resumed.on_epoch_end(2, {"loss": 0.25})
     resumed.on_epoch_end(3, {"loss": 0.2})
     if isinstance(first, CSVLogger):
@@ -128,6 +129,21 @@ def test_a_logger_resumed_after_a_kill_keeps_one_row_per_epoch(tmp_path, logger_
     else:
         rows = [(line["epoch"], line["loss"]) for line in map(json.loads, open(tmp_path / "log.jsonl"))]
     assert rows == [(0, 1.0), (1, 0.5), (2, 0.25), (3, 0.2)]
+
+
+@pytest.mark.parametrize("logger_of", [lambda path: CSVLogger(path / "log.csv", append=True),
+                                       lambda path: JSONLogger(path / "log.jsonl", append=True)])
+def test_a_logger_appending_across_two_fits_keeps_both(tmp_path, logger_of):
+    """Without a resume, append=True appends (as in Keras): a second fit's epochs 0, 1 follow the first's."""
+    model = _model()
+    x, y = sign_of_sum_data(40)
+    for _ in range(2):
+        model.fit(x, y, epochs=2, verbose=0, callbacks=[logger_of(tmp_path)])
+    path = next(tmp_path.iterdir())
+    lines = path.read_text().splitlines()
+    epochs = [int(line.split(",")[0]) for line in lines[1:]] if path.suffix == ".csv" else \
+        [json.loads(line)["epoch"] for line in lines]
+    assert epochs == [0, 1, 0, 1]
 
 
 def test_tensorboard_names_the_missing_package():

@@ -10,6 +10,7 @@ from seqlab.saving import load_model, register_serializable
 from seqlab.seeding import set_seed
 from seqlab.training import (BinaryCrossentropy, Callback, EarlyStopping, ExponentialDecay, ModelCheckpoint,
                              ReduceLROnPlateau, SGD)
+from seqlab.training.time_budget import TimeBudget
 from test_training_toys import SignOfSum, sign_of_sum_data
 
 EPOCHS = 4
@@ -86,6 +87,23 @@ def test_reduce_on_plateau_state_survives_resumption(tmp_path):
                           resume_from=tmp_path, verbose=0)
     assert history.history["learning_rate"] == pytest.approx([0.01, 0.01, 0.005])
     assert resumed.optimizer.learning_rate == pytest.approx(0.0025)
+
+
+def test_a_step_budget_counts_the_steps_before_a_resume(tmp_path):
+    """10 batches per epoch and a budget of 25: three epochs (the third cut short), resumed or not."""
+    x, y = sign_of_sum_data(160)
+
+    def fit(model, epochs, directory, **kwargs):
+        budget = TimeBudget(max_steps=25)
+        history = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, seed=0,
+                            callbacks=[budget, ModelCheckpoint(directory, save_best=False)], **kwargs)
+        return history, budget
+
+    whole, budget = fit(_fresh_model(0), 6, tmp_path / "whole")
+    assert len(whole.history["loss"]) == 3 and budget.steps == 25
+    fit(_fresh_model(0), 1, tmp_path / "resumed")
+    resumed, budget = fit(_fresh_model(1), 6, tmp_path / "resumed", resume_from=tmp_path / "resumed")
+    assert budget.steps == 25 and resumed.history["loss"][-1] == whole.history["loss"][-1]
 
 
 @register_serializable

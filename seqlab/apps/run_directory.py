@@ -139,6 +139,10 @@ class RunDirectory:
         if self._set_aside is not None:
             shutil.rmtree(self._set_aside, ignore_errors=True)
 
+    def continues(self, resume: bool) -> bool:
+        """Whether this run goes on from a checkpoint (a resume with no epoch saved starts over, log included)."""
+        return resume and _epochs_done(self.checkpoints / "last") is not None
+
     def record_settings(self, settings: Mapping[str, Any]) -> None:
         """Rewrite settings.json (a setting known only once the data is read, such as its checksum)."""
         marked = {RUN_MARKER: RUN_FORMAT, **settings}

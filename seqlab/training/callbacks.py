@@ -286,14 +286,14 @@ class ModelCheckpoint(Callback):
         if not is_main_process():
             return
         state = self.run.checkpoint_state(epochs_done=epoch + 1)  # seqlab.training.state: the whole run
-        if self.save_last:
-            write_checkpoint(self.model, self.last_path, state)
-            self.last_saved = (self.last_path, epoch + 1)
-        if improved:
+        if improved:  # best first: a kill between the two writes redoes this epoch, which improves again
             write_checkpoint(self.model, self.best_path, state)
             if self.verbose:
                 self.say(f"Epoch {epoch + 1}: {self.watch.monitor} improved to {self.best:.4f}; "
-                                 f"saved {self.best_path}")
+                         f"saved {self.best_path}")
+        if self.save_last:
+            write_checkpoint(self.model, self.last_path, state)
+            self.last_saved = (self.last_path, epoch + 1)
 
     def state_dict(self) -> dict[str, Any]:
         return {"best": self.best}
@@ -302,30 +302,61 @@ class ModelCheckpoint(Callback):
         self.best = state["best"]
 
 
-class CSVLogger(Callback):
-    """Append each epoch's logs to a CSV file (`epoch` first, then the log names, sorted).
+class _EpochLog(Callback):
+    """A file of one line per epoch, written atomically (the base of `CSVLogger` and `JSONLogger`).
 
-    Each row is written with the file replaced atomically. With `append=True`
-    (after a resume) rows of the epoch being written and later ones, which a
-    run killed after logging but before its checkpoint left, are dropped
-    first, so every epoch has exactly one row.
+    `append=False` starts the file at `on_train_begin`; `append=True` adds to
+    it. In a resumed run (`fit(resume_from=...)` restores this callback) lines
+    of the epoch being written and later ones, which a run killed after
+    logging but before its checkpoint left, are dropped first, so every epoch
+    has exactly one line.
+    """
+
+    header = False  # whether the file's first line is a header
+
+    def __init__(self, filename: str | Path, append: bool = False):
+        self.filename, self.append, self.resumed = Path(filename), append, False
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        self.resumed = False
+        if is_main_process() and not self.append:
+            write_atomically(self.filename, b"")
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}  # nothing to remember, but a restore says that this run resumes another
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.resumed = True
+
+    def kept_lines(self, epoch: int) -> list[str]:
+        """The file's lines to keep before `epoch`'s: all of them, or in a resumed run those of earlier epochs."""
+        return _rows_before(self.filename, epoch if self.resumed else math.inf, self.epoch_of, self.header)
+
+    def epoch_of(self, line: str) -> Any:
+        raise NotImplementedError
+
+
+class CSVLogger(_EpochLog):
+    """Append each epoch's logs to a CSV file (`epoch` first, then the log names, sorted); see `_EpochLog`.
 
         >>> CSVLogger("runs/lm/log.csv", append=True)   # append=True to continue after a resume
     """
 
+    header = True
+
     def __init__(self, filename: str | Path, separator: str = ",", append: bool = False):
-        self.filename, self.separator, self.append = Path(filename), separator, append
+        super().__init__(filename, append)
+        self.separator = separator
         self.columns: list[str] | None = None
 
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        if is_main_process() and not self.append:
-            write_atomically(self.filename, b"")
+    def epoch_of(self, line: str) -> Any:
+        return line.split(self.separator, 1)[0]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not is_main_process():
             return
         logs = logs or {}
-        earlier = _rows_before(self.filename, epoch, lambda line: line.split(self.separator, 1)[0], header=True)
+        earlier = self.kept_lines(epoch)
         if self.columns is None:
             header = earlier[0].rstrip("\r\n").split(self.separator) if earlier else None
             self.columns = header if header and header[0] == "epoch" else ["epoch", *sorted(logs)]
@@ -337,26 +368,19 @@ class CSVLogger(Callback):
         write_atomically(self.filename, ("".join(earlier) + text.getvalue()).encode())
 
 
-class JSONLogger(Callback):
-    """Append each epoch's logs to a JSON-lines file: `{"epoch": 0, "loss": 0.69, ...}` per line.
-
-    Like `CSVLogger`: written atomically, one line per epoch after a resume.
+class JSONLogger(_EpochLog):
+    """Append each epoch's logs to a JSON-lines file: `{"epoch": 0, "loss": 0.69, ...}` per line; see `_EpochLog`.
 
         >>> JSONLogger("runs/lm/log.jsonl")
     """
 
-    def __init__(self, filename: str | Path, append: bool = False):
-        self.filename, self.append = Path(filename), append
-
-    def on_train_begin(self, logs: dict | None = None) -> None:
-        if is_main_process() and not self.append:
-            write_atomically(self.filename, b"")
+    def epoch_of(self, line: str) -> Any:
+        return json.loads(line)["epoch"]
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if is_main_process():
-            earlier = _rows_before(self.filename, epoch, lambda line: json.loads(line)["epoch"], header=False)
             line = json.dumps({"epoch": epoch, **(logs or {})}) + "\n"
-            write_atomically(self.filename, ("".join(earlier) + line).encode())
+            write_atomically(self.filename, ("".join(self.kept_lines(epoch)) + line).encode())
 
 
 def _rows_before(path: Path, epoch: int, epoch_of: Callable[[str], Any], header: bool) -> list[str]:

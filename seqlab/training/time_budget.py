@@ -17,6 +17,7 @@ done (a resumed run starts with the next one). The reason it stopped is
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from seqlab.training.callbacks import Callback
 
@@ -75,6 +76,16 @@ class TimeBudget(Callback):
         if self._minutes() + next_epoch > self.max_minutes:
             self._stop(f"another epoch (~{next_epoch * 60:.0f} s) would overrun the time budget of "
                        f"{self.max_minutes:g} minutes ({self._minutes() * 60:.0f} s used)")
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a resumed run needs to go on with the same budget: the time, steps and epochs already spent."""
+        return {"seconds": time.perf_counter() - self.started, "steps": self.steps, "epochs_done": self.epochs_done,
+                "slowest_epoch": self.slowest_epoch}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.started = time.perf_counter() - state["seconds"]  # the minutes already used count
+        self.steps, self.epochs_done = state["steps"], state["epochs_done"]
+        self.slowest_epoch = state["slowest_epoch"]
 
     def _minutes(self) -> float:
         return (time.perf_counter() - self.started) / 60

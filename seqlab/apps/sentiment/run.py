@@ -137,7 +137,7 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
         checkpoint = None
         if run_dir is not None:  # the log's row, then the checkpoint: a resume drops a row its checkpoint lacks
             checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_accuracy", save_best=False)
-            callbacks += [CSVLogger(run_dir.log_file, append=resume), checkpoint]
+            callbacks += [CSVLogger(run_dir.log_file, append=run_dir.continues(resume)), checkpoint]
         fit_started = time.perf_counter()
         history = model.fit(
             train_batches, validation_data=batches_for_inference(encoder, validation_ids, validation_split.labels),
