@@ -303,3 +303,15 @@ def test_a_file_of_texts_splits_at_newlines_only(tmp_path):
     assert read_lines(str(path)) == inside
     path.write_bytes(b"no final newline\n\nlast")
     assert read_lines(str(path)) == ["no final newline", "", "last"]
+
+
+def test_a_python_resume_needs_only_the_run_and_what_it_extends(tmp_path):
+    csv = write_reviews(tmp_path / "reviews.csv")
+    source = sentiment.DataSource(f"csv:{csv}", text_column="review", label_column="sentiment")
+    options = {**TINY, "epochs": 2}
+    sentiment.train(source, out=tmp_path / "run", verbose=0, log=None, **options)
+    resumed = sentiment.train(out=tmp_path / "run", resume=True, epochs=3, verbose=0, log=None)
+    assert len(resumed.epoch_seconds) == 3
+    with pytest.raises(ValueError, match=r"but --units 99 \(the run has 8\)"):
+        sentiment.train(out=tmp_path / "run", resume=True, units=99, verbose=0, log=None)
+    assert sentiment.preset_values("best", "nsmc")["tokenizer"] == "char"  # what a resume of NSMC's best checks

@@ -139,6 +139,10 @@ class RunDirectory:
         if self._set_aside is not None:
             shutil.rmtree(self._set_aside, ignore_errors=True)
 
+    def saved_settings(self) -> dict[str, Any] | None:
+        """The settings of the run in OUT (None if OUT holds no seqlab run)."""
+        return _read_settings(self.out / SETTINGS_FILE)
+
     def continues(self, resume: bool) -> bool:
         """Whether this run goes on from a checkpoint (a resume with no epoch saved starts over, log included)."""
         return resume and _epochs_done(self.checkpoints / "last") is not None

@@ -112,7 +112,8 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
         if settings.reduce_lr_patience is not None:
             callbacks.append(ReduceLROnPlateau("val_loss", factor=0.5, patience=settings.reduce_lr_patience,
                                                min_lr=1e-5))
-        callbacks.append(CSVLogger(run_dir.log_file, append=run_dir.continues(resume)))  # last: it sees what the others add
+        # The logger last: it sees what the others add to the logs.
+        callbacks.append(CSVLogger(run_dir.log_file, append=run_dir.continues(resume)))
         data = fit_data(train_ids, held_out_ids, settings)
         history = model.fit(**data, epochs=settings.epochs, verbose=verbose, callbacks=[*callbacks, checkpoint],
                             seed=settings.seed, resume_from=checkpoint if resume else None)

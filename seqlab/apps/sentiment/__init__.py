@@ -42,11 +42,12 @@ from seqlab.apps.sentiment.encoding import (TextEncoder, batches_for_inference, 
                                             review_batches, with_ngrams)
 from seqlab.apps.sentiment.evaluation import Evaluation, Prediction
 from seqlab.apps.sentiment.model import SentimentClassifier, build_model, compile_model, load
-from seqlab.apps.sentiment.recipe import CELLS, POOLINGS, PRESETS, TOKENIZERS, Recipe, make_recipe
+from seqlab.apps.sentiment.recipe import CELLS, POOLINGS, PRESETS, TOKENIZERS, Recipe, make_recipe, preset_values
 from seqlab.apps.sentiment.run import TrainResult, evaluate, save, train
 from seqlab.data.datasets import TextLabelSplit
 
 __all__ = ["CELLS", "DATA_SEED", "POOLINGS", "PRESETS", "TOKENIZERS", "DataSource", "Evaluation", "Prediction",
            "Recipe", "SentimentClassifier", "SentimentDataError", "TextEncoder", "TextLabelSplit", "TrainResult",
            "add_parser", "batches_for_inference", "build_model", "compile_model", "evaluate", "kept_tokens",
-           "label_names_of", "load", "main", "make_recipe", "review_batches", "save", "train", "with_ngrams"]
+           "label_names_of", "load", "main", "make_recipe", "preset_values", "review_batches", "save", "train",
+           "with_ngrams"]

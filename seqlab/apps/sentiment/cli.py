@@ -16,12 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
+from seqlab.apps.run_directory import RunDirectory, add_run_options, interrupted_hint, record_of
 from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.evaluation import Prediction
 from seqlab.apps.sentiment.model import load
 from seqlab.apps.sentiment.recipe import PRESETS, Recipe
-from seqlab.apps.sentiment.run import DATA_FIELDS, evaluate, train
+from seqlab.apps.sentiment.run import DATA_FIELDS, evaluate, resume_given, train
 from seqlab.commandline import add_command_group, add_options, json_line, read_lines, run_alone
 from seqlab.training import distributed
 
@@ -122,8 +122,8 @@ def _train_command(args: argparse.Namespace) -> int:
     options = {name: value for name, value in vars(args).items() if name in names}
     try:
         if args.resume:
-            given = {**(dict(PRESETS[args.preset]) if args.preset else {}),
-                     **{k: v for k, v in options.items() if v is not None}, **_data_given(args)}
+            given = resume_given(RunDirectory(args.out, model_dir=Path(args.out) / "model"), args.preset, options,
+                                 _data_given(args))
             result = train(None, out=args.out, resume=True, given=given, command=_command_line(args),
                            threads=args.threads, verbose="auto" if args.verbose is None else args.verbose)
         else:

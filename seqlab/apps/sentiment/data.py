@@ -73,7 +73,7 @@ class DataSource:
 
     @staticmethod
     def refuse_inapplicable(dataset: str, given: Iterable[str]) -> None:
-        """Refuse options (field names) that mean nothing for `dataset`: --split beside IMDb, CSV options beside no CSV."""
+        """Refuse options (field names) that mean nothing for `dataset` (--split but for IMDb; CSV options)."""
         given = list(given)
         if "split" in given and dataset != "imdb":
             raise ValueError(f"--split chooses between IMDb's protocols; {dataset} has one split of its own. "
@@ -169,8 +169,8 @@ class DataSource:
         source = cls(**{**fields, "labels": tuple(config["labels"]) if config.get("labels") else None})
         if config.get("sha256") is not None and source.checksum() != config["sha256"]:
             raise SentimentDataError(f"{source.csv_path} has changed since the model was trained on it (its "
-                                     "SHA-256 differs), so its test split is no longer the one held out. Give "
-                                     "the data to score with --dataset.")
+                                     "SHA-256 differs), so its test split is no longer the one held out. Restore "
+                                     "the file; to score other data, give it with --dataset.")
         return source
 
 

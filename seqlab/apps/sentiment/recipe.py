@@ -159,11 +159,7 @@ def make_recipe(preset: str | None = None, dataset: str = "imdb", **options: Any
         >>> make_recipe("best", dataset="nsmc").tokenizer
         'char'
     """
-    if preset is not None and preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
-    values = dict(PRESETS.get(preset, {})) if preset else {}
-    if preset and _is_korean(dataset):
-        values.update(PRESET_OVERRIDES_FOR_KOREAN.get(preset, {}))
+    values = preset_values(preset, dataset)
     given = {name: value for name, value in options.items() if value is not None}
     values.update(given)
     refuse_inapplicable(values.get("arch", "rnn"), set(given), ONLY_FOR)
@@ -172,6 +168,15 @@ def make_recipe(preset: str | None = None, dataset: str = "imdb", **options: Any
         raise TypeError(f"unknown recipe options {sorted(unknown)}; known: "
                         f"{sorted(f.name for f in dataclasses.fields(Recipe))}.")
     return Recipe(**values)
+
+
+def preset_values(preset: str | None, dataset: str = "imdb") -> dict[str, Any]:
+    """The recipe fields `preset` sets for `dataset` (a Korean dataset gets the preset's Korean overrides)."""
+    if preset is None:
+        return {}
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}.")
+    return {**PRESETS[preset], **(PRESET_OVERRIDES_FOR_KOREAN.get(preset, {}) if _is_korean(dataset) else {})}
 
 
 def _is_korean(dataset: str) -> bool:

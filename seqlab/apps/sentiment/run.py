@@ -29,7 +29,7 @@ from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference, review_batches
 from seqlab.apps.sentiment.evaluation import Evaluation
 from seqlab.apps.sentiment.model import SentimentClassifier, build_model, compile_model, load
-from seqlab.apps.sentiment.recipe import Recipe, make_recipe
+from seqlab.apps.sentiment.recipe import Recipe, make_recipe, preset_values
 from seqlab.apps.threads import use_threads
 from seqlab.apps.run_directory import RunDirectory
 from seqlab.files import write_atomically
@@ -101,7 +101,10 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
         raise ValueError("resume=True continues the run in `out`: give out=... .")
     settings = ({} if source is None else _settings_of(source, make_recipe(preset, source.dataset, **options)))
     if run_dir is not None:
-        if given is None:  # the data's checksum is checked by DataSource.from_config, with its own message
+        if given is None and resume:
+            data = source.to_config() if isinstance(dataset, DataSource) else {}
+            given = resume_given(run_dir, preset, options, data)
+        elif given is None:  # the data's checksum is checked by DataSource.from_config, with its own message
             given = {name: value for name, value in settings.items() if name != "sha256"}
         settings = run_dir.prepare(settings, resume=resume, given=given, may_change=RESUMABLE, overwrite=overwrite,
                                    write=distributed.is_main_process())
@@ -156,6 +159,15 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
     if out is not None:
         result.directory = save(result, out)
     return result
+
+
+def resume_given(run_dir: RunDirectory, preset: str | None, options: dict[str, Any],
+                 data: dict[str, Any]) -> dict[str, Any]:
+    """What a resume was given, to check against the run's settings: the preset's values (for the run's
+    dataset), the recipe options not None, and the data options given (`data`, its checksum left out)."""
+    dataset = data.get("dataset") or (run_dir.saved_settings() or {}).get("dataset", "imdb")
+    return {**preset_values(preset, dataset), **{k: v for k, v in options.items() if v is not None},
+            **{k: v for k, v in data.items() if k != "sha256"}}
 
 
 def _settings_of(source: DataSource, recipe: Recipe) -> dict[str, Any]:

@@ -121,7 +121,8 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
                                      pair_settings.pop("target", None), seed=values["seed"], **pair_settings)
         distributed.print_main(data.summary(), file=log)
         checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_loss", save_best=False)
-        callbacks = [CSVLogger(run_dir.log_file, append=run_dir.continues(resume)), checkpoint]  # the row first: see CSVLogger
+        # The log's row first, then the checkpoint: see CSVLogger.
+        callbacks = [CSVLogger(run_dir.log_file, append=run_dir.continues(resume)), checkpoint]
         model, history, seconds = train_translator(
             data, verbose=verbose, callbacks=callbacks, resume_from=checkpoint if resume else None,
             **{name: value for name, value in values.items() if name not in PAIR_FIELDS})

@@ -12,6 +12,7 @@ log-probability and attention weights `(outputs, sources)`, which
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ import numpy as np
 import torch
 
 from seqlab.apps.translate.text import EOS, TranslationInputError, detokenize, pad_rows
+from seqlab.files import write_atomically
 from seqlab.generation.decoding import Hypothesis, beam_search, greedy_decode
 
 __all__ = ["TranslatesText", "Translation", "attention_figure", "save_attention_heatmap"]
@@ -111,9 +113,10 @@ def save_attention_heatmap(translation: Translation, path: str | Path, title: st
 
     figure = attention_figure(translation, title)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
+    image = io.BytesIO()
+    figure.savefig(image, format=path.suffix[1:].lower() or "png")
     plt.close(figure)
+    write_atomically(path, image.getvalue())  # a directory of that name is refused, not replaced
     return path
 
 
