@@ -20,6 +20,7 @@ a resumed run decides exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import abc
 import csv
 import io
 import json
@@ -302,7 +303,7 @@ class ModelCheckpoint(Callback):
         self.best = state["best"]
 
 
-class _EpochLog(Callback):
+class _EpochLog(Callback, abc.ABC):
     """A file of one line per epoch, written atomically (the base of `CSVLogger` and `JSONLogger`).
 
     `append=False` starts the file at `on_train_begin`; `append=True` adds to
@@ -332,8 +333,9 @@ class _EpochLog(Callback):
         """The file's lines to keep before `epoch`'s: all of them, or in a resumed run those of earlier epochs."""
         return _rows_before(self.filename, epoch if self.resumed else math.inf, self.epoch_of, self.header)
 
+    @abc.abstractmethod
     def epoch_of(self, line: str) -> Any:
-        raise NotImplementedError
+        """The epoch a line of the file is for (a line cut short by a crash may raise)."""
 
 
 class CSVLogger(_EpochLog):
