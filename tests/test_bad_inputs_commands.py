@@ -34,7 +34,11 @@ CHARLM = ["charlm", "train", "--text", "{work}/island.txt", "--units", "16", "--
           "20", "--batch-size", "16", "--threads", "1", "--verbose", "0", "--epochs", "2"]
 TRANSLATE = ["translate", "train", "--pairs", "tsv:{work}/pairs.tsv", "--epochs", "2", "--units", "8",
              "--embedding-dim", "8", "--test-sources", "20", "--threads", "1"]
-TRAIN = {"sentiment": SENTIMENT, "charlm": CHARLM, "translate": TRANSLATE}
+EMBEDDINGS = ["embeddings", "train", "--corpus", "text:{work}/island.txt", "--min-count", "1", "--dim", "8",
+              "--epochs", "2", "--verbose", "0", "--threads", "1"]
+TRAIN = {"sentiment": SENTIMENT, "charlm": CHARLM, "translate": TRANSLATE, "embeddings": EMBEDDINGS}
+RESULT_FILES = {"embeddings": ("vectors", "vectors.safetensors")}  # the others: model/model.safetensors
+A_SETTING = {"sentiment": "--units", "charlm": "--units", "translate": "--units", "embeddings": "--dim"}
 
 
 def write_data(work: Path) -> None:
@@ -51,6 +55,7 @@ def write_data(work: Path) -> None:
     (work / "pairs.tsv").write_text("".join(f"{' '.join(w)}\t{' '.join(reversed(w))}\n" for w in pairs))
     (work / "latin1.txt").write_bytes("Pencroft's café. ".encode("latin-1") * 50)
     (work / "latin1.tsv").write_bytes("a b\tb a\ncafé\tcafé\n".encode("latin-1"))
+    (work / "blank.txt").write_text("\n  \n")
     (work / "open-quote.csv").write_text('text,label\n"a 12" pizza,pos\nbad,neg\n')
 
 
@@ -102,8 +107,9 @@ CASES = [
          r"\(checkpoints, log.csv, settings.json\)"),
         (f"{app}-resume-without-a-run", train(app, "--out", "{work}/nothing-here", "--resume"), 1,
          r"Nothing to resume in .*nothing-here: it holds no settings.json"),
-        (f"{app}-resume-with-other-settings", train(app, "--out", f"{{work}}/runs/{app}", "--resume", "--units", "999"),
-         1, r"--resume continues the run in .* with its own settings, but --units 999 \(the run has \d+\)"),
+        (f"{app}-resume-with-other-settings", train(app, "--out", f"{{work}}/runs/{app}", "--resume", A_SETTING[app],
+                                                    "999"),
+         1, rf"--resume continues the run in .* with its own settings, but {A_SETTING[app]} 999 \(the run has \d+\)"),
         (f"{app}-zero-epochs", train(app, "--out", "{work}/new", "--epochs", "0"), 1,
          r"epochs must be a positive (integer|whole number), got 0"),
     ]],
@@ -165,6 +171,27 @@ CASES = [
     ("summary-of-a-run-directory", ["summary", "{work}/runs/charlm"], 1,
      r"is a training run's output directory, not a model directory; its model is in .*runs/charlm/model"),
     ("summary-of-nothing", ["summary", "{work}/nowhere"], 1, r"No model directory at .*nowhere"),
+    ("embeddings-text-not-utf8", train("embeddings", "--out", "{work}/new", "--corpus", "text:{work}/latin1.txt"), 1,
+     r"latin1.txt: byte offset 14: bytes b'\\xe9' are not valid utf-8 .*--decode-errors replace on the command "
+     r"line"),
+    ("embeddings-no-word-above-min-count", train("embeddings", "--out", "{work}/new", "--min-count", "100000"), 1,
+     r"no word occurs 100000 times or more \(the most frequent, 'the', occurs \d+\); lower min_count"),
+    ("embeddings-empty-corpus", train("embeddings", "--out", "{work}/new", "--corpus", "text:{work}/blank.txt"), 1,
+     r"empty corpus: the 1 file\(s\) under .*blank.txt hold no text"),
+    ("embeddings-unknown-corpus", train("embeddings", "--out", "{work}/new", "--corpus", "wiki"), 1,
+     r"unknown corpus 'wiki'; expected one of \['imdb', 'imdb-all', 'nsmc', 'gutenberg', 'koconovel'\] or "
+     r"text:PATH"),
+    ("embeddings-ngrams-backwards", train("embeddings", "--out", "{work}/new", "--subwords", "--min-n", "5",
+                                          "--max-n", "3"), 1, r"subword n-grams need 1 <= min_n <= max_n"),
+    ("embeddings-similar-unknown-word", ["embeddings", "similar", "--model", "{work}/runs/embeddings", "zebra"], 1,
+     r"'zebra' is not in the vocabulary of \d+ words; train with subwords \(fastText\)"),
+    ("embeddings-similar-a-sentiment-model", ["embeddings", "similar", "--model", "{work}/runs/sentiment", "good"],
+     1, r"holds no vectors.json: it is not a directory of word vectors"),
+    ("embeddings-export-onto-a-directory", ["embeddings", "export", "--model", "{work}/runs/embeddings",
+                                            "{work}/foreign"], 1,
+     r"Cannot write the file .*foreign: a directory of that name exists"),
+    ("embeddings-plot-not-a-picture", ["embeddings", "plot", "--model", "{work}/runs/embeddings", "island", "--out",
+                                       "{work}/words.txt"], 1, r"--out must end in .png or .svg"),
 ]
 
 
@@ -183,7 +210,7 @@ def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsy
 
 def test_matrix_size():
     """The closing note of issue 22 counts these cases; keep it honest."""
-    assert len(CASES) == 3 * 9 + 27
+    assert len(CASES) == 4 * 9 + 27 + 9
 
 
 # ------------------------------------------------------------ damaged or hostile model directories
@@ -275,15 +302,16 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly(work, tmp_path, com
 @pytest.mark.parametrize("app", list(TRAIN))
 def test_overwrite_replaces_the_run_and_keeps_the_users_own_files(work, tmp_path, app):
     out = tmp_path / "run"
+    result, weights = RESULT_FILES.get(app, ("model", WEIGHTS_FILE))
     assert main([a.format(work=work) for a in train(app, "--out", str(out))]) == 0
     (out / "NOTES.md").write_text("lr 0.02 was too high\n")
-    (out / "model" / "notes.json").write_text("{}\n")
-    first = (out / "model" / WEIGHTS_FILE).read_bytes()
+    (out / result / "notes.json").write_text("{}\n")
+    first = (out / result / weights).read_bytes()
     argv = [a.format(work=work) for a in train(app, "--out", str(out), "--overwrite", "--seed", "7")]
     assert main(argv) == 0
     assert (out / "NOTES.md").read_text() == "lr 0.02 was too high\n"
-    assert (out / "model" / "notes.json").read_text() == "{}\n"
-    assert (out / "model" / WEIGHTS_FILE).read_bytes() != first  # another seed: the run was replaced
+    assert (out / result / "notes.json").read_text() == "{}\n"
+    assert (out / result / weights).read_bytes() != first  # another seed: the run was replaced
     assert len((out / "log.csv").read_text().splitlines()) == 1 + 2  # header and the new run's two epochs
 
 

@@ -287,7 +287,7 @@ def test_demo_trains_saves_and_prints_three_scale_factors(tmp_path, english, cap
 def test_koconovel_is_found_in_the_data_folder_or_named_as_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("SEQLAB_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("SEQLAB_CACHE_DIR", str(tmp_path / "cache"))
-    with pytest.raises(FileNotFoundError, match="koconovel_50novels.txt.*--text PATH"):
+    with pytest.raises(FileNotFoundError, match="koconovel_50novels.txt.*a text file of your own"):
         charlm.load_text(Settings(corpus="koconovel"))
     (tmp_path / "koconovel").mkdir()
     (tmp_path / "koconovel" / "koconovel_50novels.txt").write_text("다른 글")

@@ -90,7 +90,9 @@ def final_state(out: Path) -> tuple[dict[str, torch.Tensor], list[dict[str, str]
     return weights, rows
 
 
-@pytest.mark.parametrize("app", list(TRAIN))
+# The embeddings app trains a tiny corpus in milliseconds an epoch, too fast to kill in mid-epoch reliably; its
+# resume is held exact in tests/test_embeddings_app.py.
+@pytest.mark.parametrize("app", [app for app in TRAIN if app != "embeddings"])
 def test_kill_9_at_random_points_then_resume_ends_bit_for_bit_where_an_uninterrupted_run_ends(tmp_path, app):
     write_data(tmp_path)
     environment = {**os.environ, "PYTHONHASHSEED": "0"}

@@ -41,7 +41,7 @@ import os
 import secrets
 import shlex
 import shutil
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -68,8 +68,13 @@ class RunDirectoryError(ValueError):
 class RunDirectory:
     """OUT of one training run (see the module docstring); `owned` names the app's other files in it."""
 
-    def __init__(self, out: str | os.PathLike, *, model_dir: str | os.PathLike, owned: Iterable[str] = ()):
+    def __init__(self, out: str | os.PathLike, *, model_dir: str | os.PathLike, owned: Iterable[str] = (),
+                 check_model_dir: Callable[[Path], Any] = check_model_directory_writable,
+                 model_saved: Callable[[Path], bool] = lambda directory: (directory / CONFIG_FILE).is_file()):
+        """`check_model_dir` refuses a model directory the run may not write; `model_saved` says one holds a
+        result (defaults: a seqlab model directory; the embeddings app passes its vectors' own)."""
         self.out, self.model_dir = Path(out), Path(model_dir)
+        self._check_model_dir, self._model_saved = check_model_dir, model_saved
         self.owned = (SETTINGS_FILE, COMMAND_FILE, LOG_FILE, *owned)
         self._fresh, self._set_aside = False, None
 
@@ -110,7 +115,7 @@ class RunDirectory:
             settings = self._resumed(given, tuple(may_change))
         else:
             self._refuse_to_replace(overwrite)
-        check_model_directory_writable(self.model_dir)
+        self._check_model_dir(self.model_dir)
         if not resume:
             self._set_aside = self._set_aside_earlier_run()
         self.out.mkdir(parents=True, exist_ok=True)
@@ -184,7 +189,7 @@ class RunDirectory:
             raise RunDirectoryError(f"Refusing to write a training run into {self.out}: it holds files that no "
                                     f"seqlab run wrote ({', '.join(entries[:5])}). Choose a new or empty directory.")
         epochs = _epochs_done(self.checkpoints / "last")
-        something_to_lose = epochs or (self.model_dir / CONFIG_FILE).is_file()
+        something_to_lose = epochs or self._model_saved(self.model_dir)
         if not overwrite and something_to_lose:  # a run that ended no epoch and saved no model: nothing
             raise RunDirectoryError(
                 f"{self.out} already holds a training run{f' ({epochs} epoch(s) done)' if epochs else ''}. "

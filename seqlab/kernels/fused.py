@@ -20,7 +20,8 @@ multiply-adds: an LSTM(512) with 64 rows), to oneDNN with the kernel packed
 once into its own layout (about twice BLAS' speed here). `CellStep` is one
 time step without autograd, for generation, with the kernel packed once;
 `csrc/sampling.cpp` adds `draw`, generation's sampler in one call
-(`seqlab.generation.draw`).
+(`seqlab.generation.draw`), and `csrc/word2vec.cpp` the word-vector trainer of
+`seqlab.embeddings`.
 
 The extension is compiled on first use with PyTorch's C++ toolchain
 (`torch.utils.cpp_extension`, g++ and ninja; about 30 s, cached under
@@ -51,8 +52,9 @@ from seqlab.kernels.allocator import keep_freed_memory
 from seqlab.kernels.equations import RELU, SIGMOID, TANH, Equation, Form, equation_of
 from seqlab.kernels.masks import Padding
 
-# The recurrent loop, and `draw` for generation (bound in fused_loop.cpp's module).
-SOURCES = [str(Path(__file__).with_name("csrc") / name) for name in ("fused_loop.cpp", "sampling.cpp")]
+# The recurrent loop, `draw` for generation and `train_word2vec` for seqlab.embeddings (all bound in
+# fused_loop.cpp's module).
+SOURCES = [str(Path(__file__).with_name("csrc") / name) for name in ("fused_loop.cpp", "sampling.cpp", "word2vec.cpp")]
 
 
 def _build_name() -> str:

@@ -13,21 +13,16 @@ reads `batch_size` parallel streams in consecutive seq_len windows.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from seqlab.apps.charlm.settings import Settings
-from seqlab.data.datasets import load_gutenberg, load_text_corpus
+from seqlab.data.datasets import load_gutenberg, load_koconovel, load_text_corpus
 from seqlab.data.epoch_batches import BufferedShuffle, EpochBatches, InOrder, rows
-from seqlab.data.fetch import DatasetNotFoundError, search_folders, sha256_of
 from seqlab.training import batchify
 
 __all__ = ["chunk_batches", "chunks", "fit_data", "load_text", "split_ids"]
-
-KOCONOVEL_FILE = "koconovel/koconovel_50novels.txt"
-KOCONOVEL_SHA256 = "938ec437fd1f3e8e5dde70dcf668fa4614f44d471f402007d57188be2bde8cde"
 
 
 def load_text(settings: Settings) -> str:
@@ -36,21 +31,7 @@ def load_text(settings: Settings) -> str:
         return load_text_corpus(settings.text, errors=settings.decode_errors).text
     if settings.corpus == "mysterious-island":
         return load_gutenberg(1268).text
-    return load_text_corpus(_koconovel_file()).text
-
-
-def _koconovel_file() -> Path:
-    """KoCoNovel's joined novels, found in `$SEQLAB_DATA_DIR` or the cache and checked against its sha256."""
-    for folder in search_folders():
-        for candidate in (folder / KOCONOVEL_FILE, folder / Path(KOCONOVEL_FILE).name):
-            if candidate.is_file():
-                if sha256_of(candidate) != KOCONOVEL_SHA256:
-                    raise ValueError(f"{candidate} is not the KoCoNovel text seqlab knows (sha256 differs); "
-                                     "pass it as --text PATH to train on it anyway.")
-                return candidate
-    raise DatasetNotFoundError(
-        f"KoCoNovel ({KOCONOVEL_FILE}) is in none of {[str(f) for f in search_folders()]}, and it has no "
-        "single-file download: put koconovel_50novels.txt there (set $SEQLAB_DATA_DIR), or pass --text PATH.")
+    return load_koconovel().text
 
 
 def split_ids(ids: torch.Tensor, val_fraction: float, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:

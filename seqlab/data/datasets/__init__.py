@@ -6,12 +6,14 @@ download.
 """
 from seqlab.data.datasets.gutenberg import load_gutenberg, strip_gutenberg_boilerplate
 from seqlab.data.datasets.imdb import ImdbReviews, ImdbSplits, load_imdb, read_imdb, split_imdb
+from seqlab.data.datasets.koconovel import koconovel_file, load_koconovel
 from seqlab.data.datasets.nsmc import load_nsmc
 from seqlab.data.datasets.parallel import ParallelCorpus, load_parallel
 from seqlab.data.datasets.text_corpus import TextCorpus, TextDecodeError, decode_text, load_text_corpus
 from seqlab.data.datasets.text_label import MalformedDataError, TextLabelSplit, load_text_label
 
 __all__ = [
+    "koconovel_file", "load_koconovel",
     "ImdbReviews", "ImdbSplits", "MalformedDataError", "ParallelCorpus", "TextCorpus",
     "TextDecodeError", "TextLabelSplit", "decode_text", "load_gutenberg", "load_imdb",
     "load_nsmc", "load_parallel", "load_text_corpus", "load_text_label", "read_imdb",

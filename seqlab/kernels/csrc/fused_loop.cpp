@@ -972,6 +972,12 @@ std::vector<Tensor> backward(int64_t cell, const std::optional<Tensor>& grad_out
 
 // sampling.cpp
 Tensor draw(const Tensor& probabilities, const Tensor& uniform);
+std::vector<double> train_word2vec(const Tensor& corpus, const Tensor& sentence_starts, const Tensor& keep,
+                                   const Tensor& noise, Tensor input, Tensor output,
+                                   const std::optional<Tensor>& row_starts, const std::optional<Tensor>& rows,
+                                   bool skipgram, int64_t window, int64_t negative, bool cbow_mean,
+                                   double alpha_begin, double alpha_end, int64_t seed, int64_t threads,
+                                   bool compute_loss);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("forward", &forward, "recurrent time loop, forward");
@@ -987,6 +993,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       .def("__call__", &Step::operator(), "one step: (projected, h, c | None) -> [h_t, c_t | None]");
   m.def("draw", &draw, "one index per row of probabilities (B, V), at float64 uniforms u (B,): "
         "the first i whose running sum exceeds u times the row's total");
+  m.def("train_word2vec", &train_word2vec,
+        "one Hogwild pass of skip-gram or CBOW with negative sampling over sentences (csrc/word2vec.cpp); "
+        "returns [loss, targets, kept words, words]");
   m.def("uses_packed_product", [](int64_t rows, int64_t k, int64_t n) {
     return !packed_kernels<float>(torch::zeros({1, k, n}), rows).empty();
   }, "whether a float32 product of (rows, k) by (k, n) in the loop runs on oneDNN's packed kernel");
