@@ -3,7 +3,8 @@
 Word similarity: WordSim-353 and SimLex-999 give pairs of words with a human
 score; the vectors' score is Spearman's ρ between the humans' scores and the
 cosines (ranks with ties averaged, then Pearson's r of the ranks), over the
-pairs whose two words have vectors; the rest are the out-of-vocabulary share.
+pairs whose two words have vectors; the rest are the out-of-vocabulary share
+(with fewer than two pairs left, ρ is NaN).
 Analogies: Google's questions-words.txt, 19,544 questions `a b c d` in 14
 sections; a question counts when all four words are among the first
 `restrict_vocabulary` (300,000) words, and is right when the 3CosAdd (or
@@ -76,8 +77,8 @@ def evaluate_word_pairs(vectors: WordVectors, path: str | os.PathLike,
         if a.upper() in lookup and b.upper() in lookup:
             human.append(float(score))
             cosine.append(float(unit[lookup[a.upper()]] @ unit[lookup[b.upper()]]))
-    if len(human) < 2:
-        raise ValueError(f"only {len(human)} of the {total} pairs of {path} have vectors; too few to correlate")
+    if len(human) < 2:  # nothing to correlate: the scores are undefined, the out-of-vocabulary share says why
+        return WordPairScore(float("nan"), float("nan"), total, 1 - len(human) / max(1, total))
     human_array, cosine_array = np.array(human), np.array(cosine)
     return WordPairScore(_pearson(_ranks(human_array), _ranks(cosine_array)), _pearson(human_array, cosine_array),
                          total, 1 - len(human) / total)
@@ -116,7 +117,7 @@ def evaluate_analogies(vectors: WordVectors, path: str | os.PathLike, method: st
         done, count = sections.get(name, (0, 0))
         sections[name] = (done + correct, count + 1)
     correct = int(right.sum())
-    return AnalogyScore(correct / max(1, len(questions)), correct, len(questions), 1 - len(questions) / total,
+    return AnalogyScore(correct / len(questions) if questions else float("nan"), correct, len(questions), 1 - len(questions) / total,
                         sections)
 
 

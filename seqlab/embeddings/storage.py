@@ -57,8 +57,10 @@ def save_vectors(vectors: WordVectors, directory: str | os.PathLike, training: d
 
 
 def load_vectors(directory: str | os.PathLike) -> WordVectors:
-    """Read vectors that `save_vectors` wrote; a clear error for anything else."""
+    """Read vectors that `save_vectors` wrote (or a run's OUT, whose OUT/vectors they are); a clear error else."""
     directory = Path(directory)
+    if not is_vectors_directory(directory) and is_vectors_directory(directory / "vectors"):
+        directory = directory / "vectors"  # the --out of `seqlab embeddings train`
     config = read_vectors_config(directory)
     try:
         tensors = load_file(str(directory / TENSORS))

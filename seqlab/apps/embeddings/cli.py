@@ -24,8 +24,7 @@ from seqlab.apps.embeddings.settings import Settings
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.threads import use_threads
 from seqlab.commandline import add_command_group, add_options, json_line, run_alone
-from seqlab.embeddings import (benchmark_file, evaluate_analogies, evaluate_word_pairs, is_vectors_directory,
-                               load_vectors, write_word2vec)
+from seqlab.embeddings import benchmark_file, evaluate_analogies, evaluate_word_pairs, load_vectors, write_word2vec
 from seqlab.embeddings.evaluation import BENCHMARKS
 from seqlab.embeddings.plot import save_words_plot
 
@@ -87,9 +86,7 @@ def _with_model(parser: argparse.ArgumentParser, json_option: bool = True) -> ar
 
 
 def _vectors(args: argparse.Namespace):
-    directory = Path(args.model)
-    return load_vectors(directory / "vectors" if not is_vectors_directory(directory) and
-                        (directory / "vectors").is_dir() else directory)
+    return load_vectors(args.model)
 
 
 def _fail(command: str, error: BaseException) -> int:
@@ -173,9 +170,11 @@ def _evaluate_command(args: argparse.Namespace) -> int:
         return 0
     print("test\tscore\tout of vocabulary")
     for name, score in pairs.items():
-        print(f"{name}\tSpearman {score.spearman:.4f}\t{score.oov_share:.1%} of {score.pairs} pairs")
-    print(f"analogies ({args.method})\taccuracy {analogies.accuracy:.2%} ({analogies.correct:,}/"
-          f"{analogies.questions:,})\t{analogies.oov_share:.1%} of the questions")
+        rho = "n/a (too few pairs with vectors)" if score.spearman != score.spearman else f"{score.spearman:.4f}"
+        print(f"{name}\tSpearman {rho}\t{score.oov_share:.1%} of {score.pairs} pairs")
+    accuracy = "n/a" if not analogies.questions else f"{analogies.accuracy:.2%}"
+    print(f"analogies ({args.method})\taccuracy {accuracy} ({analogies.correct:,}/{analogies.questions:,})\t"
+          f"{analogies.oov_share:.1%} of the questions")
     return 0
 
 

@@ -29,8 +29,8 @@ __all__ = ["add_parser", "main"]
 
 # The order `seqlab sentiment train --help` lists the recipe's options in.
 TRAIN_OPTIONS = ("arch", "cell", "bidirectional", "layers", "units", "heads", "embedding_dim", "dense_units",
-                 "pooling", "max_len", "tokenizer", "vocab_size", "ngrams", "mask", "bucket", "shuffle", "dropout",
-                 "epochs", "batch_size", "lr", "patience", "max_minutes", "seed")
+                 "pooling", "max_len", "tokenizer", "vocab_size", "embeddings", "freeze_embeddings", "ngrams", "mask",
+                 "bucket", "shuffle", "dropout", "epochs", "batch_size", "lr", "patience", "max_minutes", "seed")
 
 
 def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentParser:

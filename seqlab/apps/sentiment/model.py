@@ -27,12 +27,14 @@ from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference
 from seqlab.apps.sentiment.evaluation import Evaluation, Prediction
 from seqlab.apps.sentiment.recipe import CELLS, POOLINGS, Recipe
 from seqlab.data.datasets import TextLabelSplit
+from seqlab.data.vocabulary import Vocabulary
+from seqlab.embeddings import load_vectors, vectors_table
 from seqlab.layers import Bidirectional, Dense, Dropout, Embedding, transformer_stack
 from seqlab.model import Sequential
 from seqlab.saving import load_model
 from seqlab.training import Adam
 
-__all__ = ["SentimentClassifier", "build_model", "compile_model", "load"]
+__all__ = ["SentimentClassifier", "build_model", "check_vectors_width", "compile_model", "load", "start_from_vectors"]
 
 
 def build_model(recipe: Recipe, vocabulary_size: int) -> Sequential:
@@ -73,6 +75,24 @@ def _recurrent_body(recipe: Recipe) -> list[Any]:
 def _transformer_body(recipe: Recipe) -> list[Any]:
     return transformer_stack(recipe.embedding_dim, recipe.heads, recipe.units, num_blocks=recipe.layers,
                              dropout=recipe.dropout, max_len=recipe.max_len)
+
+
+def start_from_vectors(model: Sequential, recipe: Recipe, vocabulary: Vocabulary) -> float:
+    """Fill the model's Embedding with `recipe.embeddings`' vectors (frozen with `freeze_embeddings`);
+    returns the share of the vocabulary's tokens that had a vector."""
+    vectors = load_vectors(recipe.embeddings)
+    check_vectors_width(vectors.dim, recipe.embedding_dim)
+    table, found = vectors_table(vectors, vocabulary, seed=recipe.seed)
+    embedding = model.layers[0]
+    embedding.set_weights([table])
+    embedding.trainable = not recipe.freeze_embeddings
+    return found
+
+
+def check_vectors_width(width: int, embedding_dim: int | None) -> None:
+    if embedding_dim is not None and embedding_dim != width:
+        raise ValueError(f"--embeddings holds vectors of {width} dimensions but --embedding-dim is {embedding_dim}; "
+                         f"drop --embedding-dim (the vectors set it) or give {width}.")
 
 
 def compile_model(model: Sequential, recipe: Recipe) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from seqlab.apps.architecture import ARCHITECTURES, check_heads, refuse_inapplicable
@@ -55,6 +56,9 @@ class Recipe:
     `shuffle=False` reads the training texts in the same order every epoch
     (the tutorial's `padded_batch` without reshuffling). The vocabulary counts
     the tokens the model reads in training: each text's last `max_len`.
+    `embeddings`: a directory of word vectors (`seqlab.embeddings`) whose
+    rows start the Embedding, one per vocabulary token that has a vector
+    (`freeze_embeddings`: kept fixed); its width is the `embedding_dim`.
     """
 
     arch: str = setting("rnn", "rnn: recurrent layers; transformer: transformer blocks (--layers blocks of "
@@ -73,6 +77,9 @@ class Recipe:
     tokenizer: str = setting("word", "word (lowercased), word_cased (case kept), tfds (the tutorial's: runs of "
                                      "\\w, case kept), char, jamo or morpheme (Kiwi)", choices=TOKENIZERS)
     vocab_size: int | None = setting(None, "keep the N most frequent training tokens", default_text="all")
+    embeddings: str | None = setting(None, "start the Embedding from word vectors: the --out of `seqlab "
+                                           "embeddings train` (its width sets --embedding-dim)", metavar="DIR")
+    freeze_embeddings: bool = setting(False, "keep the vectors of --embeddings fixed (trainable=False)")
     mask: bool = setting(False, "mask padding so it never changes a result", default_text="no, as the tutorial")
     dropout: float = setting(0.0, "dropout after the embedding and after the recurrent layers, or inside and "
                                   "after the transformer blocks")
@@ -88,6 +95,11 @@ class Recipe:
     seed: int = setting(0, "seed for weights and batch order")
 
     def __post_init__(self) -> None:
+        if self.embeddings is not None:  # absolute, so that a run resumed from another folder reads the same
+            self.embeddings = str(Path(self.embeddings).expanduser().resolve())
+        elif self.freeze_embeddings:
+            raise ValueError("--freeze-embeddings keeps the vectors of --embeddings DIR fixed; give --embeddings "
+                             "too, or drop it.")
         if self.pooling is None:
             self.pooling = "average" if self.arch == "transformer" else "last"
         choices = {"arch": ARCHITECTURES, "cell": CELLS, "pooling": ("last", *POOLINGS), "tokenizer": TOKENIZERS}

@@ -28,7 +28,9 @@ import torch
 from seqlab.apps.sentiment.data import DataSource
 from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference, review_batches
 from seqlab.apps.sentiment.evaluation import Evaluation
-from seqlab.apps.sentiment.model import SentimentClassifier, build_model, compile_model, load
+from seqlab.apps.sentiment.model import (SentimentClassifier, build_model, check_vectors_width, compile_model, load,
+                                         start_from_vectors)
+from seqlab.embeddings import load_vectors
 from seqlab.apps.sentiment.recipe import Recipe, make_recipe, preset_values
 from seqlab.apps.threads import use_threads
 from seqlab.apps.run_directory import RunDirectory
@@ -99,6 +101,10 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
     run_dir = RunDirectory(out, model_dir=Path(out) / "model", owned=("summary.json",)) if out is not None else None
     if resume and run_dir is None:
         raise ValueError("resume=True continues the run in `out`: give out=... .")
+    if options.get("embeddings") is not None:  # the vectors' width is the Embedding's
+        width = load_vectors(options["embeddings"]).dim
+        check_vectors_width(width, options.get("embedding_dim"))
+        options = {**options, "embedding_dim": width}
     settings = ({} if source is None else _settings_of(source, make_recipe(preset, source.dataset, **options)))
     if run_dir is not None:
         if given is None and resume:
@@ -123,6 +129,10 @@ def train(dataset: str | DataSource | None = "imdb", *, preset: str | None = Non
         train_ids = encoder.encode_batch(train_split.texts)
         validation_ids = encoder.encode_batch(validation_split.texts)
         model = build_model(recipe, len(vocabulary))
+        if recipe.embeddings is not None and not (run_dir is not None and run_dir.continues(resume)):
+            found = start_from_vectors(model, recipe, vocabulary)
+            _say(log, f"embedding from {recipe.embeddings}: {found:.1%} of the vocabulary's tokens have a vector"
+                      f"{' (frozen)' if recipe.freeze_embeddings else ''}")
         compile_model(model, recipe)
         model.tokenizer = encoder
         grams = f" and their 2..{recipe.ngrams}-grams" if recipe.ngrams > 1 else ""
