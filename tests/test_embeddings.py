@@ -13,7 +13,7 @@ import torch
 from seqlab.data.vocabulary import Vocabulary
 from seqlab.embeddings import (SubwordHasher, Word2Vec, Word2VecFormatError, Word2VecSettings, WordVectors,
                                build_corpus, embedding_from_vectors, evaluate_analogies, evaluate_word_pairs,
-                               load_vectors, read_word2vec, save_vectors, write_word2vec)
+                               load_vectors, read_word2vec, save_vectors, vectors_table, write_word2vec)
 from seqlab.embeddings import torch_pass
 from seqlab.embeddings.distributions import keep_probabilities, noise_probabilities, noise_table
 from seqlab.embeddings.storage import VectorsDirectoryError
@@ -73,8 +73,8 @@ def test_the_kernel_applies_each_pair_as_the_hand_computation_does(architecture)
     input, output, noise = tiny_problem()
     ids, starts, keep = torch.tensor([0, 1, 2], dtype=torch.int32), torch.tensor([0, 3]), torch.ones(4)
     alpha = 0.1
-    if architecture == "skipgram":  # centre -> each context, in reading order
-        steps = [(([c], [1.0], [1.0]), o, [3, 3]) for c, o in [(0, 1), (1, 0), (1, 2), (2, 1)]]
+    if architecture == "skipgram":  # each context -> its centre, centres in reading order
+        steps = [(([c], [1.0], [1.0]), o, [3, 3]) for c, o in [(1, 0), (0, 1), (2, 1), (1, 2)]]
     else:  # the mean of the contexts -> the centre
         steps = [(([1], [1.0], [1.0]), 0, [3, 3]), (([0, 2], [0.5, 0.5], [1.0, 1.0]), 1, [3, 3]),
                  (([1], [1.0], [1.0]), 2, [3, 3])]
@@ -94,7 +94,7 @@ def test_with_subwords_the_input_is_the_mean_of_a_words_rows_and_each_row_takes_
     rows, row_starts = torch.tensor([0, 4, 5, 1, 5, 2, 3]), torch.tensor([0, 3, 5, 6, 7])
     ids, starts, keep = torch.tensor([0, 1], dtype=torch.int32), torch.tensor([0, 2]), torch.ones(4)
     bag = {0: [0, 4, 5], 1: [1, 5]}
-    steps = [((bag[c], [1 / len(bag[c])] * len(bag[c]), [1.0] * len(bag[c])), o, [3]) for c, o in [(0, 1), (1, 0)]]
+    steps = [((bag[c], [1 / len(bag[c])] * len(bag[c]), [1.0] * len(bag[c])), o, [3]) for c, o in [(1, 0), (0, 1)]]
     W, C, _ = hand_updates([s[0] for s in steps], input, output, steps, 0.05)
     fused.extension().train_word2vec(ids, starts, keep, noise, input, output, row_starts, rows, True, 1, 1, True,
                                      0.05, 0.05, 7, 1, False)
@@ -110,7 +110,7 @@ def test_the_pytorch_pass_sums_a_batch_of_pairs_as_one_step():
     torch_pass.train_pass(ids, starts, keep, noise, input, output, None, None, skipgram=True, window=1, negative=1,
                           cbow_mean=True, alpha_begin=0.1, alpha_end=0.1, seed=0)
     expected_W, expected_C = W0.clone(), C0.clone()
-    for centre, positive in [(0, 1), (1, 0)]:
+    for centre, positive in [(1, 0), (0, 1)]:  # (the context's input row, the centre it predicts)
         h = W0[centre]
         for target, label in [(positive, 1.0), (3, 0.0)]:
             g = (label - torch.sigmoid(h @ C0[target])) * 0.1
@@ -380,3 +380,12 @@ def test_an_embedding_layer_starts_from_the_vectors():
     assert float(table[vocabulary.index("emperor")].abs().sum()) > 0  # drawn at the vectors' scale
     assert not layer.embeddings.requires_grad and layer.mask_zero
     assert layer(torch.tensor([[vocabulary.index("king"), 0]])).shape == (1, 2, 4)
+
+
+def test_a_word_bigram_token_starts_at_the_mean_of_its_words():
+    vectors = hand_vectors()
+    vocabulary = Vocabulary(["king", "king queen", "king emperor"])
+    table, found = vectors_table(vectors, vocabulary)
+    torch.testing.assert_close(table[vocabulary.index("king queen")], (vectors["king"] + vectors["queen"]) / 2)
+    assert found == pytest.approx(1 / 3)  # only 'king' itself has a vector of its own
+    assert not torch.equal(table[vocabulary.index("king emperor")], vectors["king"] / 2)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from seqlab.apps import embeddings as app
 from seqlab.cli import main
 from seqlab.embeddings import Word2Vec, Word2VecSettings, load_vectors
 from seqlab.saving import load_model

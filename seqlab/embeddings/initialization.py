@@ -6,7 +6,9 @@ n-gram in common either), the specials and the unknown row are drawn from
 N(0, σ²) with σ the trained vectors' standard deviation, so they sit among
 the trained ones at the same scale (the usual choice, e.g. Kim 2014 with
 U(-a, a) of the same variance); with subwords an unseen token gets its
-n-grams' mean, as fastText gives it. The vectors' width is the layer's
+n-grams' mean, as fastText gives it. A word n-gram token (`"not good"`, the
+sentiment app's `--ngrams`) starts at the mean of its words' vectors when
+they all have one (not counted as found). The vectors' width is the layer's
 `output_dim`. `trainable=False` freezes the table (Keras' `trainable`).
 
     >>> layer, found = embedding_from_vectors(vectors, vocabulary, mask_zero=True, trainable=False)
@@ -36,6 +38,8 @@ def vectors_table(vectors: WordVectors, vocabulary: Vocabulary, seed: int = 0) -
         if vectors.has_vector(token):
             table[index] = vectors.vector(token)
             found += 1
+        elif " " in token and all(vectors.has_vector(part) for part in token.split(" ")):
+            table[index] = torch.stack([vectors.vector(part) for part in token.split(" ")]).mean(dim=0)
     return table, found / max(1, len(counted))
 
 

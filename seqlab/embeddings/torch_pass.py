@@ -2,8 +2,8 @@
 
 The same objective, noise and subsampling as `csrc/word2vec.cpp`, but batched:
 the kept positions of a block of sentences and their reduced windows are laid
-out with index operations, and each batch of `batch_size` examples (a centre
-and one context for skip-gram, a centre and its window for CBOW) takes one
+out with index operations, and each batch of `batch_size` examples (a context
+word and its centre for skip-gram, a centre and its window for CBOW) takes one
 SGD step whose updates are summed with `index_add_`:
 
     h_e = Σ_r a_er W_r              (a_er: the example's input rows, weighted to a mean)
@@ -37,9 +37,9 @@ def train_pass(ids: torch.Tensor, sentence_starts: torch.Tensor, keep: torch.Ten
     words, sentence = words[kept], sentence[kept]
     reach = torch.randint(1, window + 1, words.shape, generator=generator)
     centre, context = _window_pairs(sentence, reach, window)
-    if skipgram:
-        examples, bag_example, bag_word, bag_weight = centre, torch.arange(centre.numel()), words[centre], None
-        targets = words[context]
+    if skipgram:  # each context word predicts the centre (word2vec.c's order)
+        examples, bag_example, bag_word, bag_weight = centre, torch.arange(centre.numel()), words[context], None
+        targets = words[centre]
     else:
         examples, inverse = torch.unique(centre, return_inverse=True)
         count = torch.bincount(inverse, minlength=examples.numel()).float()

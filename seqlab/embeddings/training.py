@@ -1,7 +1,7 @@
 """Word2Vec and fastText training: `Word2Vec(settings).fit(token_lists)` gives `WordVectors`.
 
-Skip-gram (predict each context word from the centre) or CBOW (predict the
-centre from the mean of its context), both with negative sampling; the noise
+Skip-gram (each context word predicts the centre, word2vec.c's order) or
+CBOW (the mean of the context predicts the centre), both with negative sampling; the noise
 and subsampling distributions are in `distributions.py`, the pass itself in
 `csrc/word2vec.cpp` (Hogwild on `threads` threads, the loop that word2vec.c
 and gensim run) or, where the C++ extension cannot be built, in
@@ -150,6 +150,11 @@ class Word2Vec:
                              time.perf_counter() - started)
         self.history.append(report)
         return report
+
+    @property
+    def current_alpha(self) -> float:
+        """The learning rate where training stands (after `epochs_done` epochs)."""
+        return self._alpha(self.epochs_done / self.settings.epochs)
 
     def vectors(self) -> WordVectors:
         """The trained vectors: each word's mean of its input rows (its own, and its n-grams')."""

@@ -83,9 +83,9 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
         try:
             while trainer.epochs_done < settings.epochs:
                 progress.begin(f"Epoch {trainer.epochs_done + 1}/{settings.epochs}", _blocks(corpus.words))
-                report = trainer.train_epoch(lambda p: progress.advance({"alpha": p["alpha"]}, 0, "words"))
-                progress.units = report.words
-                progress.end({"loss": report.loss})
+                report = trainer.train_epoch(lambda p: progress.advance(
+                    {"alpha": p["alpha"]}, p["words"] - progress.units, "words"))  # words/s and the learning rate
+                progress.end({"loss": report.loss, "alpha": trainer.current_alpha})
                 _write_checkpoint(run_dir.checkpoints / "last", trainer.state())
                 _write_log(run_dir.log_file, trainer.history)
         finally:

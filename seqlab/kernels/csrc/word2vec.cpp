@@ -8,9 +8,9 @@
 //   window        for each kept centre t a reduced window b ~ U{1..window}; its contexts are the kept
 //                 positions t-b..t+b other than t, inside the sentence;
 //   input         h(w) = mean of the input rows of w (its own row, and its character n-gram buckets when
-//                 fastText's subwords are on); skip-gram's input is the centre and each context is a target
-//                 (fastText's order; word2vec.c's is the reverse, the same pairs); CBOW's input is the
-//                 mean (or the sum) of the contexts' h and the centre is the target;
+//                 fastText's subwords are on); skip-gram's input is each context word and the centre is
+//                 its target (word2vec.c's and gensim's order; fastText's is the reverse, the same pairs);
+//                 CBOW's input is the mean (or the sum) of the contexts' h and the centre is the target;
 //   targets       the positive target o with label 1 and `negative` draws n from the noise distribution
 //                 with label 0 (a draw equal to o is skipped, as word2vec.c does):
 //                   f = h · C_o,   g = (label - sigmoid(f)) * alpha,   e += g C_o,   C_o += g h
@@ -131,7 +131,7 @@ class Worker {
       const int64_t from = std::max<int64_t>(0, t - reach), to = std::min(n, t + reach + 1);
       if (p_.skipgram) {
         for (int64_t c = from; c < to; ++c)
-          if (c != t) skipgram_pair(kept_[t], kept_[c]);
+          if (c != t) skipgram_pair(kept_[c], kept_[t]);
       } else {
         cbow(t, from, to);
       }
@@ -190,11 +190,11 @@ class Worker {
     }
   }
 
-  void skipgram_pair(int32_t centre, int32_t context) {
+  void skipgram_pair(int32_t input, int32_t target) {
     std::fill(h_.begin(), h_.end(), 0.0f);
-    add_input(centre, 1.0f);
-    targets(context);
-    update_input(centre, 1.0f);
+    add_input(input, 1.0f);
+    targets(target);
+    update_input(input, 1.0f);
   }
 
   void cbow(int64_t t, int64_t from, int64_t to) {
