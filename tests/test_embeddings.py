@@ -220,6 +220,10 @@ def test_bad_corpora_get_clear_errors():
         build_corpus(["a whole text"])
     with pytest.raises(ValueError, match="unknown architecture 'glove'"):
         Word2VecSettings(architecture="glove")
+    with pytest.raises(ValueError, match="negative must be at least 1"):
+        Word2VecSettings(negative=0)
+    with pytest.raises(RuntimeError, match=r"needs a corpus: call fit\(token_lists\)"):
+        Word2Vec().vectors()
 
 
 # ------------------------------------------------------------------ subwords

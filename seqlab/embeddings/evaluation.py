@@ -117,8 +117,8 @@ def evaluate_analogies(vectors: WordVectors, path: str | os.PathLike, method: st
         done, count = sections.get(name, (0, 0))
         sections[name] = (done + correct, count + 1)
     correct = int(right.sum())
-    return AnalogyScore(correct / len(questions) if questions else float("nan"), correct, len(questions), 1 - len(questions) / total,
-                        sections)
+    accuracy = correct / len(questions) if questions else float("nan")
+    return AnalogyScore(accuracy, correct, len(questions), 1 - len(questions) / total, sections)
 
 
 def _analogy_scores(unit: torch.Tensor, a, b, c, method: str) -> torch.Tensor:

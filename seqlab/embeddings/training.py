@@ -132,6 +132,7 @@ class Word2Vec:
         self.history: list[EpochReport] = []
 
     def train_epoch(self, progress: Callable[[dict], None] | None = None) -> EpochReport:
+        self._require_prepared("train_epoch")
         s, corpus = self.settings, self.corpus
         starts = corpus.sentence_starts
         total = corpus.words * s.epochs
@@ -158,6 +159,7 @@ class Word2Vec:
 
     def vectors(self) -> WordVectors:
         """The trained vectors: each word's mean of its input rows (its own, and its n-grams')."""
+        self._require_prepared("vectors")
         words = len(self.vocabulary)
         if self.hasher is None:
             return WordVectors(self.vocabulary.words, self.input[:words].clone(), self.vocabulary.counts)
@@ -181,6 +183,11 @@ class Word2Vec:
         self.output.copy_(state["output"])
         self.epochs_done = int(state["epochs_done"])
         self.history = [EpochReport(**report) for report in state["history"]]
+
+    def _require_prepared(self, what: str) -> None:
+        if not hasattr(self, "input"):
+            raise RuntimeError(f"Word2Vec.{what} needs a corpus: call fit(token_lists), or "
+                               "prepare(*build_corpus(...)), first")
 
     def _alpha(self, progress: float) -> float:
         alpha = self.settings.initial_alpha

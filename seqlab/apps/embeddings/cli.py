@@ -111,8 +111,8 @@ def _train_command(args: argparse.Namespace) -> int:
     except (ValueError, OSError, ModuleNotFoundError) as error:
         return _fail("train", error)
     last = result.history[-1] if result.history else {}
-    summary = {"vectors": str(result.vectors_dir), "words": len(result.vectors), "dim": result.vectors.dim,
-               "epochs": len(result.history), "loss": last.get("loss"),
+    summary = {"out": args.out, "vectors": str(result.vectors_dir), "words": len(result.vectors),
+               "dim": result.vectors.dim, "epochs": len(result.history), "loss": last.get("loss"),
                "words_per_second": last.get("words") / last["seconds"] if last else None}
     if args.json:
         print(json_line(summary, non_finite_as_null=True))
