@@ -242,12 +242,20 @@ std::vector<double> train_word2vec(const Tensor& corpus, const Tensor& sentence_
   check(keep.numel() == vocabulary && noise.numel() == vocabulary && vocabulary > 0 &&
             noise[vocabulary - 1].item<int64_t>() > 0,
         "keep and noise need one entry per output row, and some noise weight");
-  Tensor starts = sentence_starts.contiguous();
+  if (row_starts) {
+    check(row_starts->dtype() == torch::kInt64 && rows->dtype() == torch::kInt64 &&
+              row_starts->numel() == vocabulary + 1,
+          "row_starts (V+1,) and rows must be int64");
+  }
+  // Contiguous copies held here, so that the pointers below stay valid until the threads are done.
+  const Tensor starts = sentence_starts.contiguous(), keep_ = keep.contiguous(), noise_ = noise.contiguous();
+  const Tensor row_starts_ = row_starts ? row_starts->contiguous() : Tensor();
+  const Tensor rows_ = rows ? rows->contiguous() : Tensor();
   const int64_t sentences = starts.numel() - 1;
   const int64_t* s = starts.data_ptr<int64_t>();
-  Problem p{corpus.data_ptr<int32_t>(), s, keep.contiguous().data_ptr<float>(), noise.contiguous().data_ptr<int64_t>(),
+  Problem p{corpus.data_ptr<int32_t>(), s, keep_.data_ptr<float>(), noise_.data_ptr<int64_t>(),
             vocabulary, input.data_ptr<float>(), output.data_ptr<float>(),
-            row_starts ? row_starts->data_ptr<int64_t>() : nullptr, rows ? rows->data_ptr<int64_t>() : nullptr,
+            row_starts ? row_starts_.data_ptr<int64_t>() : nullptr, rows ? rows_.data_ptr<int64_t>() : nullptr,
             input.size(1), skipgram, window, negative, cbow_mean, alpha_begin, alpha_end, s[sentences] - s[0],
             compute_loss};
   std::atomic<int64_t> done{0};
