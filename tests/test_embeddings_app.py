@@ -64,6 +64,9 @@ def test_an_interrupted_run_resumed_ends_bit_for_bit_where_an_uninterrupted_one_
     assert "The last completed epoch (1) is saved" in capsys.readouterr().err
     monkeypatch.setattr(Word2Vec, "train_epoch", original)
     assert main(["embeddings", "train", "--resume", "--out", str(tmp_path / "cut"), "--verbose", "0"]) == 0
+    commands = (tmp_path / "cut" / "command.txt").read_text().splitlines()
+    assert len(commands) == 2 and commands[0].startswith("seqlab embeddings train --corpus text:")
+    assert commands[1] == f"seqlab embeddings train --out {tmp_path / 'cut'} --resume --verbose 0"
     whole, cut = load_vectors(tmp_path / "whole"), load_vectors(tmp_path / "cut")
     assert whole.words == cut.words and torch.equal(whole.vectors, cut.vectors)
     assert log_rows(tmp_path / "cut") == log_rows(tmp_path / "whole") and len(log_rows(tmp_path / "cut")) == 3

@@ -102,7 +102,8 @@ def _train_command(args: argparse.Namespace) -> int:
         use_threads(args.threads)
         settings = None if args.resume else Settings(**given)
         result = train(settings, args.out, resume=args.resume, overwrite=args.overwrite, given=given,
-                       command=record_of(["seqlab", "embeddings", "train"], args), verbose=args.verbose or "auto")
+                       command=record_of(["seqlab", "embeddings", "train"], args, skip=("embeddings_command",)),
+                       verbose=args.verbose or "auto")
     except KeyboardInterrupt:
         print(interrupted_hint("embeddings", args.out), file=sys.stderr)
         return 130
