@@ -162,3 +162,27 @@ def test_korean_word_forms_with_an_unseen_particle_get_vectors_near_their_stem(t
     same = np.mean([vectors.similarity(unseen, "학교" + p) for p in particles])
     other = np.mean([vectors.similarity(unseen, "회사" + p) for p in particles])
     assert same > other + 0.2, (same, other)
+
+
+def test_a_resume_refuses_a_corpus_that_changed_since_the_run_started(corpus, tmp_path, capsys, monkeypatch):
+    text = tmp_path / "reviews.txt"
+    text.write_text((corpus / "reviews.txt").read_text())
+    argv = ["embeddings", "train", "--corpus", f"text:{text}", "--min-count", "1", "--dim", "8", "--epochs", "2",
+            "--threads", "1", "--verbose", "0", "--out", str(tmp_path / "run")]
+    calls = {"n": 0}
+    original = Word2Vec.train_epoch
+
+    def interrupted(self, progress=None):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return original(self, progress)
+
+    monkeypatch.setattr(Word2Vec, "train_epoch", interrupted)
+    assert main(argv) == 130
+    with open(text, "a") as file:
+        file.write("one more good film\n")
+    capsys.readouterr()
+    assert main(["embeddings", "train", "--resume", "--out", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err
+    assert "The corpus text:" in error and "has changed since it started (its SHA-256 differs)" in error

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -156,6 +157,20 @@ class RunDirectory:
         """Rewrite settings.json (a setting known only once the data is read, such as its checksum)."""
         marked = {RUN_MARKER: RUN_FORMAT, **settings}
         write_atomically(self.out / SETTINGS_FILE, (json.dumps(marked, indent=2) + "\n").encode())
+
+    def pin_checksum(self, settings: Any, field: str, digest: str, what: str, *, write: bool = True) -> Any:
+        """`settings` (a dataclass) with `digest` recorded as its `field` in settings.json at the run's first
+        start; a resumed run whose data have another digest is refused (`what` names the data)."""
+        recorded = getattr(settings, field)
+        if recorded is None:
+            settings = dataclasses.replace(settings, **{field: digest})
+            if write:
+                self.record_settings(dataclasses.asdict(settings))
+        elif recorded != digest:
+            raise ValueError(f"The {what} of the run in {self.out} has changed since it started (its SHA-256 "
+                             f"differs). A resumed run must read the {what.split(' ')[0]} it started on; restore it, "
+                             "or start a new run with another --out.")
+        return settings
 
     def record_command(self, command_line: str, *, append: bool) -> None:
         """Add `command_line` to command.txt (a fresh run starts the file)."""

@@ -88,7 +88,9 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
         run_dir.record_command(command, append=resume)
     with run_dir.discarded_on_failure():  # a bad text leaves no run behind
         text = load_text(settings)
-        settings = _check_text_unchanged(settings, text, run_dir)
+        settings = run_dir.pin_checksum(settings, "text_sha256", hashlib.sha256(text.encode("utf-8")).hexdigest(),
+                                        f"text {settings.text or settings.corpus}",
+                                        write=distributed.is_main_process())
         vocabulary = Vocabulary.build([text], tokenizer=CharTokenizer())
         ids = torch.tensor(vocabulary.encode(text), dtype=torch.long)
         train_ids, held_out_ids = split_ids(ids, settings.val_fraction, settings.seq_len)
@@ -142,20 +144,6 @@ def load_generator(directory: str | Path, precision: str = "float32") -> TextGen
         raise ModelDirectoryError(f"{model_dir} has no character vocabulary in config.json ({what}); "
                                   "generate needs a model saved by `seqlab charlm train`.")
     return TextGenerator(model, saved.vocabulary, precision)
-
-
-def _check_text_unchanged(settings: Settings, text: str, run_dir: RunDirectory) -> Settings:
-    """Record the text's SHA-256 in settings.json at the run's first start; refuse a resume on another text."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
-    if settings.text_sha256 is None:
-        settings = dataclasses.replace(settings, text_sha256=digest)
-        if distributed.is_main_process():
-            run_dir.record_settings(dataclasses.asdict(settings))
-    elif settings.text_sha256 != digest:
-        raise ValueError(f"The text of the run in {run_dir.out} has changed since it started (its SHA-256 "
-                         f"differs): {settings.text or settings.corpus}. A resumed run must read the text it "
-                         "started on; restore it, or start a new run with another --out.")
-    return settings
 
 
 def stream_samples(generator: TextGenerator, prime: str, length: int, sampling: Sampling, num_samples: int = 1,

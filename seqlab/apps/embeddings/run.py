@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-import torch
 from safetensors.torch import load as load_tensors, save as save_tensors
 
 from seqlab.apps.embeddings.corpus import corpus_texts, tokenized
@@ -69,7 +68,8 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
         texts = corpus_texts(settings)
         vocabulary, corpus = build_corpus(tokenized(texts, settings.tokenizer), settings.min_count,
                                           settings.max_vocabulary)
-        settings = _check_corpus_unchanged(settings, corpus.ids, run_dir)
+        settings = run_dir.pin_checksum(settings, "corpus_sha256", hashlib.sha256(corpus.ids.numpy().tobytes())
+                                        .hexdigest(), f"corpus {settings.corpus}")
         trainer = Word2Vec(settings.word2vec())
         trainer.prepare(vocabulary, corpus)
         if run_dir.continues(resume):
@@ -103,19 +103,6 @@ def _blocks(words: int) -> int:
 
 def _check_vectors_dir(directory: Path) -> Path:
     return check_writable_directory(directory, is_vectors_directory, "word vectors", VECTOR_FILES)
-
-
-def _check_corpus_unchanged(settings: Settings, ids: torch.Tensor, run_dir: RunDirectory) -> Settings:
-    """Record the encoded corpus' SHA-256 at the run's first start; refuse a resume on another corpus."""
-    digest = hashlib.sha256(ids.numpy().tobytes()).hexdigest()
-    if settings.corpus_sha256 is None:
-        settings = dataclasses.replace(settings, corpus_sha256=digest)
-        run_dir.record_settings(dataclasses.asdict(settings))
-    elif settings.corpus_sha256 != digest:
-        raise ValueError(f"The corpus of the run in {run_dir.out} has changed since it started (its SHA-256 "
-                         f"differs): {settings.corpus}. A resumed run must read the corpus it started on; restore "
-                         "it, or start a new run with another --out.")
-    return settings
 
 
 def _write_checkpoint(directory: Path, state: dict) -> None:
