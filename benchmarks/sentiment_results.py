@@ -69,11 +69,13 @@ RUNS = (
     Run("best", "imdb", "official", ("--embeddings", "runs/embeddings-results/imdb-skipgram"), "w2v"),
     Run("best", "imdb", "official", ("--embeddings", "runs/embeddings-results/imdb-skipgram", "--dropout", "0.5"),
         "w2v-dropout"),
+    Run("best", "imdb", "official", ("--embeddings", "runs/embeddings-results/imdb-skipgram", "--ngrams", "3",
+                                     "--vocab-size", "1000000"), "w2v-trigrams"),
     Run("best", "nsmc", None, ("--tokenizer", "morpheme", "--embeddings",
                                "runs/embeddings-results/nsmc-morpheme-skipgram"), "w2v"),
 )
 TARGETS = {"book-bilstm/book": 0.85, "book-bisimplernn-100/book": 0.80, "best/official": 0.89, "best/nsmc": 0.85,
-           "best/official-w2v": 0.915, "best/official-w2v-dropout": 0.915, "best/nsmc-w2v": 0.87}
+           "best/official-w2v": 0.915, "best/official-w2v-dropout": 0.915, "best/official-w2v-trigrams": 0.915, "best/nsmc-w2v": 0.87}
 
 
 def main(argv: list[str] | None = None) -> int:

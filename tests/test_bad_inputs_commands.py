@@ -171,6 +171,12 @@ CASES = [
     ("summary-of-a-run-directory", ["summary", "{work}/runs/charlm"], 1,
      r"is a training run's output directory, not a model directory; its model is in .*runs/charlm/model"),
     ("summary-of-nothing", ["summary", "{work}/nowhere"], 1, r"No model directory at .*nowhere"),
+    ("sentiment-embeddings-not-vectors", train("sentiment", "--out", "{work}/new", "--embeddings",
+                                                 "{work}/runs/charlm"), 1,
+     r"runs/charlm holds no vectors.json: it is not a directory of word vectors; give the --out of `seqlab "
+     r"embeddings train`"),
+    ("sentiment-freeze-without-embeddings", train("sentiment", "--out", "{work}/new", "--freeze-embeddings"), 1,
+     r"--freeze-embeddings keeps the vectors of --embeddings DIR fixed; give --embeddings too"),
     ("embeddings-text-not-utf8", train("embeddings", "--out", "{work}/new", "--corpus", "text:{work}/latin1.txt"), 1,
      r"latin1.txt: byte offset 14: bytes b'\\xe9' are not valid utf-8 .*--decode-errors replace on the command "
      r"line"),
@@ -210,7 +216,7 @@ def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsy
 
 def test_matrix_size():
     """The closing note of issue 22 counts these cases; keep it honest."""
-    assert len(CASES) == 4 * 9 + 27 + 9
+    assert len(CASES) == 4 * 9 + 27 + 11
 
 
 # ------------------------------------------------------------ damaged or hostile model directories

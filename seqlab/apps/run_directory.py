@@ -265,11 +265,12 @@ class RunDirectory:
                 self._restore(holding)
 
 
-def add_run_options(parser: argparse.ArgumentParser) -> None:
-    """`--resume`, `--overwrite` and `--json`, the same for every `train` command."""
+def add_run_options(parser: argparse.ArgumentParser, may_change: str = "more --epochs or time") -> None:
+    """`--resume`, `--overwrite` and `--json`, the same for every `train` command (`may_change`: what a
+    resumed run may be given; "" for nothing)."""
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in OUT from its last checkpoint, with its settings (more "
-                             "--epochs or time may be given)")
+                        help="continue the run in OUT from its last checkpoint, with its settings"
+                             + (f" ({may_change} may be given)" if may_change else ""))
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier run in OUT (its files only; others in OUT stay)")
     parser.add_argument("--json", action="store_true",

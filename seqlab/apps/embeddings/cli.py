@@ -42,7 +42,7 @@ def add_parser(subcommands: argparse._SubParsersAction) -> argparse.ArgumentPars
                                        description="Train word vectors; progress goes to stderr.")
     add_options(train_parser, Settings)
     train_parser.add_argument("--out", default="runs/embeddings", help="output directory (default runs/embeddings)")
-    add_run_options(train_parser)
+    add_run_options(train_parser, may_change="")  # the learning rate's schedule spans the epochs: none may change
     train_parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
                               help="0 silent, 1 progress bar, 2 one line per epoch")
     train_parser.set_defaults(handler=_train_command)

@@ -30,10 +30,10 @@ from seqlab.apps.sentiment.encoding import TextEncoder, batches_for_inference, r
 from seqlab.apps.sentiment.evaluation import Evaluation
 from seqlab.apps.sentiment.model import (SentimentClassifier, build_model, check_vectors_width, compile_model, load,
                                          start_from_vectors)
-from seqlab.embeddings import load_vectors
 from seqlab.apps.sentiment.recipe import Recipe, make_recipe, preset_values
 from seqlab.apps.threads import use_threads
 from seqlab.apps.run_directory import RunDirectory
+from seqlab.embeddings import load_vectors
 from seqlab.files import write_atomically
 from seqlab.seeding import set_seed
 from seqlab.training import CSVLogger, EarlyStopping, ModelCheckpoint, distributed
