@@ -47,9 +47,8 @@ def log_rows(out):
                 for row in csv.DictReader(file)]
 
 
-def test_an_interrupted_run_resumed_ends_bit_for_bit_where_an_uninterrupted_one_ends(corpus, tmp_path, monkeypatch,
-                                                                                      capsys):
-    assert main(train_argv(corpus, tmp_path / "whole")) == 0
+def interrupt_the_second_epoch(monkeypatch) -> None:
+    """Ctrl-C as the second epoch starts (the first one saved)."""
     calls = {"n": 0}
     original = Word2Vec.train_epoch
 
@@ -60,9 +59,15 @@ def test_an_interrupted_run_resumed_ends_bit_for_bit_where_an_uninterrupted_one_
         return original(self, progress)
 
     monkeypatch.setattr(Word2Vec, "train_epoch", interrupted)
+
+
+def test_an_interrupted_run_resumed_ends_bit_for_bit_where_an_uninterrupted_one_ends(corpus, tmp_path, monkeypatch,
+                                                                                      capsys):
+    assert main(train_argv(corpus, tmp_path / "whole")) == 0
+    interrupt_the_second_epoch(monkeypatch)
     assert main(train_argv(corpus, tmp_path / "cut")) == 130
     assert "The last completed epoch (1) is saved" in capsys.readouterr().err
-    monkeypatch.setattr(Word2Vec, "train_epoch", original)
+    monkeypatch.undo()
     assert main(["embeddings", "train", "--resume", "--out", str(tmp_path / "cut"), "--verbose", "0"]) == 0
     commands = (tmp_path / "cut" / "command.txt").read_text().splitlines()
     assert len(commands) == 2 and commands[0].startswith("seqlab embeddings train --corpus text:")
@@ -169,16 +174,7 @@ def test_a_resume_refuses_a_corpus_that_changed_since_the_run_started(corpus, tm
     text.write_text((corpus / "reviews.txt").read_text())
     argv = ["embeddings", "train", "--corpus", f"text:{text}", "--min-count", "1", "--dim", "8", "--epochs", "2",
             "--threads", "1", "--verbose", "0", "--out", str(tmp_path / "run")]
-    calls = {"n": 0}
-    original = Word2Vec.train_epoch
-
-    def interrupted(self, progress=None):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return original(self, progress)
-
-    monkeypatch.setattr(Word2Vec, "train_epoch", interrupted)
+    interrupt_the_second_epoch(monkeypatch)
     assert main(argv) == 130
     with open(text, "a") as file:
         file.write("one more good film\n")
