@@ -29,7 +29,8 @@ def projected(vectors: WordVectors, words: list[str], neighbours: int = 0) -> tu
                        f"(`seqlab embeddings similar` shows some)")
     if not words:
         raise ValueError("give at least one word to draw")
-    drawn, owner = list(dict.fromkeys(words)), list(range(len(dict.fromkeys(words))))
+    drawn = list(dict.fromkeys(words))
+    owner = list(range(len(drawn)))
     for group, word in enumerate(list(drawn)):
         for neighbour, _ in vectors.most_similar(word, topn=neighbours) if neighbours else []:
             if neighbour not in drawn:

@@ -153,6 +153,12 @@ class Word2Vec:
         return report
 
     @property
+    def blocks_per_epoch(self) -> int:
+        """Kernel calls (progress reports) per epoch: runs of whole sentences of about BLOCK_WORDS words."""
+        self._require_prepared("blocks_per_epoch")
+        return len(_blocks(self.corpus.sentence_starts, BLOCK_WORDS))
+
+    @property
     def current_alpha(self) -> float:
         """The learning rate where training stands (after `epochs_done` epochs)."""
         return self._alpha(self.epochs_done / self.settings.epochs)

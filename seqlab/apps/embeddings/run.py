@@ -33,7 +33,6 @@ from seqlab.apps.embeddings.settings import Settings
 from seqlab.apps.run_directory import RunDirectory
 from seqlab.embeddings import Word2Vec, WordVectors, build_corpus, is_vectors_directory, save_vectors
 from seqlab.embeddings.storage import OWNED as VECTOR_FILES
-from seqlab.embeddings.training import BLOCK_WORDS
 from seqlab.files import check_writable_directory, owned_directory, write_atomically, write_new_file
 from seqlab.saving import STATE_FILE, STATE_TENSORS_FILE
 from seqlab.training.progress import make_progress
@@ -82,7 +81,7 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
         progress = make_progress(verbose, stream=log)
         try:
             while trainer.epochs_done < settings.epochs:
-                progress.begin(f"Epoch {trainer.epochs_done + 1}/{settings.epochs}", _blocks(corpus.words))
+                progress.begin(f"Epoch {trainer.epochs_done + 1}/{settings.epochs}", trainer.blocks_per_epoch)
                 report = trainer.train_epoch(lambda p: progress.advance(
                     {"alpha": p["alpha"]}, p["words"] - progress.units, "words"))  # words/s and the learning rate
                 progress.end({"loss": report.loss, "alpha": trainer.current_alpha})
@@ -95,10 +94,6 @@ def train(settings: Settings | None, out: str | Path, *, resume: bool = False, o
     save_vectors(vectors, run_dir.model_dir, training={"settings": dataclasses.asdict(settings), "history": history})
     write_atomically(out / "history.json", (json.dumps({"history": history}, indent=2) + "\n").encode())
     return TrainResult(vectors, history, run_dir.model_dir, settings)
-
-
-def _blocks(words: int) -> int:
-    return max(1, -(-words // BLOCK_WORDS))
 
 
 def _check_vectors_dir(directory: Path) -> Path:
