@@ -15,7 +15,7 @@ import sys
 
 import torch
 
-from seqlab.apps import charlm, embeddings, sentiment, translate
+from seqlab.apps import charlm, embeddings, sentiment, tag, translate
 from seqlab.commandline import print_help, run_handler
 from seqlab.demo import main as demo
 from seqlab.interop import commands as interop_commands
@@ -24,7 +24,7 @@ from seqlab.version import __version__
 
 # The modules that define more subcommands, each with add_parser(subcommands), imported by name
 # so that the import contracts (pyproject.toml) see that this is the one module naming the apps.
-COMMAND_GROUPS = (sentiment, charlm, translate, embeddings, interop_commands)
+COMMAND_GROUPS = (sentiment, charlm, translate, embeddings, tag, interop_commands)
 
 
 def build_parser() -> argparse.ArgumentParser:

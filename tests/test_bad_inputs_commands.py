@@ -36,9 +36,13 @@ TRANSLATE = ["translate", "train", "--pairs", "tsv:{work}/pairs.tsv", "--epochs"
              "--embedding-dim", "8", "--test-sources", "20", "--threads", "1"]
 EMBEDDINGS = ["embeddings", "train", "--corpus", "text:{work}/island.txt", "--min-count", "1", "--dim", "8",
               "--epochs", "2", "--verbose", "0", "--threads", "1"]
-TRAIN = {"sentiment": SENTIMENT, "charlm": CHARLM, "translate": TRANSLATE, "embeddings": EMBEDDINGS}
+TAG = ["tag", "train", "--dataset", "tsv:{work}/entities.tsv", "--units", "8", "--word-dim", "8", "--char-units",
+       "8", "--char-dim", "8", "--layers", "1", "--epochs", "2", "--patience", "100", "--verbose", "0", "--threads",
+       "1"]
+TRAIN = {"sentiment": SENTIMENT, "charlm": CHARLM, "translate": TRANSLATE, "embeddings": EMBEDDINGS, "tag": TAG}
 RESULT_FILES = {"embeddings": ("vectors", "vectors.safetensors")}  # the others: model/model.safetensors
-A_SETTING = {"sentiment": "--units", "charlm": "--units", "translate": "--units", "embeddings": "--dim"}
+A_SETTING = {"sentiment": "--units", "charlm": "--units", "translate": "--units", "embeddings": "--dim",
+             "tag": "--units"}
 
 
 def write_data(work: Path) -> None:
@@ -57,6 +61,17 @@ def write_data(work: Path) -> None:
     (work / "latin1.tsv").write_bytes("a b\tb a\ncafé\tcafé\n".encode("latin-1"))
     (work / "blank.txt").write_text("\n  \n")
     (work / "open-quote.csv").write_text('text,label\n"a 12" pizza,pos\nbad,neg\n')
+    names = [("김", "PS"), ("서울", "LC"), ("은행", "OG")]
+    sentences = []
+    for _ in range(60):
+        name, kind = rng.choice(names)
+        tags = [f"B-{kind}", *[f"I-{kind}"] * (len(name) - 1)]
+        sentences.append("".join(f"{c}\t{t}\n" for c, t in zip(name + "에 갔다", tags + ["O"] * 4)))
+    (work / "entities.tsv").write_text("\n".join(sentences))
+    (work / "other-tags.tsv").write_text("김\tB-PS\n씨\tB-TITLE\n")
+    (work / "missing-tag.tsv").write_text("김\tB-PS\n씨\n")
+    (work / "latin1-tags.tsv").write_bytes("café\tO\n".encode("latin-1"))
+    (work / "empty.tsv").write_text("")
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +192,21 @@ CASES = [
      r"embeddings train`"),
     ("sentiment-freeze-without-embeddings", train("sentiment", "--out", "{work}/new", "--freeze-embeddings"), 1,
      r"--freeze-embeddings keeps the vectors of --embeddings DIR fixed; give --embeddings too"),
+    ("tag-missing-tag-column", train("tag", "--out", "{work}/new", "--dataset", "tsv:{work}/missing-tag.tsv"), 1,
+     r"missing-tag.tsv:2: no tab in '씨'; each line must be token<TAB>tag"),
+    ("tag-empty-file", train("tag", "--out", "{work}/new", "--dataset", "tsv:{work}/empty.tsv"), 1,
+     r"empty.tsv holds no tagged sentence"),
+    ("tag-not-utf8", train("tag", "--out", "{work}/new", "--dataset", "tsv:{work}/latin1-tags.tsv"), 1,
+     r"latin1-tags.tsv: byte offset 3: .*--decode-errors replace on the command line"),
+    ("tag-unknown-dataset", train("tag", "--out", "{work}/new", "--dataset", "conll"), 1,
+     r"unknown dataset 'conll'; expected one of ud-ewt, klue-ner, conll:PATH, tsv:PATH"),
+    ("tag-evaluate-unknown-tags", ["tag", "evaluate", "--model", "{work}/runs/tag", "--dataset",
+                                   "tsv:{work}/other-tags.tsv"], 1,
+     r"other-tags.tsv has tags the model was not trained on: \['B-TITLE'\]"),
+    ("tag-predict-a-sentiment-model", ["tag", "predict", "--model", "{work}/runs/sentiment", "김"], 1,
+     r"holds a Sequential, not a Tagger"),
+    ("tag-freeze-without-embeddings", train("tag", "--out", "{work}/new", "--freeze-embeddings"), 1,
+     r"--freeze-embeddings keeps the vectors of --embeddings DIR fixed; give --embeddings too"),
     ("embeddings-text-not-utf8", train("embeddings", "--out", "{work}/new", "--corpus", "text:{work}/latin1.txt"), 1,
      r"latin1.txt: byte offset 14: bytes b'\\xe9' are not valid utf-8 .*--decode-errors replace on the command "
      r"line"),
@@ -216,7 +246,7 @@ def test_a_bad_command_line_gets_one_clear_error_and_changes_no_file(work, capsy
 
 def test_matrix_size():
     """The closing note of issue 22 counts these cases; keep it honest."""
-    assert len(CASES) == 4 * 9 + 27 + 11
+    assert len(CASES) == 5 * 9 + 27 + 11 + 7
 
 
 # ------------------------------------------------------------ damaged or hostile model directories

@@ -9,7 +9,9 @@
 from seqlab.layers.attention import AdditiveAttention, Attention, SelfAttention
 from seqlab.layers.base import Layer
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
+from seqlab.layers.convolutional import Conv1D
 from seqlab.layers.core import Activation, Dense, Dropout
+from seqlab.layers.crf import CRF, bio_constraints, viterbi_decode
 from seqlab.layers.embedding import Embedding, one_hot
 from seqlab.layers.input_layer import Input, InputLayer
 from seqlab.layers.multi_head_attention import MultiHeadAttention
@@ -22,10 +24,10 @@ from seqlab.layers.transformer import TransformerBlock, transformer_stack
 from seqlab.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
-    "Activation", "Bidirectional", "Dense", "Dropout", "Embedding", "GRU", "GRUCell", "Input",
+    "Activation", "Bidirectional", "Conv1D", "Dense", "Dropout", "Embedding", "GRU", "GRUCell", "Input",
     "InputLayer", "LSTM", "LSTMCell", "Layer", "RNN", "RecurrentCell", "SimpleRNN", "SimpleRNNCell",
     "TimeDistributed", "deserialize", "one_hot", "serialize",
     "AdditiveAttention", "Attention", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
     "MultiHeadAttention", "PositionEmbedding", "PositionalEncoding", "SelfAttention", "TransformerBlock",
-    "transformer_stack",
+    "transformer_stack", "CRF", "bio_constraints", "viterbi_decode",
 ]

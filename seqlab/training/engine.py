@@ -100,6 +100,18 @@ class Model(torch.nn.Module):
         self._trainer = None
         self.to(resolved_device)
 
+    def loss_sum_and_count(self, loss: losses_module.Loss, y_true: Any, y_pred: Any,
+                           sample_weight: torch.Tensor | None, mask: torch.Tensor | None
+                           ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two parts of one batch's loss, `(Σ w ℓ, N)`: by default the compiled `loss`'s.
+
+        Override it for a loss that needs the model's own weights, as Keras 3's
+        `Model.compute_loss` is overridden: a CRF's negative log-likelihood
+        reads the transition scores (see `seqlab.apps.tag.model.Tagger`). The
+        trainer divides the sum by the count of the whole (global) batch.
+        """
+        return loss.sum_and_count(y_true, y_pred, sample_weight, mask)
+
     @property
     def optimizer(self) -> optimizers_module.Optimizer:
         return self._require_compiled("optimizer").optimizer

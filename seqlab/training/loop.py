@@ -128,7 +128,11 @@ class Trainer:
     def _loss(self, batch: Batch, y_pred: Any, mask: torch.Tensor | None) -> tuple[torch.Tensor, StepResult]:
         if batch.y is None:
             raise ValueError("This batch has no targets y; fit and evaluate need (x, y) pairs.")
-        total, count = self.compiled.loss.sum_and_count(batch.y, y_pred, batch.sample_weight, mask)
+        loss_parts = getattr(self.model, "loss_sum_and_count", None)  # a Model may override its loss
+        if loss_parts is None:
+            total, count = self.compiled.loss.sum_and_count(batch.y, y_pred, batch.sample_weight, mask)
+        else:
+            total, count = loss_parts(self.compiled.loss, batch.y, y_pred, batch.sample_weight, mask)
         global_count = self.group.all_reduce_sum(count.detach().clone()).clamp_min(1)
         loss = total * self.group.world_size / global_count
         penalty = regularization_loss(self.model)
