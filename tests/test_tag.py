@@ -199,3 +199,23 @@ def test_predict_prints_word_tag_pairs(tmp_path, capsys):
     capsys.readouterr()
     assert main(["tag", "predict", "--model", str(out), "the owl hides a fox"]) == 0
     assert capsys.readouterr().out == "the/DET owl/NOUN hides/VERB a/DET fox/NOUN\n"
+
+
+def test_embeddings_start_the_word_embedding_and_can_stay_frozen(tmp_path):
+    from seqlab.embeddings import WordVectors, save_vectors
+    data = pos_sentences(40, seed=8)
+    tsv = write_tsv(tmp_path / "pos.tsv", data)
+    words = [*NOUNS, *VERBS, *DETS]
+    vectors = WordVectors(words, torch.randn(len(words), 6, generator=torch.Generator().manual_seed(0)))
+    save_vectors(vectors, tmp_path / "vectors")
+    options = dict(dataset=f"tsv:{tsv}", char_dim=6, char_units=6, units=8, layers=1, epochs=2, patience=100,
+                   embeddings=str(tmp_path / "vectors"), freeze_embeddings=True)
+    settings = run_settings(**options)
+    assert settings["word_dim"] == 6   # the vectors' width
+    run = train(tmp_path / "run", settings, verbose=0, log=None)
+    table = run.model.word_embedding.get_weights()[0]
+    for word in words:
+        assert torch.allclose(torch.as_tensor(table[run.model.encoder.words.index(word)]), vectors.vector(word))
+    assert not run.model.word_embedding.trainable
+    with pytest.raises(ValueError, match="--embeddings holds vectors of 6 dimensions but --word-dim is 8"):
+        run_settings(**options, word_dim=8)
