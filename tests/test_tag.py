@@ -125,7 +125,8 @@ def test_a_tiny_tagger_learns_saves_loads_and_predicts_the_same(tmp_path, crf):
     data = ner_sentences(80, seed=4)
     tsv = write_tsv(tmp_path / "ner.tsv", data)
     settings = run_settings(dataset=f"tsv:{tsv}", word_dim=16, char_dim=8, char_units=8, units=16, layers=1,
-                            epochs=15, lr=0.02, crf=crf, dropout=0.0, word_dropout=0.0, patience=100)
+                            epochs=15, lr=0.02, lr_decay=1.0, crf=crf, dropout=0.0, word_dropout=0.0,
+                            patience=100)
     run = train(tmp_path / "run", settings, verbose=0, log=None)
     assert run.test.entities["f1"] == 1.0 and run.test.accuracy == 1.0
     loaded = load_tagger(tmp_path / "run")
@@ -144,6 +145,7 @@ def test_resuming_a_run_ends_where_an_uninterrupted_one_ends(tmp_path):
     train(tmp_path / "parts", run_settings(**options, epochs=2), verbose=0, log=None)
     resumed = train(tmp_path / "parts", None, resume=True, given={"epochs": 3}, verbose=0, log=None)
     assert len(resumed.history["loss"]) == 3
+    assert resumed.history["learning_rate"] == whole.history["learning_rate"]  # the plateau's state resumes too
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), name
 
@@ -194,7 +196,8 @@ def test_predict_prints_word_tag_pairs(tmp_path, capsys):
     tsv = write_tsv(tmp_path / "pos.tsv", pos_sentences(60, seed=7))
     out = tmp_path / "pos"
     assert main(["tag", "train", "--dataset", f"tsv:{tsv}", "--word-dim", "8", "--char-dim", "6", "--char-units",
-                 "6", "--units", "8", "--layers", "1", "--epochs", "10", "--learning-rate", "0.03", "--verbose", "0",
+                 "6", "--units", "8", "--layers", "1", "--epochs", "10", "--learning-rate", "0.03", "--lr-decay", "1",
+                 "--verbose", "0",
                  "--threads", "1", "--out", str(out)]) == 0
     capsys.readouterr()
     assert main(["tag", "predict", "--model", str(out), "the owl hides a fox"]) == 0
@@ -219,3 +222,13 @@ def test_embeddings_start_the_word_embedding_and_can_stay_frozen(tmp_path):
     assert not run.model.word_embedding.trainable
     with pytest.raises(ValueError, match="--embeddings holds vectors of 6 dimensions but --word-dim is 8"):
         run_settings(**options, word_dim=8)
+
+
+def test_the_learning_rate_halves_after_two_epochs_without_a_better_dev_accuracy(tmp_path):
+    tsv = write_tsv(tmp_path / "pos.tsv", pos_sentences(40, seed=9))
+    options = dict(dataset=f"tsv:{tsv}", word_dim=8, char_dim=6, char_units=6, units=8, layers=1, epochs=5,
+                   patience=100, lr=1e-9)  # too small a step to change a prediction: the dev accuracy stalls
+    run = train(tmp_path / "run", run_settings(**options), verbose=0, log=None)
+    assert run.history["learning_rate"] == pytest.approx([1e-9, 1e-9, 1e-9, 5e-10, 5e-10])
+    constant = train(tmp_path / "constant", run_settings(**options, lr_decay=1.0), verbose=0, log=None)
+    assert "learning_rate" not in constant.history

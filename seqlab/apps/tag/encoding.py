@@ -93,11 +93,7 @@ class TagEncoder:
                source: str = "the data") -> list[EncodedSentence]:
         """Ids of each sentence; `tags` must all be tags the model knows (else a ValueError naming them)."""
         if tags is not None:
-            unknown = sorted({tag for row in tags for tag in row if tag not in self.tags})
-            if unknown:
-                raise ValueError(f"{source} has tags the model was not trained on: {unknown[:10]}; the model "
-                                 f"knows {self.tag_names[1:-1]}. Evaluate on data with the same tag set "
-                                 "(and the same --tagset).")
+            self.check_tags(tags, source)
         encoded = []
         for index, sentence in enumerate(sentences):
             words = [self.words.index(self._word(token, self.lowercase)) for token in sentence]
@@ -106,6 +102,14 @@ class TagEncoder:
             row_tags = None if tags is None else [self.tags.index(tag) for tag in tags[index]]
             encoded.append(EncodedSentence(words, chars, row_tags))
         return encoded
+
+    def check_tags(self, tags: Sequence[Sequence[str]], source: str = "the data") -> None:
+        """A ValueError naming the tags of `tags` that the model was not trained on, if any."""
+        unknown = sorted({tag for row in tags for tag in row if tag not in self.tags})
+        if unknown:
+            raise ValueError(f"{source} has tags the model was not trained on: {unknown[:10]}; the model "
+                             f"knows {self.tag_names[1:-1]}. Evaluate on data with the same tag set "
+                             "(and the same --tagset).")
 
     def collate(self, sentences: Sequence[EncodedSentence]) -> tuple[tuple[torch.Tensor, torch.Tensor], Any]:
         """`((words (B, T), chars (B, T, C)), tags (B, T) or None)`, zero-padded."""

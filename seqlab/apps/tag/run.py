@@ -2,8 +2,8 @@
 
 `train` checks OUT before the data load (`seqlab.apps.run_directory`), builds
 the vocabularies from the training sentences only, fits a `Tagger` with Adam
-(early stopping on the dev set's token accuracy, the best epoch's weights
-kept; a checkpoint and a log.csv row each epoch, so `resume=True` goes on
+(the learning rate halved after 2 epochs without a better dev accuracy,
+early stopping on it, the best epoch's weights kept; a checkpoint and a log.csv row each epoch, so `resume=True` goes on
 exactly), saves it to OUT/model and writes OUT/summary.json with the test
 scores (Viterbi-decoded tags, `seqlab.apps.tag.evaluation`).
 
@@ -34,14 +34,15 @@ from seqlab.embeddings import load_vectors, vectors_table
 from seqlab.files import write_atomically
 from seqlab.saving import load_model
 from seqlab.seeding import set_seed
-from seqlab.training import (Adam, CSVLogger, EarlyStopping, ModelCheckpoint, SparseCategoricalCrossentropy,
-                             distributed)
+from seqlab.training import (Adam, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
+                             SparseCategoricalCrossentropy, distributed)
 from seqlab.training.epoch_timer import EpochTimer
 from seqlab.training.time_budget import TimeBudget
 
 __all__ = ["TrainedRun", "evaluate_tagger", "load_tagger", "run_settings", "train"]
 
 RESUMABLE = ("epochs", "max_minutes")  # what a resumed run may be given more of
+LR_PATIENCE = 2  # epochs without a better dev accuracy before the learning rate is multiplied by lr_decay
 DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DataSettings))
 SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 
@@ -141,8 +142,10 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
             if s.patience is not None else None
         limit = TimeBudget(s.max_minutes, estimate="slowest", stop_mid_epoch=False) \
             if s.max_minutes is not None else None
+        decay = ReduceLROnPlateau("val_accuracy", factor=s.lr_decay, patience=LR_PATIENCE) \
+            if s.lr_decay < 1.0 else None
         checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_accuracy", save_best=False)
-        callbacks = [c for c in (timer, stopper, limit) if c is not None]
+        callbacks = [c for c in (timer, decay, stopper, limit) if c is not None]
         callbacks += [CSVLogger(run_dir.log_file, append=run_dir.continues(resume)), checkpoint]
         started = time.perf_counter()
         history = model.fit(train_batches, validation_data=dev_batches, epochs=s.epochs, verbose=verbose,
@@ -174,7 +177,7 @@ def load_tagger(directory: str | Path) -> Tagger:
 
 def evaluate_tagger(model: Tagger, data: TaggedSentences) -> TagScores:
     """Tag `data`'s sentences and score them against its tags (an unknown tag is a ValueError)."""
-    model.encoder.encode(data.sentences[:0], data.tags, data.name)  # checks the tags before any work
+    model.encoder.check_tags(data.tags, data.name)  # before any work
     return score_tags(data.tags, model.tag(data.sentences))
 
 

@@ -59,6 +59,8 @@ class Settings:
                                       "(the best epoch's weights are kept)", default_text="no early stopping")
     max_minutes: float | None = setting(None, "stop before an epoch that would end past this many minutes",
                                         default_text="no limit")
+    lr_decay: float = setting(0.5, "multiply the learning rate by this after 2 epochs without a better dev "
+                                   "accuracy (1: a constant rate)")
     batch_size: int = setting(32, "sentences per batch (of similar length)")
     lr: float = setting(2e-3, "Adam's learning rate", flags=("--learning-rate",))
     seed: int = setting(0, "seed for weights, dropout and batch order")
@@ -74,6 +76,8 @@ class Settings:
         for name in ("dropout", "word_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}.")
+        if not 0.0 < self.lr_decay <= 1.0:
+            raise ValueError(f"lr_decay must be in (0, 1] (1 keeps the rate constant), got {self.lr_decay}.")
         if not self.lr > 0:
             raise ValueError(f"lr (the learning rate) must be positive, got {self.lr}.")
         if self.freeze_embeddings and self.embeddings is None:
