@@ -40,9 +40,8 @@ class Run:
 
 RUNS = (
     Run("ewt", "ud-ewt", 19, (), "word + character CNN, 2 x BiLSTM(192), softmax"),
+    Run("ewt-constant-lr", "ud-ewt", 19, ("--lr-decay", "1"), "a constant learning rate"),
     Run("ewt-no-chars", "ud-ewt", 10, ("--char-features", "none"), "without character features"),
-    Run("ewt-char-lstm", "ud-ewt", 10, ("--char-features", "lstm"), "character BiLSTM instead of the CNN"),
-    Run("ewt-crf", "ud-ewt", 10, ("--crf",), "CRF output"),
     Run("klue-crf", "klue-ner", 12, ("--crf",), "syllable + jamo CNN, 2 x BiLSTM(192), CRF"),
     Run("klue-softmax", "klue-ner", 12, (), "softmax output (constrained Viterbi decoding)"),
     Run("klue-crf-no-chars", "klue-ner", 8, ("--crf", "--char-features", "none"), "CRF, without the jamo CNN"),

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import os
 import sys
 import types
 import typing
-from typing import Any
+from typing import Any, Callable
 
 __all__ = ["add_command_group", "add_options", "describe_default", "json_line", "print_help", "read_lines",
-           "run_alone", "run_handler", "setting"]
+           "reports_errors", "run_alone", "run_handler", "setting"]
 
 
 def setting(default: Any = dataclasses.MISSING, help: str = "", *, choices: Any = None, flags: tuple[str, ...] = (),
@@ -101,6 +102,28 @@ def run_handler(args: argparse.Namespace) -> int:
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def reports_errors(command: str) -> Callable[[Handler], Handler]:
+    """A handler that prints what went wrong (bad input, missing data or model) as one line
+    `seqlab COMMAND: ...` on stderr and returns 1; a reader that leaves is `run_handler`'s to end."""
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        def run(args: argparse.Namespace) -> int:
+            try:
+                return handler(args)
+            except BrokenPipeError:
+                raise
+            except (ValueError, OSError, ImportError) as error:
+                print(f"seqlab {command}: {error}", file=sys.stderr)
+                return 1
+
+        return run
+
+    return decorate
 
 
 def json_line(value: Any, *, non_finite_as_null: bool = False) -> str:

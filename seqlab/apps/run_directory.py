@@ -47,9 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from seqlab.files import is_leftover, write_atomically
-from seqlab.saving import CONFIG_FILE, ModelDirectoryError, check_model_directory_writable, is_checkpoint
+from seqlab.saving import (CONFIG_FILE, ModelDirectoryError, check_model_directory_writable, is_checkpoint,
+                           load_model)
 
-__all__ = ["RunDirectory", "RunDirectoryError", "add_run_options", "interrupted_hint", "record_of",
+__all__ = ["RunDirectory", "RunDirectoryError", "add_run_options", "interrupted_hint", "load_trained", "record_of",
            "resolve_model_dir"]
 
 SETTINGS_FILE = "settings.json"
@@ -315,6 +316,16 @@ def resolve_model_dir(directory: str | os.PathLike) -> Path:
                                   "(or its model subdirectory).")
     raise ModelDirectoryError(f"{directory} holds no model: expected {CONFIG_FILE} in it or in "
                               f"{directory / 'model'} (the output of a `seqlab ... train --out DIR`).")
+
+
+def load_trained(directory: str | os.PathLike, model_class: type, command: str) -> Any:
+    """The `model_class` model saved in `directory` (OUT or OUT/model); a ValueError when it holds another
+    kind of model, naming `command` (e.g. "seqlab tag train"), which writes the right kind."""
+    model = load_model(resolve_model_dir(directory), compile=False)
+    if not isinstance(model, model_class):
+        raise ValueError(f"{directory} holds a {type(model).__name__}, not a {model_class.__name__}; give a "
+                         f"directory written by `{command}`.")
+    return model
 
 
 def _read_settings(path: Path) -> dict[str, Any] | None:

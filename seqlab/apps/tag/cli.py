@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import sys
 from typing import Any
 
@@ -22,7 +21,7 @@ from seqlab.apps.tag.encoding import split_text
 from seqlab.apps.tag.run import evaluate_tagger, evaluation_data, load_tagger, run_settings, train
 from seqlab.apps.tag.settings import DataSettings, Settings
 from seqlab.apps.threads import use_threads
-from seqlab.commandline import add_options, json_line, print_help, read_lines
+from seqlab.commandline import add_options, json_line, print_help, read_lines, reports_errors
 from seqlab.training import distributed
 
 __all__ = ["add_parser", "entity_spans"]
@@ -66,25 +65,7 @@ def add_parser(subcommands: Any) -> argparse.ArgumentParser:
     return parser
 
 
-def _reports_errors(command: str):
-    """Print what went wrong (bad input, missing data or model) as one line `seqlab COMMAND: ...` and return 1."""
-    def decorate(handler):
-        @functools.wraps(handler)
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return handler(args)
-            except BrokenPipeError:
-                raise
-            except (ValueError, OSError, ImportError) as error:
-                print(f"seqlab {command}: {error}", file=sys.stderr)
-                return 1
-
-        return run
-
-    return decorate
-
-
-@_reports_errors("tag train")
+@reports_errors("tag train")
 def _train(args: argparse.Namespace) -> int:
     use_threads(args.threads)
     names = [f.name for f in (*dataclasses.fields(DataSettings), *dataclasses.fields(Settings))]
@@ -116,7 +97,7 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors("tag evaluate")
+@reports_errors("tag evaluate")
 def _evaluate(args: argparse.Namespace) -> int:
     model = load_tagger(args.model)
     data = evaluation_data(model, args.dataset, args.tagset)
@@ -128,7 +109,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors("tag predict")
+@reports_errors("tag predict")
 def _predict(args: argparse.Namespace) -> int:
     model = load_tagger(args.model)
     texts = list(args.texts or [])

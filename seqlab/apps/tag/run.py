@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from seqlab.apps.run_directory import RunDirectory, resolve_model_dir
+from seqlab.apps.run_directory import RunDirectory, load_trained
 from seqlab.apps.tag.data import TaggingData, load_tagged_file, load_tagging_data
 from seqlab.apps.tag.encoding import TagEncoder
 from seqlab.apps.tag.evaluation import TagScores, score_tags
@@ -32,7 +32,6 @@ from seqlab.apps.tag.settings import DataSettings, Settings
 from seqlab.data.datasets.tagged import TaggedSentences
 from seqlab.embeddings import load_vectors, vectors_table
 from seqlab.files import write_atomically
-from seqlab.saving import load_model
 from seqlab.seeding import set_seed
 from seqlab.training import (Adam, CSVLogger, EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
                              SparseCategoricalCrossentropy, distributed)
@@ -168,11 +167,7 @@ def parameter_count(model: torch.nn.Module) -> int:
 
 def load_tagger(directory: str | Path) -> Tagger:
     """The `Tagger` saved in `directory` (OUT or OUT/model of `seqlab tag train`)."""
-    model = load_model(resolve_model_dir(directory), compile=False)
-    if not isinstance(model, Tagger):
-        raise ValueError(f"{directory} holds a {type(model).__name__}, not a Tagger; give a directory written by "
-                         "`seqlab tag train`.")
-    return model
+    return load_trained(directory, Tagger, "seqlab tag train")
 
 
 def evaluate_tagger(model: Tagger, data: TaggedSentences) -> TagScores:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_
 from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.translation import save_attention_heatmap
-from seqlab.commandline import add_options, json_line, print_help, read_lines
+from seqlab.commandline import add_options, json_line, print_help, read_lines, reports_errors
 from seqlab.training import distributed
 
 __all__ = ["add_parser"]
@@ -115,25 +114,7 @@ class _AnyWord(dict):
         return iter(self.names)
 
 
-def _reports_errors(command: str):
-    """Print what went wrong (bad input, missing data or model) as one line `seqlab COMMAND: ...` and return 1."""
-    def decorate(handler):
-        @functools.wraps(handler)
-        def run(args: argparse.Namespace) -> int:
-            try:
-                return handler(args)
-            except BrokenPipeError:  # the reader left: `run_handler` ends the command quietly
-                raise
-            except (ValueError, OSError, ImportError) as error:
-                print(f"seqlab {command}: {error}", file=sys.stderr)
-                return 1
-
-        return run
-
-    return decorate
-
-
-@_reports_errors("translate train")
+@reports_errors("translate train")
 def _train(args: argparse.Namespace) -> int:
     use_threads(args.threads)
     names = [f.name for f in (*dataclasses.fields(PairSettings), *dataclasses.fields(Settings))]
@@ -181,7 +162,7 @@ def _given_settings(args: argparse.Namespace, options: dict[str, Any]) -> dict[s
     return {name: spelled[name] for name, value in named.items() if value is not None}
 
 
-@_reports_errors("translate")
+@reports_errors("translate")
 def _run(args: argparse.Namespace) -> int:
     if not args.model:
         print("seqlab translate: give --model DIR (a `seqlab translate train --out DIR`) and the texts to "
@@ -213,7 +194,7 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-@_reports_errors("translate evaluate")
+@reports_errors("translate evaluate")
 def _evaluate(args: argparse.Namespace) -> int:
     model = load_translator(args.model)
     spec = {k: v for k, v in (model.training_data or {}).items() if k not in ("min_count", "max_vocabulary")}

@@ -20,13 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from seqlab.apps.run_directory import RunDirectory, resolve_model_dir
+from seqlab.apps.run_directory import RunDirectory, load_trained
 from seqlab.apps.translate.data import TranslationData, checksum_of, load_translation_data, pair_batches
 from seqlab.apps.translate.model import Translator
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.text import build_vocabularies, encode_pairs, make_tokenizer
 from seqlab.apps.translate.translation import Translation
-from seqlab.saving import load_model
 from seqlab.seeding import set_seed
 from seqlab.training import Adam, CSVLogger, ModelCheckpoint, SparseCategoricalCrossentropy, distributed
 
@@ -132,11 +131,7 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
 
 def load_translator(directory: str | Path) -> Translator:
     """The `Translator` saved in `directory` (OUT or OUT/model of `seqlab translate train`, or `model.save`)."""
-    model = load_model(resolve_model_dir(directory), compile=False)
-    if not isinstance(model, Translator):
-        raise ValueError(f"{directory} holds a {type(model).__name__}, not a Translator; give a directory "
-                         "written by `seqlab translate train`.")
-    return model
+    return load_trained(directory, Translator, "seqlab translate train")
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, str]:
