@@ -148,3 +148,12 @@ def test_real_datasets_have_their_published_sizes(monkeypatch):
     assert (len(klue.train), len(klue.dev), len(klue.test)) == (4000, 500, 500) and klue.tokens == "characters"
     assert {tag[2:] for tag in klue.train.tag_counts() if tag != "O"} == {"PS", "LC", "OG", "DT", "TI", "QT"}
     assert "".join(klue.test.sentences[0]).startswith("경찰은 또 성매매")
+
+
+def test_a_conllu_dataset_splits_and_reads_its_tagset(tmp_path):
+    sentences = "".join(f"# sent_id = s{i}\n1\tword{i}\tw\tNOUN\tNN\t_\t0\troot\t_\t_\n\n" for i in range(10))
+    path = write(tmp_path, "mine.conllu", sentences)
+    data = load_tagging_data(f"conll:{path}", tagset="xpos")
+    assert (len(data.train), len(data.dev), len(data.test)) == (8, 1, 1)
+    assert data.train.tag_counts() == {"NN": 8} and data.tokens == "words"
+    assert data.spec["dataset"] == f"conll:{path.resolve()}"
