@@ -2,10 +2,11 @@
 
 `train` checks OUT before the data load (`seqlab.apps.run_directory`), builds
 the vocabularies from the training sentences only, fits a `Tagger` with Adam
-(the learning rate halved after 2 epochs without a better dev accuracy,
-early stopping on it, the best epoch's weights kept; a checkpoint and a log.csv row each epoch, so `resume=True` goes on
-exactly), saves it to OUT/model and writes OUT/summary.json with the test
-scores (Viterbi-decoded tags, `seqlab.apps.tag.evaluation`).
+(the learning rate halved after 2 epochs without a better dev accuracy, or
+dev loss for a CRF, early stopping on it, the best epoch's weights kept; a
+checkpoint and a log.csv row each epoch, so `resume=True` goes on exactly),
+saves it to OUT/model and writes OUT/summary.json with the test scores
+(Viterbi-decoded tags, `seqlab.apps.tag.evaluation`).
 
     >>> run = train("runs/pos", run_settings(dataset="ud-ewt", char_features="cnn"))
     >>> run.test.accuracy
@@ -41,7 +42,7 @@ from seqlab.training.time_budget import TimeBudget
 __all__ = ["TrainedRun", "evaluate_tagger", "load_tagger", "run_settings", "train"]
 
 RESUMABLE = ("epochs", "max_minutes")  # what a resumed run may be given more of
-LR_PATIENCE = 2  # epochs without a better dev accuracy before the learning rate is multiplied by lr_decay
+LR_PATIENCE = 2  # epochs without a better dev accuracy (a CRF: dev loss) before the rate is multiplied by lr_decay
 DATA_FIELDS = tuple(f.name for f in dataclasses.fields(DataSettings))
 SETTING_FIELDS = tuple(f.name for f in dataclasses.fields(Settings))
 
@@ -127,9 +128,12 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
             model.word_embedding.trainable = not s.freeze_embeddings
             distributed.print_main(f"word embedding from {s.embeddings}: {found:.1%} of the words have a vector",
                                    file=log)
+        # A CRF's emission scores are not its answer (the transitions are part of it), so their arg-max
+        # accuracy says nothing: a CRF run watches its dev loss, −log p(y | s) per token.
+        monitor = "val_loss" if s.crf else "val_accuracy"
         model.compile(Adam(learning_rate=s.lr, global_clipnorm=5.0),
-                      SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), metrics=["accuracy"],
-                      device="cpu")
+                      SparseCategoricalCrossentropy(from_logits=True, ignore_class=0),
+                      metrics=[] if s.crf else ["accuracy"], device="cpu")
         distributed.print_main(f"{len(encoder.words):,} words, {len(encoder.chars):,} characters, "
                                f"{len(encoder.tags) - 2} tags; {parameter_count(model):,} parameters", file=log)
         train_batches = encoder.batches(encoder.encode(data.train.sentences, data.train.tags, data.train.name),
@@ -137,13 +141,13 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
         dev_batches = encoder.batches(encoder.encode(data.dev.sentences, data.dev.tags, data.dev.name), 256,
                                       shuffle=False)
         timer = EpochTimer(log_key=None)
-        stopper = EarlyStopping("val_accuracy", patience=s.patience, restore_best_weights=True) \
+        stopper = EarlyStopping(monitor, patience=s.patience, restore_best_weights=True) \
             if s.patience is not None else None
         limit = TimeBudget(s.max_minutes, estimate="slowest", stop_mid_epoch=False) \
             if s.max_minutes is not None else None
-        decay = ReduceLROnPlateau("val_accuracy", factor=s.lr_decay, patience=LR_PATIENCE) \
+        decay = ReduceLROnPlateau(monitor, factor=s.lr_decay, patience=LR_PATIENCE) \
             if s.lr_decay < 1.0 else None
-        checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor="val_accuracy", save_best=False)
+        checkpoint = ModelCheckpoint(run_dir.checkpoints, monitor=monitor, save_best=False)
         callbacks = [c for c in (timer, decay, stopper, limit) if c is not None]
         callbacks += [CSVLogger(run_dir.log_file, append=run_dir.continues(resume)), checkpoint]
         started = time.perf_counter()

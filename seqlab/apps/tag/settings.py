@@ -56,11 +56,12 @@ class Settings:
     freeze_embeddings: bool = setting(False, "keep the word vectors from --embeddings fixed")
     epochs: int = setting(30, "most epochs")
     patience: int | None = setting(5, "stop after this many epochs without a better dev accuracy "
-                                      "(the best epoch's weights are kept)", default_text="no early stopping")
+                                      "(with --crf: dev loss; the best epoch's weights are kept)",
+                                    default_text="no early stopping")
     max_minutes: float | None = setting(None, "stop before an epoch that would end past this many minutes",
                                         default_text="no limit")
     lr_decay: float = setting(0.5, "multiply the learning rate by this after 2 epochs without a better dev "
-                                   "accuracy (1: a constant rate)")
+                                   "accuracy (with --crf: dev loss; 1: a constant rate)")
     batch_size: int = setting(32, "sentences per batch (of similar length)")
     lr: float = setting(2e-3, "Adam's learning rate", flags=("--learning-rate",))
     seed: int = setting(0, "seed for weights, dropout and batch order")
