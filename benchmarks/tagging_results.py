@@ -40,7 +40,6 @@ class Run:
 
 RUNS = (
     Run("ewt", "ud-ewt", 19, (), "word + character CNN, 2 x BiLSTM(192), softmax"),
-    Run("ewt-constant-lr", "ud-ewt", 19, ("--lr-decay", "1"), "a constant learning rate"),
     Run("ewt-no-chars", "ud-ewt", 10, ("--char-features", "none"), "without character features"),
     Run("klue-crf", "klue-ner", 12, ("--crf",), "syllable + jamo CNN, 2 x BiLSTM(192), CRF"),
     Run("klue-softmax", "klue-ner", 12, (), "softmax output (constrained Viterbi decoding)"),

@@ -232,3 +232,14 @@ def test_the_learning_rate_halves_after_two_epochs_without_a_better_dev_accuracy
     assert run.history["learning_rate"] == pytest.approx([1e-9, 1e-9, 1e-9, 5e-10, 5e-10])
     constant = train(tmp_path / "constant", run_settings(**options, lr_decay=1.0), verbose=0, log=None)
     assert "learning_rate" not in constant.history
+
+
+@pytest.mark.parametrize("char_features", ["cnn", "lstm"])
+def test_a_sentence_gets_the_same_scores_alone_and_beside_longer_words(char_features):
+    data = pos_sentences(12, seed=11)
+    model = small_tagger(data, char_features=char_features)
+    model.eval()
+    alone = model.encoder.collate(model.encoder.encode([["the", "cat"]]))[0]
+    beside = model.encoder.collate(model.encoder.encode([["the", "cat"], ["a", "hippopotamus", "runs"]]))[0]
+    with torch.no_grad():
+        assert torch.allclose(model(alone)[0], model(beside)[0, :2], atol=1e-6)

@@ -63,7 +63,9 @@ class CharCNN(_CharacterFeatures):
         return self.units
 
     def read(self, embedded: torch.Tensor, char_mask: torch.Tensor) -> torch.Tensor:
-        convolved = self.convolution(embedded)
+        # Padding positions read as zeros (the convolution's own padding), so no token's features depend on
+        # the longest token of its batch.
+        convolved = self.convolution(embedded * char_mask[..., None])
         return convolved.masked_fill(~char_mask[..., None], float("-inf")).amax(dim=1)
 
 

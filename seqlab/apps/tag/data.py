@@ -90,8 +90,8 @@ def _split(data: TaggedSentences, seed: int) -> list[TaggedSentences]:
         raise ValueError(f"{data.name} holds {len(data)} sentence(s); a train/dev/test split needs at least 3")
     order = list(range(len(data)))
     random.Random(seed).shuffle(order)
-    dev_start = max(1, int(len(order) * USER_SPLIT[0]))
-    test_start = max(dev_start + 1, int(len(order) * sum(USER_SPLIT)))
-    test_start = min(test_start, len(order) - 1)
+    count = len(order)
+    dev_start = min(max(1, int(count * USER_SPLIT[0])), count - 2)            # each part keeps a sentence
+    test_start = min(max(dev_start + 1, int(count * sum(USER_SPLIT))), count - 1)
     cuts = [(0, dev_start, "train"), (dev_start, test_start, "dev"), (test_start, len(order), "test")]
     return [data.subset(sorted(order[a:b]), f"{data.name}-{name}") for a, b, name in cuts]

@@ -31,7 +31,7 @@ from seqlab.data.batching import BucketBatchSampler
 from seqlab.data.datasets.tagged import TaggedSentences, is_bio_tagset
 from seqlab.data.epoch_batches import EpochBatches
 
-__all__ = ["MAX_CHARS", "EncodedSentence", "TagEncoder", "split_text"]
+__all__ = ["MAX_CHARS", "EncodedSentence", "TagEncoder", "check_iob2", "split_text"]
 
 MAX_CHARS = 24
 _WORDS = re.compile(r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-'.]\w+)*|[^\w\s]", re.IGNORECASE)
@@ -42,6 +42,21 @@ def split_text(text: str, tokens: str) -> list[str]:
     if tokens == "characters":
         return list(text)
     return _WORDS.findall(text)
+
+
+def check_iob2(data: TaggedSentences) -> None:
+    """A ValueError naming the first I-X that follows neither B-X nor I-X (IOB1, or a broken entity):
+    decoding never produces one, and a CRF gives such a gold path probability 0."""
+    for index, tags in enumerate(data.tags):
+        for position, tag in enumerate(tags):
+            previous = tags[position - 1] if position else "O"
+            if tag.startswith("I-") and previous[2:] != tag[2:]:
+                after = previous if position else "the start"
+                raise ValueError(
+                    f"{data.name}: sentence {data.ids[index]}, token {position + 1} "
+                    f"({data.sentences[index][position]!r}) is tagged {tag} after {after}; seqlab tags entities "
+                    "in IOB2, where each entity starts with B-. Convert the file (IOB1 -> IOB2: an I-X that starts an "
+                    "entity becomes B-X).")
 
 
 def spelling(token: str) -> list[str]:
@@ -70,7 +85,9 @@ class TagEncoder:
     @classmethod
     def build(cls, data: TaggedSentences, min_count: int = 1, lowercase: bool = True,
               tokens: str = "words") -> "TagEncoder":
-        """Vocabularies from the training sentences only."""
+        """Vocabularies from the training sentences only (BIO tags checked to be IOB2, see `check_iob2`)."""
+        if is_bio_tagset(data.tag_counts()):
+            check_iob2(data)
         words = Vocabulary.build([[cls._word(t, lowercase) for t in s] for s in data.sentences], min_freq=min_count)
         chars = Vocabulary.build([[c for t in s for c in spelling(t)] for s in data.sentences])
         tags = Vocabulary.build(data.tags)
