@@ -145,7 +145,7 @@ def test_resuming_a_run_ends_where_an_uninterrupted_one_ends(tmp_path):
     train(tmp_path / "parts", run_settings(**options, epochs=2), verbose=0, log=None)
     resumed = train(tmp_path / "parts", None, resume=True, given={"epochs": 3}, verbose=0, log=None)
     assert len(resumed.history["loss"]) == 3
-    assert resumed.history["learning_rate"] == whole.history["learning_rate"]  # the plateau's state resumes too
+    assert resumed.history == whole.history  # losses, accuracies and the plateau's learning rates
     for (name, a), (_, b) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
         assert torch.equal(a, b), name
 
@@ -190,6 +190,10 @@ def test_the_commands_train_evaluate_and_predict(tmp_path, capsys):
     assert line["entities"] == [{"text": "김철수", "type": "PS", "start": 0, "end": 3}]
     assert main(["tag", "predict", "--model", str(out), "부산시에 갔다"]) == 0
     assert capsys.readouterr().out == "부산시에 갔다\t부산시 [LC]\n"
+    with open(tsv, "a") as file:  # the data changed: its seeded test part is no longer the held-out one
+        file.write("\n김\tB-PS\n")
+    assert main(["tag", "evaluate", "--model", str(out)]) == 1
+    assert "has changed since the model was trained on it" in capsys.readouterr().err
 
 
 def test_predict_prints_word_tag_pairs(tmp_path, capsys):

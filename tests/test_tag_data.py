@@ -49,8 +49,11 @@ def test_conllu_skips_multiword_ranges_and_empty_nodes_as_ud_does(tmp_path):
 
 def test_conllu_word_without_its_tag_column_is_an_error_naming_it(tmp_path):
     path = write(tmp_path, "short.conllu", "# sent_id = x7\n1\tI\tI\tPRON\tPRP\t_\t0\troot\t_\t_\n2\tran\trun\n\n")
-    with pytest.raises(MalformedDataError, match=r"sentence x7, word 2 \('ran'\) has no UPOS tag"):
+    with pytest.raises(MalformedDataError, match=r"sentence x7, word 2 \('ran'\) has no UPOS column"):
         read_conllu(path)
+    no_xpos = write(tmp_path, "no-xpos.conllu", "1\tI\tI\tPRON\t_\t_\t0\troot\t_\t_\n\n")
+    with pytest.raises(MalformedDataError, match=r"has no XPOS tag \('_'\): .*\(--tagset upos\)"):
+        read_conllu(no_xpos, tagset="xpos")
     with pytest.raises(ValueError, match="tagset must be one of"):
         read_conllu(path, tagset="deprel")
 
@@ -61,6 +64,7 @@ def test_tsv_reads_space_tokens_comments_and_sentences(tmp_path):
     assert data.sentences == [["박", "씨", " "], ["서", "울"]]
     assert data.tags == [["B-PS", "O", "O"], ["B-LC", "I-LC"]]
     assert tokens_of(data) == "characters" and is_bio_tagset(data.tag_counts())
+    assert read_tagged_tsv(write(tmp_path, "hash.tsv", "##\tSYM\nx\tX\n")).sentences == [["##", "x"]]
 
 
 @pytest.mark.parametrize("content, message", [
@@ -109,11 +113,19 @@ def test_user_file_splits_80_10_10_seeded(tmp_path):
     assert len(names) == 50  # the three parts are disjoint and cover the file
     with pytest.raises(ValueError, match="unknown dataset 'conll'"):
         load_tagging_data("conll")
+    for count in (3, 4, 5, 9):  # every part keeps a sentence
+        few = write(tmp_path, f"few{count}.tsv", "".join(f"w{i}\tT\n\n" for i in range(count)))
+        parts = load_tagging_data(f"tsv:{few}")
+        assert (len(parts.train), len(parts.dev), len(parts.test)) == (count - 2, 1, 1)
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        load_tagging_data(f"tsv:{tmp_path / 'missing.tsv'}")
 
 
 def test_split_text_and_spelling():
     assert split_text("I don't like U.S. e-mail, ok?", "words") == \
-        ["I", "do", "n't", "like", "U.S", ".", "e-mail", ",", "ok", "?"]
+        ["I", "do", "n't", "like", "U.S.", "e-mail", ",", "ok", "?"]
+    assert split_text("I'm sure it's John's, we've seen.", "words") == \
+        ["I", "'m", "sure", "it", "'s", "John", "'s", ",", "we", "'ve", "seen", "."]
     assert split_text("박씨 딸", "characters") == ["박", "씨", " ", "딸"]
     assert spelling("값") == ["\u1100", "\u1161", "\u11b9"]  # a syllable's jamo (NFD)
     long = "x" * 10 + "y" * 30
@@ -132,6 +144,9 @@ def test_encoder_ids_padding_and_unknown_tags():
     assert encoder.chars.decode(chars[0, 0]) == ["T", "h", "e"]               # the case stays in the spelling
     unknown = encoder.encode([["Zebra"]])[0]
     assert unknown.words == [encoder.words.unknown_index]
+    iob1 = TaggedSentences("iob1.tsv", [["New", "York"]], [["I-LC", "I-LC"]])
+    with pytest.raises(ValueError, match=r"iob1.tsv: sentence 1, token 1 \('New'\) is tagged I-LC after the start"):
+        TagEncoder.build(iob1)
     with pytest.raises(ValueError, match=r"tags the model was not trained on: \['ADJ'\]"):
         encoder.encode([["big"]], [["ADJ"]], "dev.tsv")
     assert TagEncoder.from_config(encoder.to_config()).to_config() == encoder.to_config()

@@ -60,8 +60,9 @@ def load_tagging_data(dataset: str, tagset: str = "upos", split_seed: int = 0, l
         tokens = "characters"
     elif dataset.startswith(("conll:", "tsv:")):
         kind, _, path = dataset.partition(":")
-        spec = {**spec, "dataset": f"{kind}:{Path(path).expanduser().resolve()}", "sha256": sha256_of(Path(path))}
-        whole = load_tagged_file(dataset, tagset, decode_errors)
+        whole = load_tagged_file(dataset, tagset, decode_errors)   # a missing or malformed file says so first
+        resolved = Path(path).expanduser().resolve()
+        spec = {**spec, "dataset": f"{kind}:{resolved}", "sha256": sha256_of(resolved)}
         parts = _split(whole, split_seed)
         tokens = tokens_of(whole)
     else:

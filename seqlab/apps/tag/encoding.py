@@ -10,7 +10,8 @@ A sentence of T tokens becomes
 
 and a batch pads all three to its longest sentence and token. `split_text`
 cuts new text the way the training data was cut: characters (KLUE), or words
-with punctuation and English clitics split off (`don't` → `do n't`, as UD does).
+with punctuation and English clitics split off as UD does (`don't` → `do n't`,
+`it's` → `it 's`), abbreviations kept whole (`U.S.`).
 
     >>> encoder = TagEncoder.build(train_sentences)
     >>> (words, chars), tags = encoder.collate(encoder.encode(train_sentences)[:32])
@@ -34,7 +35,9 @@ from seqlab.data.epoch_batches import EpochBatches
 __all__ = ["MAX_CHARS", "EncodedSentence", "TagEncoder", "check_iob2", "split_text"]
 
 MAX_CHARS = 24
-_WORDS = re.compile(r"\w+(?=n't\b)|n't\b|'(?:s|re|ve|ll|d|m)\b|\w+(?:[-'.]\w+)*|[^\w\s]", re.IGNORECASE)
+_CLITIC = r"'(?:s|re|ve|ll|d|m)\b"
+_WORDS = re.compile(rf"\w+(?=n't\b)|n't\b|\w+(?={_CLITIC})|{_CLITIC}|(?:[A-Za-z]\.){{2,}}|\w+(?:[-.]\w+)*|[^\w\s]",
+                    re.IGNORECASE)
 
 
 def split_text(text: str, tokens: str) -> list[str]:

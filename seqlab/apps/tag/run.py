@@ -188,7 +188,12 @@ def evaluation_data(model: Tagger, dataset: str | None = None, tagset: str | Non
             raise ValueError("this model does not record its training data; give --dataset.")
         dataset = spec["dataset"]
         if dataset.startswith(("conll:", "tsv:")):
-            return load_tagging_data(**{k: v for k, v in spec.items() if k != "sha256"}).test
+            data = load_tagging_data(**{k: v for k, v in spec.items() if k != "sha256"})
+            if spec.get("sha256") not in (None, data.spec["sha256"]):
+                raise ValueError(f"{dataset[dataset.index(':') + 1:]} has changed since the model was trained on it "
+                                 "(its SHA-256 differs), so its test part is no longer held out; give the file "
+                                 "as it was, or score a file of your own with --dataset.")
+            return data.test
     tagset = tagset or spec.get("tagset", "upos")
     if dataset.startswith(("conll:", "tsv:")):
         return load_tagged_file(dataset, tagset)

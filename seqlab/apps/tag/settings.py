@@ -56,8 +56,8 @@ class Settings:
     freeze_embeddings: bool = setting(False, "keep the word vectors from --embeddings fixed")
     epochs: int = setting(30, "most epochs")
     patience: int | None = setting(5, "stop after this many epochs without a better dev accuracy "
-                                      "(with --crf: dev loss; the best epoch's weights are kept)",
-                                    default_text="no early stopping")
+                                      "(with --crf: dev loss; the best epoch's weights are kept; "
+                                      "0: no early stopping)")
     max_minutes: float | None = setting(None, "stop before an epoch that would end past this many minutes",
                                         default_text="no limit")
     lr_decay: float = setting(0.5, "multiply the learning rate by this after 2 epochs without a better dev "
@@ -69,6 +69,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.char_features not in CHAR_FEATURES:
             raise ValueError(f"char_features must be one of {CHAR_FEATURES}, got {self.char_features!r}.")
+        if self.patience == 0:
+            self.patience = None
         for name in ("word_dim", "char_dim", "char_units", "units", "layers", "min_count", "epochs", "batch_size",
                      "patience"):
             value = getattr(self, name)

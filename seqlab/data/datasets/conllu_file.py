@@ -50,11 +50,17 @@ def read_conllu(path: str | os.PathLike[str], tagset: str = "upos", errors: str 
         words = [token for token in sentence if isinstance(token["id"], int)]  # no ranges, no empty nodes
         for word in words:
             tag = word.get(tagset)
-            if tag in (None, "_", ""):
+            if tag in (None, "_", "") and tagset not in word:
                 raise MalformedDataError(
                     f"{path}: sentence {sentence_id}, word {word['id']} ({word['form']!r}) has no "
-                    f"{tagset.upper()} tag; CoNLL-U words need all ten tab-separated columns "
+                    f"{tagset.upper()} column; CoNLL-U words need all ten tab-separated columns "
                     f"(ID FORM LEMMA UPOS XPOS ...)")
+            if tag in (None, "_", ""):
+                other = "upos" if tagset == "xpos" else "xpos"
+                raise MalformedDataError(
+                    f"{path}: sentence {sentence_id}, word {word['id']} ({word['form']!r}) has no {tagset.upper()} "
+                    f"tag ('_'): this treebank does not give {tagset.upper()} for every word; tag its "
+                    f"{other.upper()} instead (--tagset {other})")
         if words:
             sentences.append([word["form"] for word in words])
             tags.append([word[tagset] for word in words])

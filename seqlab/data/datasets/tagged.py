@@ -4,7 +4,7 @@
 token lists and tag lists, one pair per sentence. `read_tagged_tsv` reads the
 simplest tagging format, used by KLUE NER and by users' own data:
 
-    ## a comment line (KLUE heads each sentence with one)
+    ## a comment line (KLUE heads each sentence with one; `##<TAB>tag` is the token ##)
     경<TAB>B-OG
     찰<TAB>I-OG
      <TAB>O            the token is everything before the last tab: here a space
@@ -88,7 +88,7 @@ def read_tagged_tsv(path: str | os.PathLike[str], errors: str = STRICT) -> Tagge
     tokens: list[str] = []
     labels: list[str] = []
     for number, line in enumerate(text.split("\n"), start=1):
-        if line.startswith("##"):
+        if line.startswith("##") and line.rpartition("\t")[0] != "##":  # a comment; "##<TAB>tag" is a token
             continue
         if not line.strip("\t\r"):  # a sentence ends (a line that is only a space is a token without a tab)
             if tokens:
