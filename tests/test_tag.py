@@ -247,3 +247,12 @@ def test_a_sentence_gets_the_same_scores_alone_and_beside_longer_words(char_feat
     beside = model.encoder.collate(model.encoder.encode([["the", "cat"], ["a", "hippopotamus", "runs"]]))[0]
     with torch.no_grad():
         assert torch.allclose(model(alone)[0], model(beside)[0, :2], atol=1e-6)
+
+
+def test_patience_zero_turns_early_stopping_off_and_bad_settings_are_refused():
+    from seqlab.apps.tag.settings import Settings
+    assert Settings(patience=0).patience is None and Settings().patience == 5
+    with pytest.raises(ValueError, match=r"lr_decay must be in \(0, 1\]"):
+        Settings(lr_decay=0)
+    with pytest.raises(ValueError, match="dropout must be in"):
+        Settings(dropout=1.0)
