@@ -78,8 +78,8 @@ def causal_transformer(context: int) -> seqlab.Sequential:
 def test_window_steps_equal_the_prefix_then_the_last_context_tokens():
     model = causal_transformer(context=6)
     ids = torch.randint(1, 12, (3, 10))
-    stepper = stepper_for(model)
-    assert isinstance(stepper, WindowStepper) and stepper.context == 6
+    stepper = WindowStepper(model)
+    assert stepper.context == 6
     with torch.no_grad():
         torch.testing.assert_close(stepper.prime(ids[:, :4]), model(ids[:, :4])[:, -1], rtol=1e-5, atol=1e-6)
         for t in range(4, 10):  # up to 6 tokens: the whole prefix; then the last 6
@@ -94,6 +94,7 @@ def test_stepper_for_needs_a_recurrent_or_causal_model():
         stepper_for(encoder)  # bidirectional attention sees the future: it cannot generate
     sinusoidal = seqlab.Sequential([layers.Embedding(12, 8), layers.PositionalEncoding(),
                                     layers.TransformerBlock(8, 2, 16, causal=True), layers.Dense(12)])
+    sinusoidal.build((None, None))
     with pytest.raises(ValueError, match="needs context=N"):
         stepper_for(sinusoidal)
     assert WindowStepper(sinusoidal, context=4).context == 4

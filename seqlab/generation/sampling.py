@@ -16,8 +16,8 @@ softmax([1, 1, 3]) = [0.1065, 0.1065, 0.7870]; with α = 0.5 [0.2119, 0.2119,
 Generation is incremental: the prime runs once through the model (its fast
 sequence path), then each new token is one recurrent step from the carried
 state (`seqlab.generation.stepping.Stepper`), never a re-run of the prefix; a
-causal transformer, which has no state, re-reads its window
-(`WindowStepper`).
+causal transformer's step runs one position over its cached keys and values
+(`seqlab.generation.cached_stepping.CachedStepper`).
 `num_samples` continuations of one prime generate together as one batch, and
 `stream` yields every step's tokens as soon as they are drawn.
 
@@ -35,6 +35,7 @@ from typing import Iterable, Iterator, Sequence
 import torch
 
 from seqlab.kernels import fused
+from seqlab.generation.cached_stepping import CachedStepper
 from seqlab.generation.stepping import Stepper, WindowStepper, stepper_for
 
 __all__ = ["GenerationStep", "Sampling", "TextGenerator", "UnknownCharactersError", "generate_steps",
@@ -174,7 +175,7 @@ def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling =
     """Yield `length` steps continuing `prime (batch, time)`, one recurrent step per token.
 
     `model` is an Embedding → RNN(s) → Dense `Sequential`, a causal
-    transformer `Sequential`, or a `Stepper` / `WindowStepper`.
+    transformer `Sequential`, or a `Stepper` / `CachedStepper` / `WindowStepper`.
     The prime runs once; every later step feeds the drawn token back with the
     carried state. `forbidden` token ids (padding, unknown) are never drawn.
     `precision="bfloat16"`: a recurrent model's steps multiply by bfloat16
@@ -186,7 +187,7 @@ def generate_steps(model, prime: torch.Tensor, length: int, sampling: Sampling =
     """
     if length < 0:
         raise ValueError(f"length must be ≥ 0 (tokens to generate), got {length}.")
-    stepper = (model if isinstance(model, (Stepper, WindowStepper))
+    stepper = (model if isinstance(model, (Stepper, CachedStepper, WindowStepper))
                else stepper_for(model, prime.shape[0], precision))
     device = stepper.device
     banned = torch.tensor(sorted(set(forbidden)), dtype=torch.long, device=device)

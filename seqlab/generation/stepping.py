@@ -35,11 +35,11 @@ results equal running the whole prefix through the model.
     >>> logits = stepper.step(torch.tensor([7]))
     >>> many = Stepper(model, batch_size=64, precision="bfloat16")  # 64 streams, bfloat16 products
 
-A model without recurrent state (a causal transformer) has nothing to carry:
-`WindowStepper` re-reads the last `context` tokens at each step, the window
-the model was trained on (its learned positions cover that many steps; a
-cache of keys and values would not survive the window sliding, since every
-position's vector changes). `stepper_for(model)` picks the right one.
+A causal transformer carries keys and values instead of a state:
+`seqlab.generation.cached_stepping.CachedStepper` runs one position per step
+over each block's cache. `WindowStepper`, the reference it is tested
+against, re-reads the last `context` tokens at every step (the window the
+model was trained on). `stepper_for(model)` picks `Stepper` or `CachedStepper`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ from functools import partial
 
 import torch
 
+from seqlab.generation.cached_stepping import CachedStepper
 from seqlab.kernels import fused
 from seqlab.kernels.fused import PRECISIONS
 from seqlab.layers.core import Activation, Dense, Dropout
@@ -178,8 +179,8 @@ class WindowStepper:
         return self.model(self.window, training=False)[:, -1]
 
 
-def stepper_for(model, batch_size: int = 1, precision: str = "float32") -> Stepper | WindowStepper:
-    """`Stepper` for a recurrent model, `WindowStepper` for a causal transformer (float32 only)."""
+def stepper_for(model, batch_size: int = 1, precision: str = "float32") -> Stepper | CachedStepper:
+    """`Stepper` for a recurrent model, `CachedStepper` for a causal transformer (float32 only)."""
     layers = list(model.layers) if hasattr(model, "layers") else list(model)
     if any(isinstance(layer, RNN) for layer in layers):
         return Stepper(model, batch_size=batch_size, precision=precision)
@@ -188,7 +189,7 @@ def stepper_for(model, batch_size: int = 1, precision: str = "float32") -> Stepp
         if precision != "float32":
             raise ValueError(f"precision={precision!r} applies to recurrent models; a transformer generates "
                              "in float32 (leave precision at 'float32').")
-        return WindowStepper(model)
+        return CachedStepper(model)
     raise ValueError("Generation needs a recurrent model (Embedding → RNN layers → Dense) or a causal "
                      "transformer (TransformerBlock(causal=True)); this model is neither.")
 

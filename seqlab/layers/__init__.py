@@ -7,6 +7,7 @@
 """
 
 from seqlab.layers.attention import AdditiveAttention, Attention, SelfAttention
+from seqlab.layers.attention_cache import AttentionCache, DecoderCache
 from seqlab.layers.base import Layer
 from seqlab.layers.cells import GRUCell, LSTMCell, RecurrentCell, SimpleRNNCell
 from seqlab.layers.convolutional import Conv1D
@@ -21,6 +22,7 @@ from seqlab.layers.positional import PositionalEncoding, PositionEmbedding
 from seqlab.layers.recurrent import GRU, LSTM, RNN, SimpleRNN
 from seqlab.layers.serialization import deserialize, serialize
 from seqlab.layers.transformer import TransformerBlock, transformer_stack
+from seqlab.layers.transformer_decoder import TransformerDecoderBlock
 from seqlab.layers.wrappers import Bidirectional, TimeDistributed
 
 __all__ = [
@@ -29,5 +31,6 @@ __all__ = [
     "TimeDistributed", "deserialize", "one_hot", "serialize",
     "AdditiveAttention", "Attention", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "LayerNormalization",
     "MultiHeadAttention", "PositionEmbedding", "PositionalEncoding", "SelfAttention", "TransformerBlock",
-    "transformer_stack", "CRF", "bio_constraints", "viterbi_decode",
+    "transformer_stack", "CRF", "bio_constraints", "viterbi_decode", "AttentionCache", "DecoderCache",
+    "TransformerDecoderBlock",
 ]

@@ -271,9 +271,12 @@ def combine_masks(query_mask: torch.Tensor | None, key_mask: torch.Tensor | None
     return visible
 
 
-def causal_mask(query_length: int, key_length: int, device=None) -> torch.Tensor:
-    """`(Tq, Tv)` booleans, True where key j <= query i (Keras' causal mask)."""
-    return torch.ones(query_length, key_length, dtype=torch.bool, device=device).tril()
+def causal_mask(query_length: int, key_length: int, device=None, offset: int = 0) -> torch.Tensor:
+    """`(Tq, Tv)` booleans, True where key j <= query i + offset (Keras' causal mask at offset 0).
+
+    `offset` is the number of cached keys before the first query (incremental decoding).
+    """
+    return torch.ones(query_length, key_length, dtype=torch.bool, device=device).tril(diagonal=offset)
 
 
 def check_mask(mask: Any, like: torch.Tensor, layer: str, what: str) -> torch.Tensor | None:

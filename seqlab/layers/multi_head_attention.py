@@ -22,6 +22,13 @@ Keras' own kernels give it (a model imported from Keras uses that, so layers
 that read padded positions without a mask match Keras too). Real rows agree
 either way.
 
+Incremental decoding: `cache=AttentionCache()` keeps the projected keys
+and values between calls, so each call projects only its new positions and
+attends over all of them (with `use_causal_mask`, new query t sits at
+position `past + t`); `AttentionCache(static=True)` projects the encoder's
+outputs on the first call and reuses them (cross-attention). The outputs equal
+the uncached layer's on the whole sequence (tests, float64 and float32).
+
 Execution: `torch.nn.functional.scaled_dot_product_attention` (fused kernels)
 whenever the weights are not requested; with `return_attention_scores=True`,
 or seeded dropout in training, the explicit softmax runs. Tests hold both
@@ -42,8 +49,9 @@ import torch
 import torch.nn.functional as F
 
 from seqlab import constraints, initializers, regularizers
-from seqlab.layers.attention import (check_dropout_rate, check_mask, combine_masks, drop_weights, masked_softmax,
-                                     split_attention_shapes)
+from seqlab.layers.attention import (causal_mask, check_dropout_rate, check_mask, combine_masks, drop_weights,
+                                     masked_softmax, split_attention_shapes)
+from seqlab.layers.attention_cache import AttentionCache
 from seqlab.layers.base import Layer, Shape
 
 
@@ -52,12 +60,13 @@ class MultiHeadAttention(Layer):
 
     Call: `mha(query, value=None, key=None, query_mask=None, value_mask=None,
     key_mask=None, attention_mask=None, return_attention_scores=False,
-    training=None, use_causal_mask=False, mask=None)`. Without `value` it is
+    training=None, use_causal_mask=False, mask=None, cache=None)`. Without `value` it is
     self-attention (`value = key = query`). `mask` is the query's padding mask,
     and also the value's for self-attention; masks carried by the inputs
     (`Embedding(mask_zero=True)`) are used when none is given. Returns
     `(batch, T, d_out)`, plus the weights `(batch, heads, T, S)` with
-    `return_attention_scores=True`.
+    `return_attention_scores=True`. With a `cache`, `attention_mask` and the
+    weights span every cached key `(batch, T, past + S)`.
 
         >>> mha = MultiHeadAttention(num_heads=2, key_dim=16)
         >>> target, source = torch.randn(3, 5, 32), torch.randn(3, 9, 64)
@@ -148,7 +157,8 @@ class MultiHeadAttention(Layer):
                 query_mask: torch.Tensor | None = None, value_mask: torch.Tensor | None = None,
                 key_mask: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 return_attention_scores: bool = False, training: bool | None = None,
-                use_causal_mask: bool = False, mask: torch.Tensor | None = None) -> Any:
+                use_causal_mask: bool = False, mask: torch.Tensor | None = None,
+                cache: AttentionCache | None = None) -> Any:
         if value is None:  # self-attention: the padding mask covers the keys too
             value = query
             value_mask = mask if value_mask is None else value_mask
@@ -156,39 +166,52 @@ class MultiHeadAttention(Layer):
         query_mask = mask if query_mask is None else query_mask
         self._shapes(tuple(query.shape), tuple(value.shape), tuple(key.shape))
         self._check_built_for(query, value, key)
-        visible = self._visible(query, value, query_mask, value_mask, key_mask, attention_mask, use_causal_mask)
-
-        q = self.query_dense(query).transpose(1, 2)     # (batch, heads, T, key_dim)
-        k = self.key_dense(key).transpose(1, 2)         # (batch, heads, S, key_dim)
-        v = self.value_dense(value).transpose(1, 2)     # (batch, heads, S, value_dim)
-        training = self.training if training is None else training
-        dropout = self.dropout if training else 0.0
-        if return_attention_scores or (dropout and self.seed is not None):
-            heads, weights = self._explicit_attention(q, k, v, visible, use_causal_mask, dropout)
-        else:
-            heads, weights = self._fused_attention(q, k, v, visible, use_causal_mask, dropout), None
-        output = self.output_dense(heads.transpose(1, 2))  # (batch, T, heads, value_dim) -> (batch, T, d_out)
-        return (output, weights) if return_attention_scores else output
-
-    def _visible(self, query, value, query_mask, value_mask, key_mask, attention_mask, causal):
-        """The AND of every mask, `(batch or 1, T, S)`; None when only causal (or nothing) applies."""
         query_mask = check_mask(query_mask, query, self.name, "query_mask")
         value_mask = check_mask(value_mask, value, self.name, "value_mask")
         key_mask = check_mask(key_mask, value, self.name, "key_mask")
         if key_mask is not None:
             value_mask = key_mask if value_mask is None else value_mask & key_mask
+
+        q = self.query_dense(query).transpose(1, 2)     # (batch, heads, T, key_dim)
+        past = 0 if cache is None or cache.static else cache.length
+        if cache is not None and cache.static and cache.filled:  # cross-attention: the encoder's, projected once
+            k, v, value_mask = cache.keys, cache.values, cache.mask
+        else:
+            k = self.key_dense(key).transpose(1, 2)         # (batch, heads, S, key_dim)
+            v = self.value_dense(value).transpose(1, 2)     # (batch, heads, S, value_dim)
+            if cache is not None:
+                (cache.set if cache.static else cache.append)(k, v, value_mask)
+                k, v, value_mask = cache.keys, cache.values, cache.mask
+        target, source = q.shape[2], k.shape[2]
         if attention_mask is not None:
-            attention_mask = self._check_attention_mask(attention_mask, query, value)
+            attention_mask = self._check_attention_mask(attention_mask, query.shape[0], target, source, query)
+        causal = use_causal_mask
+        if causal and past:  # the new queries sit at positions past, past + 1, ...: each sees the keys up to it
+            causal = False
+            if target > 1:
+                attention_mask = _and(attention_mask, causal_mask(target, source, query.device, past).unsqueeze(0))
+        visible = self._visible(target, source, query_mask, value_mask, attention_mask, causal, query)
+
+        training = self.training if training is None else training
+        dropout = self.dropout if training else 0.0
+        if return_attention_scores or (dropout and self.seed is not None):
+            heads, weights = self._explicit_attention(q, k, v, visible, causal, dropout)
+        else:
+            heads, weights = self._fused_attention(q, k, v, visible, causal, dropout), None
+        output = self.output_dense(heads.transpose(1, 2))  # (batch, T, heads, value_dim) -> (batch, T, d_out)
+        return (output, weights) if return_attention_scores else output
+
+    def _visible(self, target: int, source: int, query_mask, value_mask, attention_mask, causal, query):
+        """The AND of every mask, `(batch or 1, T, S)`; None when only causal (or nothing) applies."""
         if query_mask is None and value_mask is None and attention_mask is None:
             return None  # the causal-only case runs as is_causal in the fused kernel
-        visible = combine_masks(query_mask, value_mask, causal, query, value)
-        if attention_mask is not None:
-            visible = attention_mask if visible is None else visible & attention_mask
-        return visible
+        visible = combine_masks(query_mask, value_mask, False, query, query)
+        if causal:
+            visible = _and(visible, causal_mask(target, source, query.device).unsqueeze(0))
+        return _and(visible, attention_mask)
 
-    def _check_attention_mask(self, attention_mask, query, value) -> torch.Tensor:
+    def _check_attention_mask(self, attention_mask, batch: int, target: int, source: int, query) -> torch.Tensor:
         attention_mask = torch.as_tensor(attention_mask, device=query.device)
-        batch, target, source = query.shape[0], query.shape[1], value.shape[1]
         if attention_mask.dim() not in (2, 3) or tuple(attention_mask.shape[-2:]) != (target, source) or (
                 attention_mask.dim() == 3 and attention_mask.shape[0] not in (1, batch)):
             raise ValueError(
@@ -211,7 +234,7 @@ class MultiHeadAttention(Layer):
     def _explicit_attention(self, q, k, v, visible, causal, dropout):
         """The reference: scores, masked softmax, dropout on the weights, weighted sum."""
         if visible is None and causal:
-            visible = combine_masks(None, None, True, q.transpose(1, 2), k.transpose(1, 2))
+            visible = causal_mask(q.shape[2], k.shape[2], q.device).unsqueeze(0)
         scores = (q * (1.0 / math.sqrt(self.key_dim))) @ k.transpose(-1, -2)   # (batch, heads, T, S)
         weights = masked_softmax(scores, None if visible is None else visible.unsqueeze(1))
         if visible is not None and self.fully_masked_rows == "average":  # equal weights where nothing is visible
@@ -258,6 +281,11 @@ class MultiHeadAttention(Layer):
             "seed": self.seed,
             "fully_masked_rows": self.fully_masked_rows,
         }
+
+
+def _and(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """a & b, where None means all True."""
+    return b if a is None else a if b is None else a & b
 
 
 class _Projection(Layer):

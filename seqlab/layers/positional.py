@@ -48,13 +48,15 @@ class PositionalEncoding(Layer):
         check_sequence_shape(self.name, input_shape)
         self.built = True
 
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
+        """`inputs + PE[start : start + time]`; `start` > 0 continues a sequence (incremental decoding)."""
         check_sequence_shape(self.name, tuple(inputs.shape))
-        return inputs + self.encoding(inputs.shape[1], inputs.shape[2], inputs.dtype, inputs.device)
+        return inputs + self.encoding(inputs.shape[1], inputs.shape[2], inputs.dtype, inputs.device, start)
 
-    def encoding(self, length: int, depth: int, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-        """The `(length, depth)` table PE (computed in float64, then cast)."""
-        positions = torch.arange(length, dtype=torch.float64, device=device)[:, None]
+    def encoding(self, length: int, depth: int, dtype: torch.dtype = torch.float32, device=None,
+                 start: int = 0) -> torch.Tensor:
+        """The `(length, depth)` table PE from position `start` (computed in float64, then cast)."""
+        positions = torch.arange(start, start + length, dtype=torch.float64, device=device)[:, None]
         features = torch.arange(depth, device=device)
         frequencies = self.max_wavelength ** (-(features - features % 2).to(torch.float64) / depth)
         angles = positions * frequencies
@@ -94,20 +96,21 @@ class PositionEmbedding(Layer):
         self.add_weight("embeddings", (self.sequence_length, input_shape[-1]), self.initializer)
         self.built = True
 
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, start: int = 0) -> torch.Tensor:
+        """`inputs + embeddings[start : start + time]`; `start` > 0 continues a sequence (incremental decoding)."""
         check_sequence_shape(self.name, tuple(inputs.shape))
         time, depth = inputs.shape[1], inputs.shape[2]
-        if time > self.sequence_length:
+        if start + time > self.sequence_length:
             raise ValueError(
-                f"{self.name} has positions for {self.sequence_length} steps but got a sequence of "
-                f"{time}. Truncate the inputs or build the model with sequence_length >= {time}."
+                f"{self.name} has positions for {self.sequence_length} steps but got a sequence reaching step "
+                f"{start + time}. Truncate the inputs or build the model with sequence_length >= {start + time}."
             )
         if depth != self.embeddings.shape[1]:
             raise ValueError(
                 f"{self.name} was built for {self.embeddings.shape[1]} features, got inputs of shape "
                 f"{tuple(inputs.shape)}."
             )
-        return inputs + self.embeddings[:time]
+        return inputs + self.embeddings[start:start + time]
 
     def get_config(self):
         return {**super().get_config(), "sequence_length": self.sequence_length,

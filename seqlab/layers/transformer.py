@@ -13,7 +13,9 @@ and with `norm_first=True` (pre-norm, steadier for deep stacks):
 
 The padding mask `(batch, time)` (from `Embedding(mask_zero=True)` or `mask=`)
 hides padded keys from every query and passes through; `causal=True` also
-hides the future (position i sees j <= i), for language models. Each head has
+hides the future (position i sees j <= i), for language models, and lets a
+block run incrementally: `block(next_positions, cache=AttentionCache())`
+attends over the keys and values of every position it has seen. Each head has
 `key_dim = embed_dim // num_heads` unless given (the Keras text-classification
 example passes `key_dim=embed_dim`).
 
@@ -28,6 +30,7 @@ import torch
 
 from seqlab import activations
 from seqlab.layers.attention import check_mask, check_sequence_shape
+from seqlab.layers.attention_cache import AttentionCache
 from seqlab.layers.base import Layer, Shape
 from seqlab.layers.core import Dense, Dropout
 from seqlab.layers.multi_head_attention import MultiHeadAttention
@@ -87,13 +90,17 @@ class TransformerBlock(Layer):
             self.build_sublayer(dropout, input_shape)
         self.built = True
 
-    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None,
-                training: bool | None = None) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor, mask: torch.Tensor | None = None, training: bool | None = None,
+                cache: AttentionCache | None = None) -> torch.Tensor:
+        """`(batch, time, embed_dim)` → the same; with a `cache` (causal blocks), `inputs` are the next positions."""
         self._check_features(tuple(inputs.shape))
         mask = check_mask(mask, inputs, self.name, "mask")
+        if cache is not None and not self.causal:
+            raise ValueError(f"{self.name} is not causal: every position sees the ones after it, so its keys and "
+                             "values cannot be cached step by step. Use TransformerBlock(causal=True).")
 
         def attend(x):
-            attended = self.attention(x, mask=mask, use_causal_mask=self.causal, training=training)
+            attended = self.attention(x, mask=mask, use_causal_mask=self.causal, training=training, cache=cache)
             return self.attention_dropout(attended, training=training)
 
         def feed_forward(x):
