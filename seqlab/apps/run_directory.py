@@ -318,13 +318,15 @@ def resolve_model_dir(directory: str | os.PathLike) -> Path:
                               f"{directory / 'model'} (the output of a `seqlab ... train --out DIR`).")
 
 
-def load_trained(directory: str | os.PathLike, model_class: type, command: str) -> Any:
-    """The `model_class` model saved in `directory` (OUT or OUT/model); a ValueError when it holds another
-    kind of model, naming `command` (e.g. "seqlab tag train"), which writes the right kind."""
+def load_trained(directory: str | os.PathLike, model_class: type | tuple[type, ...], command: str) -> Any:
+    """The `model_class` model (or one of a tuple of classes) saved in `directory` (OUT or OUT/model); a
+    ValueError when it holds another kind of model, naming `command` (e.g. "seqlab tag train"), which writes
+    the right kind."""
     model = load_model(resolve_model_dir(directory), compile=False)
     if not isinstance(model, model_class):
-        raise ValueError(f"{directory} holds a {type(model).__name__}, not a {model_class.__name__}; give a "
-                         f"directory written by `{command}`.")
+        classes = model_class if isinstance(model_class, tuple) else (model_class,)
+        raise ValueError(f"{directory} holds a {type(model).__name__}, not a "
+                         f"{' or '.join(c.__name__ for c in classes)}; give a directory written by `{command}`.")
     return model
 
 

@@ -48,7 +48,9 @@ class TransformerDecoderBlock(Layer):
     """Causal self-attention, cross-attention over an encoder's outputs and a two-layer MLP (module docstring).
 
     Call: `block(target, encoder_outputs, mask=None, encoder_mask=None,
-    training=None, cache=None)` → `(batch, T, embed_dim)`. Weights, in
+    training=None, cache=None, return_attention_scores=False)` → `(batch, T,
+    embed_dim)`, plus the cross-attention weights `(batch, heads, T, S)` with
+    `return_attention_scores=True`. Weights, in
     order: `self_attention`, `cross_attention` (MultiHeadAttention),
     `ffn_hidden` (Dense(ff_dim)), `ffn_output` (Dense(embed_dim)), then the
     LayerNormalizations `self_attention_norm`, `cross_attention_norm`,
@@ -118,7 +120,7 @@ class TransformerDecoderBlock(Layer):
 
     def forward(self, inputs: torch.Tensor, encoder_outputs: torch.Tensor, mask: torch.Tensor | None = None,
                 encoder_mask: torch.Tensor | None = None, training: bool | None = None,
-                cache: DecoderCache | None = None) -> torch.Tensor:
+                cache: DecoderCache | None = None, return_attention_scores: bool = False) -> Any:
         self._check_target(tuple(inputs.shape))
         check_sequence_shape(self.name, tuple(encoder_outputs.shape), "encoder_outputs")
         if encoder_outputs.shape[0] != inputs.shape[0]:
@@ -127,6 +129,7 @@ class TransformerDecoderBlock(Layer):
         mask = check_mask(mask, inputs, self.name, "mask")
         encoder_mask = check_mask(encoder_mask, encoder_outputs, self.name, "encoder_mask")
         self_cache, cross_cache = (None, None) if cache is None else (cache.self_attention, cache.cross_attention)
+        cross_weights = []
 
         def attend_to_self(x):
             attended = self.self_attention(x, mask=mask, use_causal_mask=True, training=training, cache=self_cache)
@@ -134,7 +137,11 @@ class TransformerDecoderBlock(Layer):
 
         def attend_to_encoder(x):
             attended = self.cross_attention(x, encoder_outputs, query_mask=mask, value_mask=encoder_mask,
-                                            training=training, cache=cross_cache)
+                                            training=training, cache=cross_cache,
+                                            return_attention_scores=return_attention_scores)
+            if return_attention_scores:
+                attended, weights = attended
+                cross_weights.append(weights)
             return self.cross_attention_dropout(attended, training=training)
 
         def feed_forward(x):
@@ -143,10 +150,12 @@ class TransformerDecoderBlock(Layer):
         if self.norm_first:
             hidden = inputs + attend_to_self(self.self_attention_norm(inputs))
             hidden = hidden + attend_to_encoder(self.cross_attention_norm(hidden))
-            return hidden + feed_forward(self.ffn_norm(hidden))
-        hidden = self.self_attention_norm(inputs + attend_to_self(inputs))
-        hidden = self.cross_attention_norm(hidden + attend_to_encoder(hidden))
-        return self.ffn_norm(hidden + feed_forward(hidden))
+            output = hidden + feed_forward(self.ffn_norm(hidden))
+        else:
+            hidden = self.self_attention_norm(inputs + attend_to_self(inputs))
+            hidden = self.cross_attention_norm(hidden + attend_to_encoder(hidden))
+            output = self.ffn_norm(hidden + feed_forward(hidden))
+        return (output, cross_weights[0]) if return_attention_scores else output
 
     def _check_target(self, shape: Shape) -> None:
         check_sequence_shape(self.name, shape, "target")

@@ -17,13 +17,13 @@ from seqlab.training.losses import (BinaryCrossentropy, CategoricalCrossentropy,
 from seqlab.training.metrics import (BinaryAccuracy, BitsPerCharacter, CategoricalAccuracy, Metric, Perplexity,
                                      SparseCategoricalAccuracy)
 from seqlab.training.optimizers import SGD, Adagrad, Adam, Adamax, AdamW, Nadam, Optimizer, RMSprop
-from seqlab.training.schedules import CosineDecay, ExponentialDecay, LearningRateSchedule
+from seqlab.training.schedules import CosineDecay, ExponentialDecay, InverseSquareRootDecay, LearningRateSchedule
 from seqlab.training.tbptt import batchify
 
 __all__ = [
     "SGD", "Adagrad", "Adam", "AdamW", "Adamax", "BinaryAccuracy", "BinaryCrossentropy", "BitsPerCharacter",
     "CSVLogger", "Callback", "CategoricalAccuracy", "CategoricalCrossentropy", "CosineDecay", "EarlyStopping",
-    "ExponentialDecay", "History", "JSONLogger", "LearningRateSchedule", "LearningRateScheduler", "Loss",
+    "ExponentialDecay", "History", "InverseSquareRootDecay", "JSONLogger", "LearningRateSchedule", "LearningRateScheduler", "Loss",
     "MeanAbsoluteError", "MeanSquaredError", "Metric", "Model", "ModelCheckpoint", "Nadam", "NonFiniteLossError",
     "Optimizer", "Perplexity", "RMSprop", "ReduceLROnPlateau", "SparseCategoricalAccuracy",
     "SparseCategoricalCrossentropy", "TensorBoard", "TerminateOnNaN", "batchify", "parameter_table",

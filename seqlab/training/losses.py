@@ -95,26 +95,40 @@ class SparseCategoricalCrossentropy(Loss):
     positions whose target equals `ignore_class` (e.g. padding index 0) are
     masked out, as are positions the model's output mask marks as padding.
 
+    `label_smoothing` ε spreads ε of the target's mass evenly over the K
+    classes, as `CategoricalCrossentropy(label_smoothing=ε)` does for one-hot
+    labels (Szegedy et al. 2016; the Transformer's ε = 0.1):
+    ℓ = -(1 - ε) log p[y] - (ε / K) Σ_k log p[k].
+
         >>> loss = SparseCategoricalCrossentropy(from_logits=True)
         >>> loss(torch.tensor([1, 0]), torch.tensor([[0.0, 9.0], [9.0, 0.0]])) < 1e-3
         tensor(True)
     """
 
-    def __init__(self, from_logits: bool = False, ignore_class: int | None = None, name: str | None = None):
+    def __init__(self, from_logits: bool = False, ignore_class: int | None = None, label_smoothing: float = 0.0,
+                 name: str | None = None):
         super().__init__(name or "sparse_categorical_crossentropy")
+        if not 0.0 <= float(label_smoothing) < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1) (the share of the target's probability spread "
+                             f"over all classes; 0.1 is usual), got {label_smoothing!r}.")
         self.from_logits = from_logits
         self.ignore_class = ignore_class
+        self.label_smoothing = float(label_smoothing)
 
     def elementwise(self, y_true: torch.Tensor, y_pred: torch.Tensor) -> torch.Tensor:
         labels = integer_labels(y_true, y_pred, self.name, self.ignore_class)
         log_probs = log_probabilities(y_pred, self.from_logits, self.name)
-        return -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        target = -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+        if not self.label_smoothing:
+            return target
+        return (1.0 - self.label_smoothing) * target - self.label_smoothing * log_probs.mean(dim=-1)
 
     def mask(self, y_true: torch.Tensor) -> torch.Tensor | None:
         return None if self.ignore_class is None else _squeeze_last(y_true) != self.ignore_class
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class}
+        return {**super().get_config(), "from_logits": self.from_logits, "ignore_class": self.ignore_class,
+                "label_smoothing": self.label_smoothing}
 
 
 class CategoricalCrossentropy(Loss):

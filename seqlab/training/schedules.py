@@ -18,7 +18,8 @@ from typing import Any
 
 from seqlab import serialization
 
-__all__ = ["CosineDecay", "ExponentialDecay", "LearningRateSchedule", "get", "serialize"]
+__all__ = ["CosineDecay", "ExponentialDecay", "InverseSquareRootDecay", "LearningRateSchedule", "get",
+           "serialize"]
 
 
 class LearningRateSchedule(serialization.Serializable, abc.ABC):
@@ -93,6 +94,35 @@ class CosineDecay(LearningRateSchedule):
     def get_config(self) -> dict[str, Any]:
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
                 "alpha": self.alpha, "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
+
+
+class InverseSquareRootDecay(LearningRateSchedule):
+    """Linear warm-up to `peak_learning_rate`, then decay as 1/√step (the Transformer's schedule).
+
+    With n = step + 1 and w = `warmup_steps`:
+    lr = peak · min(n / w, √(w / n)), which rises linearly to `peak` at n = w
+    and then falls as 1/√n (Vaswani et al. 2017 with peak = d^-0.5 · w^-0.5).
+    It depends on the step alone, so a resumed run continues it exactly,
+    whatever its number of epochs.
+
+        >>> schedule = InverseSquareRootDecay(1e-3, warmup_steps=100)
+        >>> schedule(49), schedule(99), schedule(399)
+        (0.0005, 0.001, 0.0005)
+    """
+
+    def __init__(self, peak_learning_rate: float, warmup_steps: int):
+        if not peak_learning_rate > 0:
+            raise ValueError(f"InverseSquareRootDecay needs peak_learning_rate > 0, got {peak_learning_rate}.")
+        if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+            raise ValueError(f"InverseSquareRootDecay needs warmup_steps >= 1, got {warmup_steps!r}.")
+        self.peak_learning_rate, self.warmup_steps = float(peak_learning_rate), warmup_steps
+
+    def __call__(self, step: int) -> float:
+        n = step + 1
+        return self.peak_learning_rate * min(n / self.warmup_steps, math.sqrt(self.warmup_steps / n))
+
+    def get_config(self) -> dict[str, Any]:
+        return {"peak_learning_rate": self.peak_learning_rate, "warmup_steps": self.warmup_steps}
 
 
 serialize = serialization.serialize

@@ -1,14 +1,17 @@
-"""Attention-based translation: a recurrent encoder–decoder over words, trained with teacher forcing.
+"""Attention-based translation: a recurrent or transformer encoder–decoder, trained with teacher forcing.
 
-The model (`model.py` states its equations) is a bidirectional GRU encoder and
-a GRU decoder with Luong's dot-product or Bahdanau's additive attention (Luong
-et al. 2015), or none (`attention=None`: plain seq2seq, whose only view of the
-source is the encoder's final state). Training feeds the true previous word (teacher forcing):
+The recurrent model (`model.py` states its equations) is a bidirectional GRU
+encoder and a GRU decoder with Luong's dot-product or Bahdanau's additive
+attention (Luong et al. 2015), or none (`attention=None`: plain seq2seq, whose
+only view of the source is the encoder's final state); `arch="transformer"` is
+the encoder–decoder transformer (`transformer_model.py`), decoded with
+key/value caches. Training feeds the true previous word (teacher forcing):
 decoder inputs `<sos> y_1 … y_n`, targets `y_1 … y_n <eos>`, padding left out
 of the loss. At inference the encoder runs once and the decoder one step at a
 time with its carried state, under greedy decoding or beam search
-(`seqlab.generation.decoding`). BLEU (sacrebleu) is measured on held-out source sentences
-that never occur in training, against all their translations in the file.
+(`seqlab.generation.decoding`). BLEU (sacrebleu) is measured on held-out source
+sentences that never occur in training, against all their translations in the
+file.
 
     >>> data = load_translation_data("fra-eng", "en", "fr", max_words=10, limit=30_000)
     >>> model, history, seconds = train_translator(data, attention="dot", epochs=8)
@@ -21,15 +24,17 @@ Command line (`seqlab translate`):
     seqlab translate evaluate --model runs/fr --beam 5
 
 The package: `text` (tokens, vocabularies, encoded pairs), `model`
-(`Translator`, the network), `translation` (text in, text out; heatmaps),
+(`Translator`, the recurrent network), `transformer_model`
+(`TransformerTranslator`), `translation` (text in, text out; heatmaps),
 `data` (pairs split by source sentence, batches), `settings`, `run` (train,
-load, BLEU) and `cli` (the commands). Importing it registers `Translator`,
+load, BLEU) and `cli` (the commands). Importing it registers both models,
 so `seqlab.load_model` restores a saved translator.
 """
 
 from seqlab.apps.translate.cli import add_parser
 from seqlab.apps.translate.data import KNOWN_PAIRS, TranslationData, load_translation_data, pair_batches
 from seqlab.apps.translate.model import ATTENTION_KINDS, CELLS, Translator
+from seqlab.apps.translate.transformer_model import TransformerTranslator
 from seqlab.apps.translate.run import (BleuReport, TrainedRun, corpus_bleu, evaluate_bleu, load_translator,
                                        run_settings, train, train_translator)
 from seqlab.apps.translate.settings import PairSettings, Settings
@@ -38,9 +43,9 @@ from seqlab.apps.translate.text import (EOS, SOS, TranslationInputError, build_v
 from seqlab.apps.translate.translation import Translation, attention_figure, save_attention_heatmap
 
 __all__ = [
-    "ATTENTION_KINDS", "BleuReport", "CELLS", "EOS", "KNOWN_PAIRS", "PairSettings", "SOS", "Settings", "Translation",
-    "TranslationData", "TranslationInputError", "Translator", "add_parser", "attention_figure", "build_vocabularies",
-    "corpus_bleu", "detokenize", "encode_pairs", "evaluate_bleu", "load_translation_data", "load_translator",
-    "make_tokenizer", "pair_batches", "run_settings", "save_attention_heatmap", "train", "train_translator",
-    "TrainedRun",
+    "add_parser", "attention_figure", "ATTENTION_KINDS", "BleuReport", "build_vocabularies", "CELLS", "corpus_bleu",
+    "detokenize", "encode_pairs", "EOS", "evaluate_bleu", "KNOWN_PAIRS", "load_translation_data", "load_translator",
+    "make_tokenizer", "pair_batches", "PairSettings", "run_settings", "save_attention_heatmap", "Settings", "SOS",
+    "train", "train_translator", "TrainedRun", "TransformerTranslator", "Translation", "TranslationData",
+    "TranslationInputError", "Translator",
 ]

@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 
+from seqlab.apps.architecture import refuse_inapplicable
 from seqlab.apps.threads import use_threads
 from seqlab.apps.translate.data import load_translation_data
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
-from seqlab.apps.translate.settings import PairSettings, Settings
+from seqlab.apps.translate.settings import ONLY_FOR, PairSettings, Settings
 from seqlab.apps.translate.translation import save_attention_heatmap
 from seqlab.commandline import add_options, json_line, print_help, read_lines, reports_errors
 from seqlab.training import distributed
@@ -128,6 +129,8 @@ def _train(args: argparse.Namespace) -> int:
             result = train(args.out, None, resume=True, given=_given_settings(args, options), command=command,
                            verbose=verbose)
         else:
+            refuse_inapplicable(options.get("arch") or "rnn", {n for n, v in options.items() if v is not None},
+                                ONLY_FOR)
             if not args.pairs:
                 print("seqlab translate train: give --pairs (fra-eng, kor-eng or tsv:PATH), or --resume to "
                       "continue a run.", file=sys.stderr)

@@ -23,19 +23,24 @@ from typing import Any
 from seqlab.apps.run_directory import RunDirectory, load_trained
 from seqlab.apps.translate.data import TranslationData, checksum_of, load_translation_data, pair_batches
 from seqlab.apps.translate.model import Translator
+from seqlab.apps.translate.transformer_model import TransformerTranslator
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.text import build_vocabularies, encode_pairs, make_tokenizer
 from seqlab.apps.translate.translation import Translation
 from seqlab.seeding import set_seed
-from seqlab.training import Adam, CSVLogger, ModelCheckpoint, SparseCategoricalCrossentropy, distributed
+from seqlab.training import (Adam, CSVLogger, InverseSquareRootDecay, ModelCheckpoint, SparseCategoricalCrossentropy,
+                              distributed)
+
+AnyTranslator = Translator | TransformerTranslator
 
 __all__ = ["BleuReport", "TrainedRun", "corpus_bleu", "evaluate_bleu", "load_translator", "run_settings", "train",
            "train_translator"]
 
 
 def train_translator(data: TranslationData, *, verbose: int | str = "auto", callbacks: Sequence[Any] = (),
-                     resume_from: Any = None, **settings: Any) -> tuple[Translator, Any, float]:
-    """Build vocabularies from the training pairs, then fit a `Translator`; returns (model, history, seconds).
+                     resume_from: Any = None, **settings: Any) -> tuple[AnyTranslator, Any, float]:
+    """Build vocabularies from the training pairs, then fit a `Translator` (`arch="rnn"`) or a
+    `TransformerTranslator` (`arch="transformer"`); returns (model, history, seconds).
 
     `settings` are `Settings` fields (embedding_dim, units, cell, attention, epochs, ...), their defaults
     where not given. `resume_from`: a checkpoint (or the `ModelCheckpoint` among `callbacks`) to go on from.
@@ -47,12 +52,22 @@ def train_translator(data: TranslationData, *, verbose: int | str = "auto", call
     source_vocabulary, target_vocabulary = build_vocabularies(data.train_pairs, s.min_count, s.max_vocabulary)
     source, target_in, target_out = encode_pairs(data.train_pairs, source_vocabulary, target_vocabulary)
     set_seed(s.seed)
-    model = Translator(source_vocabulary, target_vocabulary, s.embedding_dim, s.units, s.cell, s.bidirectional,
-                       s.attention, dropout=s.dropout, max_output_length=target_out.shape[1] + 5,
-                       projection_dtype=s.projection_dtype,
-                       training_data={**data.spec, "min_count": s.min_count, "max_vocabulary": s.max_vocabulary})
-    model.compile(Adam(learning_rate=s.lr, global_clipnorm=5.0),
-                  SparseCategoricalCrossentropy(from_logits=True, ignore_class=0), metrics=["accuracy"])
+    training_data = {**data.spec, "min_count": s.min_count, "max_vocabulary": s.max_vocabulary}
+    max_output_length = target_out.shape[1] + 5
+    if s.arch == "transformer":
+        model = TransformerTranslator(source_vocabulary, target_vocabulary, s.embedding_dim, s.heads, s.ff_dim,
+                                      s.layers, s.layers, s.dropout, s.positions,
+                                      max_length=max(128, max_output_length + 1), max_output_length=max_output_length,
+                                      training_data=training_data)
+        learning_rate = InverseSquareRootDecay(s.lr, s.warmup_steps)
+    else:
+        model = Translator(source_vocabulary, target_vocabulary, s.embedding_dim, s.units, s.cell, s.bidirectional,
+                           s.attention, dropout=s.dropout, max_output_length=max_output_length,
+                           projection_dtype=s.projection_dtype, training_data=training_data)
+        learning_rate = s.lr
+    model.compile(Adam(learning_rate=learning_rate, global_clipnorm=5.0),
+                  SparseCategoricalCrossentropy(from_logits=True, ignore_class=0, label_smoothing=s.label_smoothing),
+                  metrics=["accuracy"])
     validation = None
     if s.validation_split:
         cut = int(len(source) * (1.0 - s.validation_split))
@@ -73,7 +88,7 @@ PAIR_FIELDS = ("pairs", "source", "target", "sha256", *(f.name for f in dataclas
 class TrainedRun:
     """What `train` produced: the translator, its data, the fit's history and seconds, where it was saved."""
 
-    model: Translator
+    model: AnyTranslator
     data: TranslationData
     history: Any
     seconds: float
@@ -129,9 +144,9 @@ def train(out: str | Path, settings: dict[str, Any] | None, *, resume: bool = Fa
     return TrainedRun(model, data, history, seconds, run_dir.model_dir)
 
 
-def load_translator(directory: str | Path) -> Translator:
-    """The `Translator` saved in `directory` (OUT or OUT/model of `seqlab translate train`, or `model.save`)."""
-    return load_trained(directory, Translator, "seqlab translate train")
+def load_translator(directory: str | Path) -> AnyTranslator:
+    """The translator saved in `directory` (OUT or OUT/model of `seqlab translate train`, or `model.save`)."""
+    return load_trained(directory, (Translator, TransformerTranslator), "seqlab translate train")
 
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, str]:
@@ -159,7 +174,7 @@ class BleuReport:
     translations: list["Translation"]
 
 
-def evaluate_bleu(model: Translator, data: TranslationData, beam_width: int = 1, length_penalty: float = 0.0,
+def evaluate_bleu(model: AnyTranslator, data: TranslationData, beam_width: int = 1, length_penalty: float = 0.0,
                   batch_size: int = 256) -> BleuReport:
     """Translate the held-out sources and score them with BLEU (texts lowercased and word-tokenized)."""
     started = time.perf_counter()

@@ -14,9 +14,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from seqlab.apps.architecture import ARCHITECTURES, check_heads
 from seqlab.commandline import setting
 
-__all__ = ["PairSettings", "Settings"]
+__all__ = ["ONLY_FOR", "PairSettings", "Settings"]
+
+POSITIONS = ("sinusoidal", "learned")  # TransformerTranslator's
+# Options that mean something for one architecture only (seqlab translate train refuses the others).
+ONLY_FOR = {"rnn": ("cell", "bidirectional", "attention", "units", "projection_dtype"),
+            "transformer": ("heads", "layers", "ff_dim", "positions", "warmup_steps")}
 
 
 @dataclass
@@ -39,15 +45,27 @@ class PairSettings:
 
 @dataclass
 class Settings:
-    """The model (`Translator`'s arguments) and its training (Adam, clipped at a global norm of 5)."""
+    """The model (`Translator`'s or `TransformerTranslator`'s arguments) and its training (Adam, clipped at a
+    global norm of 5; the transformer's learning rate warms up over `warmup_steps`, then decays as 1/√step)."""
 
+    arch: str = setting("rnn", "rnn: recurrent encoder-decoder with attention; transformer: self-attention "
+                               "encoder and decoder", choices=ARCHITECTURES)
     cell: str = setting("gru", "recurrent cell of encoder and decoder", choices=("gru", "lstm"))
     bidirectional: bool = setting(True, "read the source in both directions")
     attention: str | None = setting("dot", "Luong's dot-product score, Bahdanau's additive one, or none",
                                     choices=("dot", "additive", "none"))
-    embedding_dim: int = setting(128, "embedding size of both languages")
+    embedding_dim: int = setting(128, "embedding size of both languages (the transformer's width)")
     units: int = setting(256, "encoder units per direction")
-    dropout: float = setting(0.1, "dropout on the embeddings and before the output layer")
+    heads: int = setting(4, "attention heads per transformer layer")
+    layers: int = setting(3, "transformer blocks in the encoder and in the decoder")
+    ff_dim: int = setting(512, "the transformer's feed-forward width")
+    positions: str = setting("sinusoidal", "the transformer's position vectors: fixed sinusoids or learned",
+                             choices=POSITIONS)
+    warmup_steps: int = setting(400, "the transformer's learning-rate warm-up (optimizer steps)")
+    label_smoothing: float = setting(0.0, "share of each target's probability spread over the vocabulary "
+                                          "(0.1 is usual for transformers)")
+    dropout: float = setting(0.1, "dropout on the embeddings and before the output layer (transformer: and "
+                                  "on every block's branches)")
     min_count: int = setting(1, "drop words seen fewer times")
     max_vocabulary: int | None = setting(None, "keep at most this many words per language")
     epochs: int = setting(10, "epochs")
@@ -63,7 +81,8 @@ class Settings:
             self.attention = None
         if self.projection_dtype == "float32":
             self.projection_dtype = None
-        for name in ("embedding_dim", "units", "min_count", "max_vocabulary", "epochs", "batch_size"):
+        for name in ("embedding_dim", "units", "min_count", "max_vocabulary", "epochs", "batch_size", "heads",
+                     "layers", "ff_dim", "warmup_steps"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive whole number, got {value}.")
@@ -71,5 +90,9 @@ class Settings:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}.")
         if not 0.0 <= self.validation_split < 1.0:
             raise ValueError(f"validation_split must be in [0, 1), got {self.validation_split}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"label_smoothing must be in [0, 1) (0.1 is usual), got {self.label_smoothing}.")
+        if self.arch == "transformer":
+            check_heads(self.embedding_dim, self.heads)
         if not self.lr > 0:
             raise ValueError(f"lr (the learning rate) must be positive, got {self.lr}.")
