@@ -57,16 +57,8 @@ class TransformerBlock(Layer):
                  norm_first: bool = False, causal: bool = False, key_dim: int | None = None,
                  activation="relu", epsilon: float = 1e-6, **kwargs):
         super().__init__(**kwargs)
-        for what, value in (("embed_dim", embed_dim), ("num_heads", num_heads), ("ff_dim", ff_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{self.name}: {what} must be a positive integer, got {value!r}.")
-        if key_dim is None and embed_dim % num_heads:
-            raise ValueError(
-                f"{self.name}: embed_dim={embed_dim} is not divisible by num_heads={num_heads}. Choose "
-                f"num_heads dividing embed_dim, or pass key_dim (the size of each head) explicitly."
-            )
         self.embed_dim, self.num_heads, self.ff_dim = embed_dim, num_heads, ff_dim
-        self.key_dim = key_dim or embed_dim // num_heads
+        self.key_dim = head_size(self.name, embed_dim, num_heads, ff_dim, key_dim)
         self.dropout, self.norm_first, self.causal = float(dropout), bool(norm_first), bool(causal)
         self.activation = activations.get(activation)
         self.epsilon = float(epsilon)
@@ -126,6 +118,19 @@ class TransformerBlock(Layer):
                 "ff_dim": self.ff_dim, "dropout": self.dropout, "norm_first": self.norm_first,
                 "causal": self.causal, "key_dim": self.key_dim,
                 "activation": activations.serialize(self.activation), "epsilon": self.epsilon}
+
+
+def head_size(layer: str, embed_dim: int, num_heads: int, ff_dim: int, key_dim: int | None) -> int:
+    """Check a transformer block's sizes; the features each head reads (`key_dim`, or embed_dim / num_heads)."""
+    for what, value in (("embed_dim", embed_dim), ("num_heads", num_heads), ("ff_dim", ff_dim)):
+        if not isinstance(value, int) or value <= 0:
+            raise ValueError(f"{layer}: {what} must be a positive integer, got {value!r}.")
+    if key_dim is None and embed_dim % num_heads:
+        raise ValueError(
+            f"{layer}: embed_dim={embed_dim} is not divisible by num_heads={num_heads}. Choose "
+            f"num_heads dividing embed_dim, or pass key_dim (the size of each head) explicitly."
+        )
+    return key_dim or embed_dim // num_heads
 
 
 def transformer_stack(embed_dim: int, num_heads: int, ff_dim: int, num_blocks: int = 1, dropout: float = 0.1,

@@ -42,6 +42,7 @@ from seqlab.layers.base import Layer, Shape
 from seqlab.layers.core import Dense, Dropout
 from seqlab.layers.multi_head_attention import MultiHeadAttention
 from seqlab.layers.normalization import LayerNormalization
+from seqlab.layers.transformer import head_size
 
 
 class TransformerDecoderBlock(Layer):
@@ -67,16 +68,8 @@ class TransformerDecoderBlock(Layer):
                  norm_first: bool = False, key_dim: int | None = None, activation="relu",
                  epsilon: float = 1e-6, **kwargs):
         super().__init__(**kwargs)
-        for what, value in (("embed_dim", embed_dim), ("num_heads", num_heads), ("ff_dim", ff_dim)):
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"{self.name}: {what} must be a positive integer, got {value!r}.")
-        if key_dim is None and embed_dim % num_heads:
-            raise ValueError(
-                f"{self.name}: embed_dim={embed_dim} is not divisible by num_heads={num_heads}. Choose "
-                f"num_heads dividing embed_dim, or pass key_dim (the size of each head) explicitly."
-            )
         self.embed_dim, self.num_heads, self.ff_dim = embed_dim, num_heads, ff_dim
-        self.key_dim = key_dim or embed_dim // num_heads
+        self.key_dim = head_size(self.name, embed_dim, num_heads, ff_dim, key_dim)
         self.dropout, self.norm_first = float(dropout), bool(norm_first)
         self.activation = activations.get(activation)
         self.epsilon = float(epsilon)
