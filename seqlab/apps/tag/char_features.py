@@ -12,6 +12,8 @@ The max of the CNN is over the token's own characters only (its padding is
 """
 from __future__ import annotations
 
+import abc
+
 import torch
 
 from seqlab.layers import LSTM, Bidirectional, Conv1D, Embedding
@@ -19,7 +21,7 @@ from seqlab.layers import LSTM, Bidirectional, Conv1D, Embedding
 __all__ = ["CharCNN", "CharLSTM", "char_features"]
 
 
-class _CharacterFeatures(torch.nn.Module):
+class _CharacterFeatures(torch.nn.Module, abc.ABC):
     """The shared part: gather the real tokens' spellings, `read` them, scatter the features back."""
 
     def __init__(self, characters: int, char_dim: int, units: int):
@@ -39,12 +41,14 @@ class _CharacterFeatures(torch.nn.Module):
             output[token_mask] = features
         return output
 
+    @abc.abstractmethod
     def read(self, embedded: torch.Tensor, char_mask: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        """`embedded (tokens, L, char_dim)`, `char_mask (tokens, L)` → features `(tokens, output_dim)`."""
 
     @property
+    @abc.abstractmethod
     def output_dim(self) -> int:
-        raise NotImplementedError
+        """Features per token."""
 
 
 class CharCNN(_CharacterFeatures):

@@ -139,8 +139,7 @@ class TransformerTranslator(TranslatesText, Model):
         return (self.encoder_norm(hidden) if self.encoder_norm is not None else hidden), mask
 
     def _embed(self, embedding: Embedding, positions, ids: torch.Tensor, start: int) -> torch.Tensor:
-        vectors = embedding(ids) * math.sqrt(self.embed_dim)
-        vectors._keras_mask = None  # the masks are passed explicitly
+        vectors = embedding(ids) * math.sqrt(self.embed_dim)  # a new tensor: no mask travels; masks are passed
         return self.dropout(positions(vectors, start=start))
 
     def _decode(self, target_in: torch.Tensor, memory: torch.Tensor, mask: torch.Tensor, start: int,
@@ -148,11 +147,12 @@ class TransformerTranslator(TranslatesText, Model):
         """Logits `(batch, T, V)`; with `with_weights`, also the last block's cross-attention `(batch, heads, T, S)`."""
         hidden = self._embed(self.target_embedding, self.target_positions, target_in, start)
         weights = None
-        last = len(self.decoder_blocks) - 1
         for index, block in enumerate(self.decoder_blocks):
-            outputs = block(hidden, memory, encoder_mask=mask, cache=None if caches is None else caches[index],
-                            return_attention_scores=with_weights and index == last)
-            hidden, weights = outputs if with_weights and index == last else (outputs, weights)
+            wanted = with_weights and index == len(self.decoder_blocks) - 1
+            hidden = block(hidden, memory, encoder_mask=mask, cache=None if caches is None else caches[index],
+                           return_attention_scores=wanted)
+            if wanted:
+                hidden, weights = hidden
         if self.decoder_norm is not None:
             hidden = self.decoder_norm(hidden)
         logits = self.output_layer(hidden)
