@@ -1,4 +1,4 @@
-"""The transformer translator: cached decoding equals the teacher-forced pass, it learns, saves, and the CLI trains it."""
+"""The transformer translator: cached decoding equals teacher forcing; it learns, saves, refuses bad text; the CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from seqlab.apps.translate import TransformerTranslator, build_vocabularies, encode_pairs
+from seqlab.apps.translate import TransformerTranslator, TranslationInputError, build_vocabularies, encode_pairs
 from seqlab.apps.translate.settings import Settings
 from seqlab.generation.decoding import beam_search, greedy_decode
 from seqlab.saving import load_model
@@ -141,3 +141,9 @@ def test_command_line_trains_a_transformer_and_refuses_recurrent_options(tmp_pat
     assert run_cli("translate", "train", "--pairs", f"tsv:{tsv}", "--model", str(tmp_path / "other"),
                    "--arch", "transformer", "--cell", "lstm") == 1
     assert "--cell means nothing for --arch transformer" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, message", [("", "Nothing to translate"), ("zzz qqq", "None of the words")])
+def test_empty_or_unknown_text_is_refused_clearly(trained_transformer, text, message):
+    with pytest.raises(TranslationInputError, match=message):
+        trained_transformer.translate([text])
