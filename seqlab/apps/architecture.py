@@ -17,13 +17,15 @@ def check_heads(embedding_dim: int, heads: int) -> None:
                          f"(each head reads embedding_dim / heads features).")
 
 
-def refuse_inapplicable(arch: str, given: set[str], only_for: dict[str, tuple[str, ...]]) -> None:
+def refuse_inapplicable(arch: str, given: set[str], only_for: dict[str, tuple[str, ...]],
+                        option: str = "arch") -> None:
     """Refuse options given that mean something only for another architecture (they would be ignored).
 
     `only_for` maps an architecture to its own options, e.g. {"rnn": ("cell",), "transformer": ("heads",)}.
+    `option` names the choice (`--arch`, or e.g. `--tokenizer` with {"subword": ("vocab_size",)}).
     """
     unused = sorted(name for other, names in only_for.items() if other != arch for name in names if name in given)
     if unused:
         flags = ", ".join("--" + name.replace("_", "-") for name in unused)
-        raise ValueError(f"{flags} {'means' if len(unused) == 1 else 'mean'} nothing for --arch {arch} and "
+        raise ValueError(f"{flags} {'means' if len(unused) == 1 else 'mean'} nothing for --{option} {arch} and "
                          f"would be ignored: drop {'it' if len(unused) == 1 else 'them'}.")

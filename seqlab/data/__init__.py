@@ -15,13 +15,14 @@ from seqlab.data.fetch import (ChecksumError, DatasetFile, DatasetNotFoundError,
                                download, find_dataset_file)
 from seqlab.data.korean import (JamoTokenizer, KiwiTokenizer, MissingDependencyError, compose_jamo,
                                 decompose_jamo)
+from seqlab.data.subwords import SubwordTokenizer
 from seqlab.data.tokenizers import CharTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
 from seqlab.data.vocabulary import OutOfVocabularyCount, Vocabulary
 
 __all__ = [
     "BucketBatchSampler", "CharTokenizer", "ChecksumError", "DatasetFile", "DatasetNotFoundError",
     "JamoTokenizer", "KiwiTokenizer", "LanguageModelWindows", "MissingDependencyError",
-    "OutOfVocabularyCount", "PaddedBatch", "SequenceCollate", "SequenceDataset", "Tokenizer",
+    "OutOfVocabularyCount", "PaddedBatch", "SequenceCollate", "SequenceDataset", "SubwordTokenizer", "Tokenizer",
     "Vocabulary", "WordTokenizer", "cache_dir", "compose_jamo", "decompose_jamo", "download",
     "find_dataset_file", "pad_batch", "padding_fraction", "tokenizer_from_config", "truncate",
 ]

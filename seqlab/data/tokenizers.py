@@ -4,7 +4,8 @@ Every tokenizer is a small deterministic object with the same interface:
 `tokenize(text) -> list[str]` (also available as `tokenizer(text)`),
 `decode(tokens) -> str`, and `to_config()` so that a `Vocabulary` can save the
 tokenizer it was built with (`tokenizer_from_config` rebuilds it). Korean
-jamo and morpheme tokenizers live in `seqlab.data.korean`.
+jamo and morpheme tokenizers live in `seqlab.data.korean`, sentencepiece
+subwords in `seqlab.data.subwords`.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from types import MappingProxyType
 from typing import Any, Protocol, runtime_checkable
 
 from seqlab.data.korean import JamoTokenizer, KiwiTokenizer
+from seqlab.data.subwords import SubwordTokenizer
 
 
 def _combining_mark_pattern() -> str:
@@ -177,7 +179,8 @@ class CharTokenizer:
 
 
 _TOKENIZER_TYPES = MappingProxyType({cls.__name__: cls for cls in
-                                     (WordTokenizer, CharTokenizer, JamoTokenizer, KiwiTokenizer)})
+                                     (WordTokenizer, CharTokenizer, JamoTokenizer, KiwiTokenizer,
+                                                                 SubwordTokenizer)})
 
 
 # The custom patterns seqlab's own recipes write (the "tfds" preset's `\w+`) and

@@ -9,9 +9,10 @@ key/value caches. Training feeds the true previous word (teacher forcing):
 decoder inputs `<sos> y_1 … y_n`, targets `y_1 … y_n <eos>`, padding left out
 of the loss. At inference the encoder runs once and the decoder one step at a
 time with its carried state, under greedy decoding or beam search
-(`seqlab.generation.decoding`). BLEU (sacrebleu) is measured on held-out source
-sentences that never occur in training, against all their translations in the
-file.
+(`seqlab.generation.decoding`). Tokens are lowercased words or sentencepiece
+subwords (`--tokenizer subword`). BLEU and chrF (sacrebleu) are measured on
+held-out source sentences that never occur in training, against all their
+translations in the file.
 
     >>> data = load_translation_data("fra-eng", "en", "fr", max_words=10, limit=30_000)
     >>> model, history, seconds = train_translator(data, attention="dot", epochs=8)
@@ -27,7 +28,7 @@ The package: `text` (tokens, vocabularies, encoded pairs), `model`
 (`Translator`, the recurrent network), `transformer_model`
 (`TransformerTranslator`), `translation` (text in, text out; heatmaps),
 `data` (pairs split by source sentence, batches), `settings`, `run` (train,
-load, BLEU) and `cli` (the commands). Importing it registers both models,
+load, BLEU and chrF) and `cli` (the commands). Importing it registers both models,
 so `seqlab.load_model` restores a saved translator.
 """
 
@@ -35,17 +36,17 @@ from seqlab.apps.translate.cli import add_parser
 from seqlab.apps.translate.data import KNOWN_PAIRS, TranslationData, load_translation_data, pair_batches
 from seqlab.apps.translate.model import ATTENTION_KINDS, CELLS, Translator
 from seqlab.apps.translate.transformer_model import TransformerTranslator
-from seqlab.apps.translate.run import (BleuReport, TrainedRun, corpus_bleu, evaluate_bleu, load_translator,
-                                       run_settings, train, train_translator)
+from seqlab.apps.translate.run import (BleuReport, TrainedRun, corpus_bleu, corpus_chrf, evaluate_bleu,
+                                       load_translator, run_settings, train, train_translator)
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.text import (EOS, SOS, TranslationInputError, build_vocabularies, detokenize,
-                                        encode_pairs, make_tokenizer)
+                                        encode_pairs, make_tokenizer, make_tokenizers, text_of)
 from seqlab.apps.translate.translation import Translation, attention_figure, save_attention_heatmap
 
 __all__ = [
     "add_parser", "attention_figure", "ATTENTION_KINDS", "BleuReport", "build_vocabularies", "CELLS", "corpus_bleu",
-    "detokenize", "encode_pairs", "EOS", "evaluate_bleu", "KNOWN_PAIRS", "load_translation_data", "load_translator",
-    "make_tokenizer", "pair_batches", "PairSettings", "run_settings", "save_attention_heatmap", "Settings", "SOS",
-    "train", "train_translator", "TrainedRun", "TransformerTranslator", "Translation", "TranslationData",
-    "TranslationInputError", "Translator",
+    "corpus_chrf", "detokenize", "encode_pairs", "EOS", "evaluate_bleu", "KNOWN_PAIRS", "load_translation_data",
+    "load_translator", "make_tokenizer", "make_tokenizers", "pair_batches", "PairSettings", "run_settings",
+    "save_attention_heatmap", "Settings", "SOS", "text_of", "train", "train_translator", "TrainedRun",
+    "TransformerTranslator", "Translation", "TranslationData", "TranslationInputError", "Translator",
 ]

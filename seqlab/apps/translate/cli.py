@@ -23,7 +23,7 @@ from seqlab.apps.threads import use_threads
 from seqlab.apps.translate.data import load_translation_data
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
-from seqlab.apps.translate.settings import ONLY_FOR, PairSettings, Settings
+from seqlab.apps.translate.settings import ONLY_FOR, ONLY_FOR_TOKENIZER, PairSettings, Settings
 from seqlab.apps.translate.translation import save_attention_heatmap
 from seqlab.commandline import add_options, json_line, print_help, read_lines, reports_errors
 from seqlab.training import distributed
@@ -65,7 +65,8 @@ def add_parser(subcommands: Any) -> argparse.ArgumentParser:
     run.add_argument("texts", nargs="*", help="texts to translate (none: one per line from --file or stdin)")
     run.set_defaults(handler=_run)
 
-    evaluate = commands.add_parser("evaluate", help="BLEU on the held-out sentences of the model's training data")
+    evaluate = commands.add_parser("evaluate", help="BLEU and chrF on the held-out sentences of the model's "
+                                                               "training data")
     evaluate.add_argument("--model", required=True, help="a directory written by `seqlab translate train`")
     evaluate.add_argument("--beam", type=int, default=1, help="beam width (1: greedy decoding)")
     evaluate.add_argument("--length-penalty", type=float, default=0.0, help="GNMT length penalty alpha (0)")
@@ -129,8 +130,9 @@ def _train(args: argparse.Namespace) -> int:
             result = train(args.out, None, resume=True, given=_given_settings(args, options), command=command,
                            verbose=verbose)
         else:
-            refuse_inapplicable(options.get("arch") or "rnn", {n for n, v in options.items() if v is not None},
-                                ONLY_FOR)
+            given_names = {n for n, v in options.items() if v is not None}
+            refuse_inapplicable(options.get("arch") or "rnn", given_names, ONLY_FOR)
+            refuse_inapplicable(options.get("tokenizer") or "word", given_names, ONLY_FOR_TOKENIZER, "tokenizer")
             if not args.pairs:
                 print("seqlab translate train: give --pairs (fra-eng, kor-eng or tsv:PATH), or --resume to "
                       "continue a run.", file=sys.stderr)
@@ -146,7 +148,8 @@ def _train(args: argparse.Namespace) -> int:
     report = evaluate_bleu(result.model, result.data) if args.evaluate else None
     if args.json:
         bleu = {} if report is None else {"bleu": report.bleu, "bleu_single_reference": report.bleu_single_reference,
-                                          "sentences": report.sentences, "signature": report.signature}
+                                          "chrf": report.chrf, "sentences": report.sentences,
+                                          "signature": report.signature, "chrf_signature": report.chrf_signature}
         print(json_line({"out": str(args.out), "model": str(result.model_dir), "epochs": epochs,
                          "seconds": result.seconds, "history": result.history.history, **bleu},
                         non_finite_as_null=True))
@@ -212,8 +215,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _print_bleu(report: BleuReport, beam: int, examples: int) -> None:
     search = "greedy" if beam == 1 else f"beam {beam}"
-    print(f"BLEU {report.bleu:.1f} (all references), {report.bleu_single_reference:.1f} (first reference only) "
-          f"on {report.sentences:,} held-out sentences, {search}, {report.seconds:.0f} s")
+    print(f"BLEU {report.bleu:.1f} (all references), {report.bleu_single_reference:.1f} (first reference only), "
+          f"chrF {report.chrf:.1f} on {report.sentences:,} held-out sentences, {search}, {report.seconds:.0f} s")
     for translation in report.translations[:examples]:
         print(f"  {translation.source}  ->  {translation.text}")
 

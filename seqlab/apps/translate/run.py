@@ -2,8 +2,8 @@
 
 Training feeds the true previous word (teacher forcing): decoder inputs
 `<sos> y_1 … y_n`, targets `y_1 … y_n <eos>`, padding left out of the loss.
-BLEU (sacrebleu) is measured on held-out source sentences that never occur
-in training, against all their translations in the file.
+BLEU and chrF (sacrebleu) are measured on held-out source sentences that
+never occur in training, against all their translations in the file.
 
     >>> data = load_translation_data("fra-eng", "en", "fr", max_words=10, limit=30_000)
     >>> model, history, seconds = train_translator(data, attention="dot", epochs=8)
@@ -25,7 +25,7 @@ from seqlab.apps.translate.data import TranslationData, checksum_of, load_transl
 from seqlab.apps.translate.model import Translator
 from seqlab.apps.translate.transformer_model import TransformerTranslator
 from seqlab.apps.translate.settings import PairSettings, Settings
-from seqlab.apps.translate.text import build_vocabularies, encode_pairs, make_tokenizer
+from seqlab.apps.translate.text import build_vocabularies, encode_pairs, make_tokenizer, make_tokenizers
 from seqlab.apps.translate.translation import Translation
 from seqlab.seeding import set_seed
 from seqlab.training import (Adam, CSVLogger, InverseSquareRootDecay, ModelCheckpoint, SparseCategoricalCrossentropy,
@@ -33,8 +33,8 @@ from seqlab.training import (Adam, CSVLogger, InverseSquareRootDecay, ModelCheck
 
 AnyTranslator = Translator | TransformerTranslator
 
-__all__ = ["BleuReport", "TrainedRun", "corpus_bleu", "evaluate_bleu", "load_translator", "run_settings", "train",
-           "train_translator"]
+__all__ = ["BleuReport", "TrainedRun", "corpus_bleu", "corpus_chrf", "evaluate_bleu", "load_translator",
+           "run_settings", "train", "train_translator"]
 
 
 def train_translator(data: TranslationData, *, verbose: int | str = "auto", callbacks: Sequence[Any] = (),
@@ -49,7 +49,9 @@ def train_translator(data: TranslationData, *, verbose: int | str = "auto", call
     if set(settings) - known:
         raise TypeError(f"unknown settings {sorted(set(settings) - known)}; known: {sorted(known)}.")
     s = Settings(**settings)
-    source_vocabulary, target_vocabulary = build_vocabularies(data.train_pairs, s.min_count, s.max_vocabulary)
+    tokenizers = make_tokenizers(data.train_pairs, s.tokenizer, s.vocab_size, s.subword_model, s.joint_vocabulary)
+    source_vocabulary, target_vocabulary = build_vocabularies(data.train_pairs, s.min_count, s.max_vocabulary,
+                                                              tokenizers, s.joint_vocabulary)
     source, target_in, target_out = encode_pairs(data.train_pairs, source_vocabulary, target_vocabulary)
     set_seed(s.seed)
     training_data = {**data.spec, "min_count": s.min_count, "max_vocabulary": s.max_vocabulary}
@@ -151,40 +153,63 @@ def load_translator(directory: str | Path) -> AnyTranslator:
 
 def corpus_bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, str]:
     """sacrebleu's corpus BLEU and its signature; each hypothesis may have any number (>= 1) of references."""
+    metric = _sacrebleu().BLEU(force=True)   # force: the texts are tokenized on purpose (lowercased words)
+    score = metric.corpus_score(list(hypotheses), _reference_streams(references))
+    return score.score, str(metric.get_signature())
+
+
+def corpus_chrf(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, str]:
+    """sacrebleu's corpus chrF (character 6-grams, β = 2, 0–100) and its signature; any number of references.
+
+    chrF scores characters, so a Korean output with the right stem and a
+    different ending earns part of the word, where BLEU counts it wrong.
+    """
+    metric = _sacrebleu().CHRF()
+    score = metric.corpus_score(list(hypotheses), _reference_streams(references))
+    return score.score, str(metric.get_signature())
+
+
+def _reference_streams(references: Sequence[Sequence[str]]) -> list[list[str | None]]:
+    streams = max(map(len, references))
+    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(streams)]
+
+
+def _sacrebleu():
     try:
         import sacrebleu
     except ImportError:
-        raise ImportError("BLEU needs sacrebleu: pip install sacrebleu") from None
-    streams = max(map(len, references))
-    reference_streams = [[refs[k] if k < len(refs) else None for refs in references] for k in range(streams)]
-    metric = sacrebleu.BLEU(force=True)   # force: the texts are tokenized on purpose (lowercased words)
-    score = metric.corpus_score(list(hypotheses), reference_streams)
-    return score.score, str(metric.get_signature())
+        raise ImportError("BLEU and chrF need sacrebleu: pip install sacrebleu") from None
+    return sacrebleu
 
 
 @dataclass
 class BleuReport:
-    """BLEU on the held-out set against all references and against the first one only."""
+    """BLEU on the held-out set against all references and against the first one only; chrF against all."""
 
     bleu: float
     bleu_single_reference: float
+    chrf: float
     sentences: int
     seconds: float
     signature: str
+    chrf_signature: str
     translations: list["Translation"]
 
 
 def evaluate_bleu(model: AnyTranslator, data: TranslationData, beam_width: int = 1, length_penalty: float = 0.0,
                   batch_size: int = 256) -> BleuReport:
-    """Translate the held-out sources and score them with BLEU (texts lowercased and word-tokenized)."""
+    """Translate the held-out sources and score them: BLEU over the texts lowercased and word-tokenized
+    (`make_tokenizer`, whatever tokens the model works in), chrF over the texts and the lowercased references."""
     started = time.perf_counter()
     translations: list[Translation] = []
     for start in range(0, len(data.test_sources), batch_size):
         translations += model.translate(data.test_sources[start:start + batch_size], beam_width, length_penalty)
+    seconds = time.perf_counter() - started
     tokenizer = make_tokenizer()
-    hypotheses = [" ".join(t.tokens) for t in translations]
+    hypotheses = [" ".join(tokenizer(t.text)) for t in translations]
     references = [[" ".join(tokenizer(r)) for r in refs] for refs in data.test_references]
     bleu, signature = corpus_bleu(hypotheses, references)
     single, _ = corpus_bleu(hypotheses, [refs[:1] for refs in references])
-    return BleuReport(bleu, single, len(hypotheses), time.perf_counter() - started, signature, translations)
-
+    chrf, chrf_signature = corpus_chrf([t.text for t in translations],
+                                       [[r.lower() for r in refs] for refs in data.test_references])
+    return BleuReport(bleu, single, chrf, len(hypotheses), seconds, signature, chrf_signature, translations)

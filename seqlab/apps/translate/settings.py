@@ -15,14 +15,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from seqlab.apps.architecture import ARCHITECTURES, check_heads
+from seqlab.apps.translate.text import TOKENIZERS
 from seqlab.commandline import setting
+from seqlab.data.subwords import SUBWORD_MODELS
 
-__all__ = ["ONLY_FOR", "PairSettings", "Settings"]
+__all__ = ["ONLY_FOR", "ONLY_FOR_TOKENIZER", "PairSettings", "Settings"]
 
 POSITIONS = ("sinusoidal", "learned")  # TransformerTranslator's
 # Options that mean something for one architecture only (seqlab translate train refuses the others).
 ONLY_FOR = {"rnn": ("cell", "bidirectional", "attention", "units", "projection_dtype"),
             "transformer": ("heads", "layers", "ff_dim", "positions", "warmup_steps")}
+ONLY_FOR_TOKENIZER = {"subword": ("vocab_size", "subword_model")}
 
 
 @dataclass
@@ -66,8 +69,15 @@ class Settings:
                                           "(0.1 is usual for transformers)")
     dropout: float = setting(0.1, "dropout on the embeddings and before the output layer (transformer: and "
                                   "on every block's branches)")
-    min_count: int = setting(1, "drop words seen fewer times")
-    max_vocabulary: int | None = setting(None, "keep at most this many words per language")
+    tokenizer: str = setting("word", "word: lowercased words and punctuation marks; subword: sentencepiece "
+                                     "pieces learned from the training pairs", choices=TOKENIZERS)
+    vocab_size: int = setting(8000, "subword pieces per language (with --tokenizer subword)")
+    subword_model: str = setting("unigram", "how sentencepiece learns the pieces: unigram language model or "
+                                            "byte-pair merges", choices=SUBWORD_MODELS)
+    joint_vocabulary: bool = setting(False, "one vocabulary (and subword model) for both languages; the "
+                                            "transformer then shares its embeddings")
+    min_count: int = setting(1, "drop tokens seen fewer times")
+    max_vocabulary: int | None = setting(None, "keep at most this many tokens per language")
     epochs: int = setting(10, "epochs")
     batch_size: int = setting(64, "pairs per batch")
     lr: float = setting(1e-3, "Adam's learning rate", flags=("--learning-rate",))
@@ -82,7 +92,7 @@ class Settings:
         if self.projection_dtype == "float32":
             self.projection_dtype = None
         for name in ("embedding_dim", "units", "min_count", "max_vocabulary", "epochs", "batch_size", "heads",
-                     "layers", "ff_dim", "warmup_steps"):
+                     "layers", "ff_dim", "warmup_steps", "vocab_size"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or value < 1):
                 raise ValueError(f"{name} must be a positive whole number, got {value}.")

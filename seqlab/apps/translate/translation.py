@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seqlab.apps.translate.text import EOS, TranslationInputError, detokenize, pad_rows
+from seqlab.apps.translate.text import EOS, TranslationInputError, pad_rows, text_of
 from seqlab.files import write_atomically
 from seqlab.generation.decoding import Hypothesis, beam_search, greedy_decode
 
@@ -38,7 +38,7 @@ class Translation:
     source: str
     source_tokens: list[str]
     tokens: list[str]
-    text: str          # the tokens joined by `detokenize` (lowercased, as the model works)
+    text: str          # the tokens as text (`text_of`: lowercased, as the model works)
     log_probability: float
     finished: bool
     attention: np.ndarray | None = None
@@ -66,7 +66,7 @@ class TranslatesText:
             if all(i == self.source_vocabulary.unknown_index for i in ids):
                 raise TranslationInputError(
                     f"None of the words of {text!r} is in the source vocabulary ({len(self.source_vocabulary):,} "
-                    f"tokens, lowercased words and punctuation from the training pairs), so the model sees only "
+                    f"tokens from the training pairs), so the model sees only "
                     f"unknown tokens. Check the input language (the model translates "
                     f"{self._languages()}) and the spelling.")
             rows.append(ids)
@@ -99,8 +99,8 @@ class TranslatesText:
         attention = None
         if hypothesis.attention is not None:
             attention = hypothesis.attention[:, : len(source_tokens)].cpu().numpy()
-        return Translation(text, source_tokens, tokens, detokenize(tokens), hypothesis.log_probability,
-                           hypothesis.finished, attention)
+        return Translation(text, source_tokens, tokens, text_of(tokens, self.target_vocabulary.tokenizer),
+                           hypothesis.log_probability, hypothesis.finished, attention)
 
     def _languages(self) -> str:
         data = self.training_data or {}
