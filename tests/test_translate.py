@@ -16,7 +16,7 @@ import torch
 from seqlab.apps import translate
 from seqlab.apps.translate import (TranslationInputError, Translator, attention_figure, build_vocabularies,
                                    corpus_bleu, detokenize, encode_pairs, load_translation_data)
-from seqlab.generation.decoding import beam_search, greedy_decode, length_penalty_factor
+from seqlab.generation.decoding import beam_search, beam_search_batch, greedy_decode, length_penalty_factor
 from seqlab.saving import load_model
 from seqlab.seeding import set_seed
 from seqlab.training import Adam, SparseCategoricalCrossentropy
@@ -119,6 +119,33 @@ def test_beam_search_finds_the_more_probable_sequence_that_greedy_misses():
     best = beam_search(decoder, [()], sos=1, eos=2, beam_width=2, max_length=5)[0]
     assert best.tokens == [4] and best.log_probability == pytest.approx(math.log(0.36))
     assert beam_search(decoder, [()], sos=1, eos=2, beam_width=1, max_length=5)[0].tokens == [3, 3]
+
+
+@pytest.mark.parametrize("make", ["recurrent", "transformer"])
+def test_batched_beam_search_finds_what_each_source_finds_alone(make):
+    if make == "transformer":
+        from test_translate_transformer import small_transformer
+        model = small_transformer(seed=3)
+    else:
+        model = small_translator(seed=2).eval()
+    sources = ["a b c d e", "h g", "c", "f a b e"]
+    batch = model.encode_sources(sources)
+    together = beam_search_batch(model, model.start(batch), len(sources), model.sos, model.eos, beam_width=3,
+                                 max_length=7, length_penalty=0.6)
+    for row, found in zip(batch, together):
+        alone = beam_search(model, model.start(row[None, : int((row != 0).sum())]), model.sos, model.eos,
+                            beam_width=3, max_length=7, length_penalty=0.6)
+        assert [(h.tokens, h.finished) for h in found] == [(h.tokens, h.finished) for h in alone]
+        np.testing.assert_allclose([h.score for h in found], [h.score for h in alone], atol=1e-5)
+        np.testing.assert_allclose(found[0].attention[:, : row.ne(0).sum()].numpy(), alone[0].attention.numpy(),
+                                   atol=1e-5)
+
+
+def test_batched_beam_search_of_a_table_decoder():
+    together = beam_search_batch(PrefixDecoder(), [(), (3,)], 2, sos=1, eos=2, beam_width=2, max_length=5)
+    assert together[0][0].tokens == [4] and together[0][0].log_probability == pytest.approx(math.log(0.36))
+    # after x: x (0.4) then <eos> (1.0) beats y (0.3) then <eos> and <eos> at once (0.3)
+    assert together[1][0].tokens == [3] and together[1][0].log_probability == pytest.approx(math.log(0.4))
 
 
 def test_length_penalty_lets_the_longer_hypothesis_win():

@@ -16,11 +16,13 @@
 """
 
 from seqlab.generation.cached_stepping import CachedStepper
-from seqlab.generation.decoding import Hypothesis, StepDecoder, beam_search, greedy_decode, length_penalty_factor
+from seqlab.generation.decoding import (Hypothesis, StepDecoder, beam_search, beam_search_batch, greedy_decode,
+                                        length_penalty_factor)
 from seqlab.generation.sampling import (GenerationStep, Sampling, TextGenerator, UnknownCharactersError, draw,
                                         generate_steps, scale_logits, top_k_mask, top_p_mask)
 from seqlab.generation.stepping import PRECISIONS, Stepper, WindowStepper, stepper_for
 
 __all__ = ["PRECISIONS", "CachedStepper", "GenerationStep", "Hypothesis", "Sampling", "StepDecoder", "Stepper",
-           "TextGenerator", "UnknownCharactersError", "WindowStepper", "beam_search", "draw", "generate_steps",
-           "greedy_decode", "length_penalty_factor", "scale_logits", "stepper_for", "top_k_mask", "top_p_mask"]
+           "TextGenerator", "UnknownCharactersError", "WindowStepper", "beam_search", "beam_search_batch", "draw",
+           "generate_steps", "greedy_decode", "length_penalty_factor", "scale_logits", "stepper_for", "top_k_mask",
+           "top_p_mask"]

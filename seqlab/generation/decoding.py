@@ -18,7 +18,8 @@ outputs; |Y| counts the emitted tokens, `<eos>` included). Search stops when
 them (a prefix's best possible score is its log P / lp(max_length): log P
 only falls as it grows), or after `max_length` tokens (the prefixes alive
 then count as unfinished hypotheses). With `beam_width=1` and α = 0 beam
-search is greedy decoding.
+search is greedy decoding. `beam_search_batch` searches many sources at once,
+one decoder call per step for all their beams.
 
 The decoder is anything with the two methods of `StepDecoder`: the encoder
 runs once (the caller makes the first state), then every step feeds the
@@ -37,7 +38,7 @@ from typing import Any, Protocol
 
 import torch
 
-__all__ = ["Hypothesis", "StepDecoder", "beam_search", "greedy_decode", "length_penalty_factor"]
+__all__ = ["Hypothesis", "StepDecoder", "beam_search", "beam_search_batch", "greedy_decode", "length_penalty_factor"]
 
 
 class StepDecoder(Protocol):
@@ -106,6 +107,19 @@ def greedy_decode(decoder: StepDecoder, state: Any, batch_size: int, sos: int, e
 def beam_search(decoder: StepDecoder, state: Any, sos: int, eos: int, beam_width: int = 5,
                 max_length: int = 50, length_penalty: float = 0.0) -> list[Hypothesis]:
     """Beam search for ONE source (its state has batch 1); hypotheses best first (see the module docstring)."""
+    return beam_search_batch(decoder, state, 1, sos, eos, beam_width, max_length, length_penalty)[0]
+
+
+@torch.no_grad()
+def beam_search_batch(decoder: StepDecoder, state: Any, batch_size: int, sos: int, eos: int, beam_width: int = 5,
+                      max_length: int = 50, length_penalty: float = 0.0) -> list[list[Hypothesis]]:
+    """Beam search for `batch_size` sources at once (the state's batch): each source's hypotheses, best first.
+
+    Every step runs the decoder once on the alive prefixes of all sources
+    (their rows stacked source by source, at most `beam_width` each); each
+    source's beam is searched as `beam_search` searches it alone, and a
+    source whose search has stopped gives no more rows.
+    """
     _check_max_length(max_length)
     if int(beam_width) < 1:
         raise ValueError(f"beam_width must be at least 1 (1 is greedy decoding), got {beam_width}.")
@@ -113,38 +127,61 @@ def beam_search(decoder: StepDecoder, state: Any, sos: int, eos: int, beam_width
         raise ValueError(f"length_penalty must be >= 0 (0: rank by log-probability; about 0.6 to prefer "
                          f"longer outputs), got {length_penalty}.")
     device = _device_of(state)
-    alive = [_Prefix([], 0.0, [])]
-    tokens = torch.tensor([sos], dtype=torch.long, device=device)
-    finished: list[Hypothesis] = []
+    alive = [[_Prefix([], 0.0, [])] for _ in range(batch_size)]
+    finished: list[list[Hypothesis]] = [[] for _ in range(batch_size)]
+    tokens = torch.full((batch_size,), sos, dtype=torch.long, device=device)
     for step in range(1, max_length + 1):
         log_probs, state, attention = decoder.decode_step(tokens, state)
-        totals = torch.tensor([p.log_probability for p in alive], device=device)[:, None] + log_probs
-        vocabulary = log_probs.shape[-1]
-        candidates = totals.flatten().topk(min(2 * beam_width, totals.numel()))
-        survivors: list[_Prefix] = []
         parents: list[int] = []
-        for total, flat in zip(candidates.values.tolist(), candidates.indices.tolist()):
-            if total == -math.inf:  # impossible continuations never survive
-                break
-            parent, token = divmod(flat, vocabulary)
-            rows = alive[parent].attention + ([] if attention is None else [attention[parent]])
-            if token == eos:
-                finished.append(_finish(alive[parent].tokens, total, rows, True, step, length_penalty))
-            else:
-                survivors.append(_Prefix(alive[parent].tokens + [token], total, rows))
-                parents.append(parent)
-            if len(survivors) == beam_width:
-                break
-        alive = survivors
-        if not alive or _cannot_be_overtaken(finished, alive, beam_width, max_length, length_penalty):
-            alive = []
+        first_row = 0
+        for source, prefixes in enumerate(alive):
+            rows = slice(first_row, first_row + len(prefixes))
+            first_row = rows.stop
+            if not prefixes:
+                continue
+            survivors, chosen = _extend(prefixes, log_probs[rows], None if attention is None else attention[rows],
+                                        finished[source], eos, step, beam_width, length_penalty)
+            if not survivors or _cannot_be_overtaken(finished[source], survivors, beam_width, max_length,
+                                                     length_penalty):
+                survivors, chosen = [], []
+            alive[source] = survivors
+            parents += [rows.start + row for row in chosen]
+        if not parents:
             break
         state = decoder.reorder_state(state, torch.tensor(parents, dtype=torch.long, device=device))
-        tokens = torch.tensor([p.tokens[-1] for p in alive], dtype=torch.long, device=device)
+        tokens = torch.tensor([p.tokens[-1] for prefixes in alive for p in prefixes], dtype=torch.long,
+                              device=device)
     # Prefixes still alive here reached max_length: they count as unfinished hypotheses.
-    finished += [_finish(p.tokens, p.log_probability, p.attention, False, max_length, length_penalty)
-                 for p in alive]
-    return sorted(finished, key=lambda h: h.score, reverse=True)
+    for source, prefixes in enumerate(alive):
+        finished[source] += [_finish(p.tokens, p.log_probability, p.attention, False, max_length, length_penalty)
+                             for p in prefixes]
+    return [sorted(hypotheses, key=lambda h: h.score, reverse=True) for hypotheses in finished]
+
+
+def _extend(alive: list["_Prefix"], log_probs: torch.Tensor, attention: torch.Tensor | None,
+            finished: list[Hypothesis], eos: int, step: int, beam_width: int,
+            alpha: float) -> tuple[list["_Prefix"], list[int]]:
+    """One source's step: the best `2 * beam_width` continuations of its prefixes `log_probs (k, vocabulary)`;
+    those ending in `<eos>` join `finished`, the best `beam_width` others survive. Returns the survivors and
+    the row of each one's parent."""
+    totals = torch.tensor([p.log_probability for p in alive], device=log_probs.device)[:, None] + log_probs
+    vocabulary = log_probs.shape[-1]
+    candidates = totals.flatten().topk(min(2 * beam_width, totals.numel()))
+    survivors: list[_Prefix] = []
+    parents: list[int] = []
+    for total, flat in zip(candidates.values.tolist(), candidates.indices.tolist()):
+        if total == -math.inf:  # impossible continuations never survive
+            break
+        parent, token = divmod(flat, vocabulary)
+        rows = alive[parent].attention + ([] if attention is None else [attention[parent]])
+        if token == eos:
+            finished.append(_finish(alive[parent].tokens, total, rows, True, step, alpha))
+        else:
+            survivors.append(_Prefix(alive[parent].tokens + [token], total, rows))
+            parents.append(parent)
+        if len(survivors) == beam_width:
+            break
+    return survivors, parents
 
 
 @dataclass

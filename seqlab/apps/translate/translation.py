@@ -1,7 +1,7 @@
 """Text in, text out: `Translation`, the text-facing methods of a translator, and attention heatmaps.
 
 `TranslatesText` gives a translator (`start`, `decode_step`, vocabularies)
-`translate(texts)`: greedy decoding (batched) or beam search
+`translate(texts)`: greedy decoding or beam search, batched
 (`seqlab.generation.decoding`), each result a `Translation` with its tokens, text,
 log-probability and attention weights `(outputs, sources)`, which
 `save_attention_heatmap` draws.
@@ -22,7 +22,7 @@ import torch
 
 from seqlab.apps.translate.text import EOS, TranslationInputError, pad_rows, text_of
 from seqlab.files import write_atomically
-from seqlab.generation.decoding import Hypothesis, beam_search, greedy_decode
+from seqlab.generation.decoding import Hypothesis, beam_search_batch, greedy_decode
 
 __all__ = ["TranslatesText", "Translation", "attention_figure", "save_attention_heatmap"]
 
@@ -75,7 +75,7 @@ class TranslatesText:
     @torch.no_grad()
     def translate(self, texts: Sequence[str] | str, beam_width: int = 1, length_penalty: float = 0.0,
                   max_length: int | None = None) -> list["Translation"]:
-        """Translate texts: greedy decoding (`beam_width=1`, batched) or beam search (one text at a time)."""
+        """Translate texts: greedy decoding (`beam_width=1`) or beam search, both batched over the texts."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if not texts:
             return []
@@ -87,8 +87,9 @@ class TranslatesText:
             if beam_width == 1:
                 hypotheses = greedy_decode(self, self.start(source), len(texts), self.sos, self.eos, max_length)
             else:
-                hypotheses = [beam_search(self, self.start(row[None, : int((row != 0).sum())]), self.sos, self.eos,
-                                          beam_width, max_length, length_penalty)[0] for row in source]
+                hypotheses = [found[0] for found in beam_search_batch(self, self.start(source), len(texts), self.sos,
+                                                                      self.eos, beam_width, max_length,
+                                                                      length_penalty)]
         finally:
             self.train(was_training)
         return [self._translation(text, row, h) for text, row, h in zip(texts, source.tolist(), hypotheses)]
