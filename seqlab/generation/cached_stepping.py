@@ -10,7 +10,9 @@ position: its embedding and position vector, one query row per block that
 attends over the cached keys and values, and the head. A step costs one
 position's work instead of the whole window's (`WindowStepper`), and its
 outputs equal running the whole prefix through the model (tests, float32 and
-float64).
+float64). Steps run each block as a `BlockStep` (its weights gathered at every
+`prime`): the block's math in a dozen tensor operations instead of the layers'
+forty.
 
 The window stays bounded: a model with learned positions knows only
 `context` of them (its `PositionEmbedding` length), and a cached position's
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import torch
 
+from seqlab.generation.block_step import BlockStep
 from seqlab.layers.attention_cache import AttentionCache
 from seqlab.layers.core import Activation, Dense, Dropout
 from seqlab.layers.embedding import Embedding
@@ -60,6 +63,7 @@ class CachedStepper:
         self.masking = bool(self.embedding.mask_zero)
         self.window: torch.Tensor | None = None   # (batch, <= context) the tokens the caches hold
         self.caches: list[AttentionCache] = []
+        self.block_steps: list[BlockStep] = []
 
     @property
     def device(self) -> torch.device:
@@ -72,6 +76,7 @@ class CachedStepper:
             raise ValueError(f"prime() takes a prompt of shape (batch, time >= 1), got {tuple(ids.shape)}.")
         self.window = ids[:, -self.context:]
         self.caches = [AttentionCache() for _ in self.blocks]
+        self.block_steps = [BlockStep(block) for block in self.blocks]   # the weights as they are now
         return self._run(self.window, start=0)
 
     @torch.no_grad()
@@ -84,7 +89,12 @@ class CachedStepper:
             return self.prime(torch.cat([self.window[:, self.context - self.keep + 1:], ids], dim=1))
         start = self.window.shape[1]
         self.window = torch.cat([self.window, ids], dim=1)
-        return self._run(ids, start)
+        if self.masking and bool((ids == 0).any()):  # a padding token: the layers' own masking handles it
+            return self._run(ids, start)
+        hidden = self.positions.forward(self.embedding.forward(ids), start=start)[:, 0]
+        for block_step, cache in zip(self.block_steps, self.caches):
+            hidden = block_step(hidden, cache)
+        return self._head(hidden)
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Row i continues former row `rows[i]` (beam search, or copying a primed stream to many)."""
@@ -97,7 +107,9 @@ class CachedStepper:
         hidden = self.positions.forward(self.embedding.forward(ids), start=start)
         for block, cache in zip(self.blocks, self.caches):
             hidden = block.forward(hidden, mask=mask, training=False, cache=cache)
-        hidden = hidden[:, -1]
+        return self._head(hidden[:, -1])
+
+    def _head(self, hidden: torch.Tensor) -> torch.Tensor:
         for layer in self.head:  # each layer's own math; Dropout is the identity in inference
             if not isinstance(layer, Dropout):
                 hidden = layer.forward(hidden)
