@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
-from seqlab.apps.translate import TransformerTranslator, TranslationInputError, build_vocabularies, encode_pairs
+from seqlab.apps.translate import (TransformerTranslator, TranslationInputError, attention_figure, build_vocabularies,
+                                   encode_pairs)
 from seqlab.apps.translate.settings import Settings
 from seqlab.generation.decoding import beam_search, greedy_decode
 from seqlab.saving import load_model
@@ -141,6 +143,36 @@ def test_command_line_trains_a_transformer_and_refuses_recurrent_options(tmp_pat
     assert run_cli("translate", "train", "--pairs", f"tsv:{tsv}", "--model", str(tmp_path / "other"),
                    "--arch", "transformer", "--cell", "lstm") == 1
     assert "--cell means nothing for --arch transformer" in capsys.readouterr().err
+
+
+def test_each_heads_cross_attention_is_drawn_side_by_side(tmp_path, trained_transformer, capsys):
+    pytest.importorskip("matplotlib")
+    mean = trained_transformer.translate(["a b c"])[0]
+    trained_transformer.attention_heads = "each"
+    try:
+        each = trained_transformer.translate(["a b c"])[0]
+    finally:
+        trained_transformer.attention_heads = "mean"
+    heads = trained_transformer.heads
+    assert mean.attention.shape == (len(mean.output_labels), 3)
+    assert each.attention.shape == (len(each.output_labels), heads, 3) and each.tokens == mean.tokens
+    np.testing.assert_allclose(each.attention.mean(axis=1), mean.attention, atol=1e-6)
+    np.testing.assert_allclose(each.attention.sum(axis=-1), 1.0, atol=1e-5)
+    figure = attention_figure(each)
+    assert len([a for a in figure.axes if a.get_label() != "<colorbar>"]) == heads
+    model_dir = tmp_path / "model"
+    trained_transformer.save(model_dir)
+    png = tmp_path / "heads.png"
+    assert run_cli("translate", "--model", str(model_dir), "--show-attention", str(png), "--attention-heads",
+                   "each", "a b c") == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_each_head_is_refused_for_a_recurrent_translator(tmp_path, capsys):
+    from test_translate import small_translator
+    small_translator().save(tmp_path / "rnn")
+    assert run_cli("translate", "--model", str(tmp_path / "rnn"), "--attention-heads", "each", "a b") == 1
+    assert "--attention-heads each is for transformer translators" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text, message", [("", "Nothing to translate"), ("zzz qqq", "None of the words")])

@@ -24,6 +24,7 @@ from seqlab.apps.translate.data import load_translation_data
 from seqlab.apps.run_directory import add_run_options, interrupted_hint, record_of
 from seqlab.apps.translate.run import BleuReport, evaluate_bleu, load_translator, run_settings, train
 from seqlab.apps.translate.settings import ONLY_FOR, ONLY_FOR_TOKENIZER, PairSettings, Settings
+from seqlab.apps.translate.transformer_model import ATTENTION_HEADS, TransformerTranslator
 from seqlab.apps.translate.translation import save_attention_heatmap
 from seqlab.commandline import add_options, json_line, print_help, read_lines, reports_errors
 from seqlab.training import distributed
@@ -82,6 +83,8 @@ def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-length", type=int, help="most output tokens (default: the model's)")
     parser.add_argument("--show-attention", metavar="PNG",
                         help="save the attention heatmap (several texts: PNG gets _1, _2, ... suffixes)")
+    parser.add_argument("--attention-heads", choices=ATTENTION_HEADS, default="mean",
+                        help="the transformer's cross-attention in the heatmap: the heads' mean, or each head")
     parser.add_argument("--file", help="a UTF-8 file with one text per line ('-' for stdin; without texts, "
                                        "stdin is read)")
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -124,6 +127,7 @@ def _train(args: argparse.Namespace) -> int:
     verbose = "auto" if args.verbose is None else args.verbose
     command = record_of(["seqlab", "translate", "train"], args,  # without `translate`'s own options, for `run`
                         skip=("translate_command", "model", "beam", "length_penalty", "max_length", "show_attention",
+                              "attention_heads",
                               "file"))
     try:
         if args.resume:
@@ -183,6 +187,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.file is not None or not texts:
         texts += read_lines(args.file)
     model = load_translator(args.model)
+    if args.attention_heads != "mean":
+        if not isinstance(model, TransformerTranslator):
+            raise ValueError("--attention-heads each is for transformer translators (--arch transformer); this "
+                             "recurrent model has one attention, which --show-attention draws.")
+        model.attention_heads = args.attention_heads
     translations = model.translate(texts, args.beam, args.length_penalty, args.max_length)
     for index, translation in enumerate(translations, 1):
         if args.json:

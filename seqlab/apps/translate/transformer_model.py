@@ -43,7 +43,9 @@ from seqlab.layers import (DecoderCache, Dense, Dropout, Embedding, LayerNormali
 from seqlab.serialization import register_serializable
 from seqlab.training import Model
 
-__all__ = ["TransformerTranslator"]
+__all__ = ["ATTENTION_HEADS", "TransformerTranslator"]
+
+ATTENTION_HEADS = ("mean", "each")  # the cross-attention decode_step returns
 
 
 
@@ -87,6 +89,7 @@ class TransformerTranslator(TranslatesText, Model):
         self.encoder_layers, self.decoder_layers = encoder_layers, decoder_layers
         self.dropout_rate, self.positions_kind, self.max_length = float(dropout), positions, max_length
         self.norm_first, self.max_output_length, self.training_data = bool(norm_first), max_output_length, training_data
+        self.attention_heads = "mean"  # what decode_step returns: the heads' mean cross-attention, or "each" head's
 
         self.source_embedding = Embedding(len(self.source_vocabulary), embed_dim, mask_zero=True)
         self.target_embedding = (self.source_embedding if self.share_embeddings
@@ -166,14 +169,17 @@ class TransformerTranslator(TranslatesText, Model):
     def decode_step(self, tokens: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """One step for `seqlab.generation.decoding`: tokens (batch,) → log-probs (batch, V), state, attention.
 
-        The attention `(batch, S)` is the last decoder block's cross-attention, averaged over its heads (the
-        heatmap of `--show-attention`). The state's caches grow in place: a state is stepped once (the
-        decoders do).
+        The attention is the last decoder block's cross-attention (the heatmap of `--show-attention`):
+        averaged over its heads `(batch, S)`, or each head's `(batch, heads, S)` when `attention_heads` is
+        "each". The state's caches grow in place: a state is stepped once (the decoders do).
         """
+        if self.attention_heads not in ATTENTION_HEADS:
+            raise ValueError(f"attention_heads must be one of {ATTENTION_HEADS}, got {self.attention_heads!r}.")
         caches = state["caches"]
         logits, weights = self._decode(tokens[:, None], state["memory"], state["mask"], caches[0].length, caches,
                                        with_weights=True)
-        return torch.log_softmax(logits[:, 0], dim=-1), state, weights[:, :, 0].mean(dim=1)
+        weights = weights[:, :, 0] if self.attention_heads == "each" else weights[:, :, 0].mean(dim=1)
+        return torch.log_softmax(logits[:, 0], dim=-1), state, weights
 
     @staticmethod
     def reorder_state(state: dict[str, Any], indices: torch.Tensor) -> dict[str, Any]:

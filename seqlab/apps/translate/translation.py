@@ -32,7 +32,9 @@ class Translation:
     """One translated text: its source tokens, output tokens and text, log P, attention `(outputs, sources)`.
 
     `attention[i, j]` is the weight output token i (then `<eos>` when the
-    search finished) gave source token j; None without attention.
+    search finished) gave source token j; None without attention. A
+    transformer with `attention_heads = "each"` gives every head's weights,
+    `attention[i, h, j]` `(outputs, heads, sources)`.
     """
 
     source: str
@@ -99,7 +101,7 @@ class TranslatesText:
         source_tokens = [self.source_vocabulary.token(i) for i in source_ids if i != 0]
         attention = None
         if hypothesis.attention is not None:
-            attention = hypothesis.attention[:, : len(source_tokens)].cpu().numpy()
+            attention = hypothesis.attention[..., : len(source_tokens)].cpu().numpy()
         return Translation(text, source_tokens, tokens, text_of(tokens, self.target_vocabulary.tokenizer),
                            hypothesis.log_probability, hypothesis.finished, attention)
 
@@ -115,14 +117,15 @@ def save_attention_heatmap(translation: Translation, path: str | Path, title: st
     figure = attention_figure(translation, title)
     path = Path(path)
     image = io.BytesIO()
-    figure.savefig(image, format=path.suffix[1:].lower() or "png")
+    figure.savefig(image, format=path.suffix[1:].lower() or "png", bbox_inches="tight")
     plt.close(figure)
     write_atomically(path, image.getvalue())  # a directory of that name is refused, not replaced
     return path
 
 
 def attention_figure(translation: Translation, title: str | None = None):
-    """A matplotlib figure of `translation.attention` `(outputs, sources)` with the tokens on its axes."""
+    """A matplotlib figure of `translation.attention` `(outputs, sources)` with the tokens on its axes; for
+    `(outputs, heads, sources)`, one heatmap per head side by side."""
     if translation.attention is None:
         raise ValueError("This translation has no attention weights: the model was trained without attention "
                          "(attention=None). Train with --attention dot or additive to see them.")
@@ -132,15 +135,18 @@ def attention_figure(translation: Translation, title: str | None = None):
     import matplotlib.pyplot as plt
 
     rows, columns = translation.output_labels, translation.source_tokens
-    figure, axes = plt.subplots(figsize=(1.6 + 0.5 * len(columns), 1.2 + 0.4 * len(rows)), dpi=100)
-    image = axes.imshow(translation.attention, cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
-    axes.set_xticks(range(len(columns)), columns, rotation=60, ha="right")
-    axes.set_yticks(range(len(rows)), rows)
-    axes.set_xlabel("source")
-    axes.set_ylabel("output")
-    axes.set_title(title or translation.text, fontsize=9)
-    figure.colorbar(image, ax=axes, fraction=0.05)
-    figure.tight_layout()
+    maps = translation.attention[:, None] if translation.attention.ndim == 2 else translation.attention
+    heads = maps.shape[1]
+    figure, all_axes = plt.subplots(1, heads, squeeze=False, dpi=100,
+                                    figsize=(heads * (1.2 + 0.5 * len(columns)) + 0.4, 1.2 + 0.4 * len(rows)))
+    for head, axes in enumerate(all_axes[0]):
+        image = axes.imshow(maps[:, head], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
+        axes.set_xticks(range(len(columns)), columns, rotation=60, ha="right")
+        axes.set_yticks(range(len(rows)), rows if head == 0 else [])
+        axes.set_xlabel("source" if heads == 1 else f"source (head {head + 1})")
+    all_axes[0, 0].set_ylabel("output")
+    figure.suptitle(title or translation.text, fontsize=9)
+    figure.colorbar(image, ax=list(all_axes[0]), fraction=0.05 / heads)
     return figure
 
 
