@@ -7,8 +7,8 @@ import pytest
 pytest.importorskip("sentencepiece")
 sacrebleu = pytest.importorskip("sacrebleu")
 
-from seqlab.apps.translate import (build_vocabularies, corpus_chrf, detokenize, encode_pairs, load_translator,  # noqa: E402
-                                   make_tokenizer, make_tokenizers, text_of)
+from seqlab.apps.translate import (TranslationInputError, build_vocabularies, corpus_chrf, detokenize,  # noqa: E402
+                                   encode_pairs, load_translator, make_tokenizer, make_tokenizers, text_of)
 from seqlab.data import SubwordTokenizer  # noqa: E402
 from test_translate import reversal_pairs, run_cli, write_pairs  # noqa: E402
 
@@ -73,6 +73,11 @@ def test_command_line_trains_on_joint_subwords_and_decodes_text(tmp_path, capsys
     translation = model.translate(["aa bb cc"], beam_width=2)[0]
     assert "▁" not in translation.text and translation.text == model.target_vocabulary.tokenizer.decode(
         translation.tokens)
+    with pytest.raises(TranslationInputError, match="Nothing to translate"):
+        model.translate([" "])
+    unknown = model.source_vocabulary.encode("✓ ✓")        # '▁' pieces are known, '✓' is not
+    assert model.source_vocabulary.unknown_index in unknown
+    assert model.translate(["✓ ✓"])[0].text == model.translate(["✓ ✓"])[0].text   # deterministic, and text
     assert run_cli("translate", "evaluate", "--model", str(model_dir), "--examples", "0") == 0
     assert "chrF" in capsys.readouterr().out
     assert run_cli("translate", "train", "--pairs", f"tsv:{tsv}", "--model", str(tmp_path / "other"),
