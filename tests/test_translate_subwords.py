@@ -37,7 +37,7 @@ def test_separate_and_joint_subword_vocabularies():
 
 
 def test_word_outputs_score_the_same_from_their_text():
-    """BLEU re-tokenizes each output's text: for word tokens that is the tokens themselves."""
+    """A word model's text and tokens agree: tokenizing the text gives the tokens (as for a subword model's)."""
     tokenizer = make_tokenizer()
     for sentence in FRENCH:
         tokens = tokenizer(sentence)

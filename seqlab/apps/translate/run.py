@@ -27,6 +27,7 @@ from seqlab.apps.translate.transformer_model import TransformerTranslator
 from seqlab.apps.translate.settings import PairSettings, Settings
 from seqlab.apps.translate.text import build_vocabularies, encode_pairs, make_tokenizer, make_tokenizers
 from seqlab.apps.translate.translation import Translation
+from seqlab.data import SubwordTokenizer
 from seqlab.seeding import set_seed
 from seqlab.training import (Adam, CSVLogger, InverseSquareRootDecay, ModelCheckpoint, SparseCategoricalCrossentropy,
                               distributed)
@@ -198,15 +199,17 @@ class BleuReport:
 
 def evaluate_bleu(model: AnyTranslator, data: TranslationData, beam_width: int = 1, length_penalty: float = 0.0,
                   batch_size: int = 256) -> BleuReport:
-    """Translate the held-out sources and score them: BLEU over the texts lowercased and word-tokenized
-    (`make_tokenizer`, whatever tokens the model works in), chrF over the texts and the lowercased references."""
+    """Translate the held-out sources and score them: BLEU over lowercased words and punctuation marks
+    (`make_tokenizer`: a word model's own tokens, a subword model's decoded text tokenized into words, so
+    both are scored alike), chrF over the texts against the lowercased references."""
     started = time.perf_counter()
     translations: list[Translation] = []
     for start in range(0, len(data.test_sources), batch_size):
         translations += model.translate(data.test_sources[start:start + batch_size], beam_width, length_penalty)
     seconds = time.perf_counter() - started
     tokenizer = make_tokenizer()
-    hypotheses = [" ".join(tokenizer(t.text)) for t in translations]
+    subwords = isinstance(model.target_vocabulary.tokenizer, SubwordTokenizer)
+    hypotheses = [" ".join(tokenizer(t.text) if subwords else t.tokens) for t in translations]
     references = [[" ".join(tokenizer(r)) for r in refs] for refs in data.test_references]
     bleu, signature = corpus_bleu(hypotheses, references)
     single, _ = corpus_bleu(hypotheses, [refs[:1] for refs in references])
