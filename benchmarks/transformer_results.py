@@ -12,8 +12,8 @@ For the character LMs it also measures what the training logs cannot: the
 transformer's held-out loss with a full window of context for every character
 (sliding windows; its training-time held-out loss averages over positions
 that see 0..seq_len-1 characters, while the stateful LSTM's sees the whole
-tail before each character), and generation speed (500 characters, one
-stream, best of three). The section replaces everything in the target file
+tail before each character). Generation speed has its own benchmark
+(`generation_speed.py`). The section replaces everything in the target file
 from its marker line on; the rest of the file (`translate_results.py report`)
 is kept.
 """
@@ -24,13 +24,11 @@ import argparse
 import json
 import math
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 from seqlab.apps.charlm import Settings, load_generator, load_text, split_ids
-from seqlab.generation import Sampling
 
 MARKER = "<!-- transformer-vs-recurrent: written by benchmarks/transformer_results.py -->"
 
@@ -94,22 +92,11 @@ def sliding_window_loss(model, ids: torch.Tensor, context: int, stride: int, bat
     return total / count
 
 
-def generation_speed(run: CharRun, length: int = 500, repeats: int = 3) -> float:
-    """Characters per second, one stream, best of `repeats` (after one warm-up)."""
-    run.generator.generate("The island", 20, Sampling(), seed=0)
-    best = math.inf
-    for repeat in range(repeats):
-        started = time.perf_counter()
-        run.generator.generate("The island", length, Sampling(), seed=repeat)
-        best = min(best, time.perf_counter() - started)
-    return length / best
-
-
 def charlm_rows(lstm: CharRun, transformer: CharRun) -> list[str]:
     """The comparison table, then a sentence on what it shows."""
     rows = ["| model | parameters | epochs run (best) | training time | held-out loss as trained (bits/char) | "
-            "held-out loss, full context (bits/char) | generation, 1 stream |", "|---|---:|---:|---:|---:|---:|---:|"]
-    full_context, speeds = {}, {}
+            "held-out loss, full context (bits/char) |", "|---|---:|---:|---:|---:|---:|"]
+    full_context = {}
     for label, run in (("LSTM 1×512, stateful (the `best` preset)", lstm),
                        ("transformer 6 blocks × 128, 4 heads (the `transformer` preset)", transformer)):
         epoch, loss = run.best_held_out()
@@ -121,15 +108,15 @@ def charlm_rows(lstm: CharRun, transformer: CharRun) -> list[str]:
             full = loss
             full_text = f"{loss:.4f} ({loss / math.log(2):.4f}): the stateful loss is already full-context"
         minutes = sum(run.history.get("seconds", [])) / 60
-        full_context[run], speeds[run] = full, generation_speed(run)
+        full_context[run] = full
         rows.append(f"| {label} | {run.parameters:,} | {len(run.history['loss'])} ({epoch}) | {minutes:.1f} min | "
-                    f"{loss:.4f} ({loss / math.log(2):.4f}) | {full_text} | {speeds[run]:,.0f} chars/s |")
+                    f"{loss:.4f} ({loss / math.log(2):.4f}) | {full_text} |")
     still_improving = transformer.best_held_out()[0] == len(transformer.history["loss"])
+    improving = "; the transformer was still improving when its time ran out" if still_improving else ""
     rows += ["", f"With the same budget and size the LSTM's held-out loss is "
              f"{full_context[transformer] - full_context[lstm]:.4f} nats/char below the transformer's "
-             f"(full context){'; the transformer was still improving when its time ran out' if still_improving else ''}. "
-             f"The LSTM generates {speeds[lstm] / speeds[transformer]:.0f}x faster: one recurrent step per "
-             "character against a pass over the whole window."]
+             f"(full context){improving}. "
+             "Generation speeds: [generation.md](generation.md) (`benchmarks/generation_speed.py`)."]
     return rows
 
 
@@ -154,8 +141,7 @@ def section(sentiment_runs: Path, lstm_dir: Path, transformer_dir: Path) -> str:
                   "without a better held-out loss, early stopping (patience 3), a 40-minute budget. The "
                   "transformer's full-context loss scores each held-out character once with at least "
                   f"{transformer.settings.seq_len // 2} characters before it (sliding windows, stride "
-                  f"{transformer.settings.seq_len // 2}); it generates by re-reading its last "
-                  f"{transformer.settings.seq_len} characters for every new one (no state to carry).", "",
+                  f"{transformer.settings.seq_len // 2}).", "",
                   *charlm_rows(lstm, transformer), "",
                   f"Commands: `{lstm.command()}`, `{transformer.command()}`."]
     return "\n".join(lines) + "\n"
