@@ -11,14 +11,16 @@ characters/s = streams × length / seconds. `--length 500` crosses the
 transformer's 128-position window several times, so the re-priming that
 keeps the window bounded is in the time.
 
-    python benchmarks/generation_speed.py --threads 1
+    python benchmarks/generation_speed.py --threads 1 --write docs/results/generation.md
 """
 
 from __future__ import annotations
 
 import argparse
 import platform
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -47,6 +49,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vocabulary", type=int, default=80, help="characters (The Mysterious Island has 80)")
+    parser.add_argument("--write", help="write the page (markdown) here as well as printing it")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -60,13 +63,30 @@ def main() -> None:
             ("transformer, re-reading the last 128 characters (`WindowStepper`)",
              lambda n: WindowStepper(transformer, 128)),
             ("LSTM 1×512 (`Stepper`)", lambda n: stepper_for(lstm, n))]
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} thread(s), "
-          f"{args.length} characters after a 40-character prime, best of {args.repeats}\n")
-    print("| model | 1 stream (chars/s) | 64 streams (chars/s) |")
-    print("|---|---:|---:|")
+    command = " ".join(["python", "benchmarks/generation_speed.py", *sys.argv[1:]])
+    lines = ["# Generation speed of the character LMs", "",
+             "Produced by `benchmarks/generation_speed.py` (the module docstring says what it measures): "
+             f"{_cpu()}, torch {torch.__version__}, {args.threads} torch thread(s), {args.length} characters after "
+             f"a 40-character prime with scale-factor sampling (α = 2), best of {args.repeats}.", "",
+             "| model | 1 stream (chars/s) | 64 streams (chars/s) |", "|---|---:|---:|"]
     for name, make in rows:
         one, many = (speed(make, streams, args.length, args.repeats) for streams in (1, 64))
-        print(f"| {name} | {one:,.0f} | {many:,.0f} |", flush=True)
+        lines.append(f"| {name} | {one:,.0f} | {many:,.0f} |")
+        print(lines[-1], flush=True)
+    lines += ["", f"Command: `{command}`"]
+    if args.write:
+        Path(args.write).write_text("\n".join(lines) + "\n")
+
+
+def _cpu() -> str:
+    """The CPU's model name (Linux), else the platform's word for it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 if __name__ == "__main__":
