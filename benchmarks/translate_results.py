@@ -46,6 +46,9 @@ RECURRENT = dict(COMMON, units=128, cell="gru", bidirectional=True, projection_d
 TRANSFORMER = dict(COMMON, arch="transformer", heads=4, layers=3, ff_dim=512, label_smoothing=0.1, warmup_steps=400)
 SUBWORDS = {"fra": dict(tokenizer="subword", vocab_size=8000, joint_vocabulary=True),
             "kor": dict(tokenizer="subword", vocab_size=2000)}
+# 60,000 pairs in 3 epochs do not overfit (validation loss within 0.1 of training loss), so the en→fr subword
+# transformer drops no activations; 5,001 en→ko pairs overfit within 20 epochs and keep dropout.
+TUNED = {"fra": dict(dropout=0.0)}
 EPOCHS = {"fra": 3, "kor": 20}
 ATTENTION = {"none": None, "dot": "dot", "additive": "additive"}
 VARIANTS = {}
@@ -55,7 +58,7 @@ for _data in DATA:
     if _data == "kor":
         VARIANTS["kor-additive-subword"] = ("kor", {**RECURRENT, "attention": "additive", **SUBWORDS["kor"]})
     VARIANTS[f"{_data}-transformer"] = (_data, TRANSFORMER)
-    VARIANTS[f"{_data}-transformer-subword"] = (_data, {**TRANSFORMER, **SUBWORDS[_data]})
+    VARIANTS[f"{_data}-transformer-subword"] = (_data, {**TRANSFORMER, **SUBWORDS[_data], **TUNED.get(_data, {})})
 BEAM = dict(beam_width=5, length_penalty=0.6)
 EXAMPLES = ["I am cold.", "She is reading a book in the garden.", "We have to leave now.",
             "Where did you put my keys?", "He doesn't like coffee."]
@@ -176,7 +179,7 @@ def _model_name(result: dict) -> str:
     model = result["model"]
     if model.get("arch") == "transformer":
         return (f"transformer ({model['layers']}+{model['layers']} blocks × {model['embedding_dim']}, "
-                f"{model['heads']} heads)")
+                f"{model['heads']} heads, dropout {model['dropout']})")
     return {None: "seq2seq, no attention", "dot": "dot attention (Luong)",
             "additive": "additive attention (Bahdanau)"}[result["attention"]]
 
@@ -297,7 +300,7 @@ def _method(results: dict) -> list[str]:
              f"output projection in {recurrent.get('projection_dtype') or 'float32'}.",
              f"- Transformer: {transformer['layers']} encoder and {transformer['layers']} decoder pre-norm blocks "
              f"of width {transformer['embedding_dim']}, {transformer['heads']} heads, feed-forward "
-             f"{transformer['ff_dim']}, sinusoidal positions, dropout {transformer['dropout']}, label smoothing "
+             f"{transformer['ff_dim']}, sinusoidal positions, dropout as in the table, label smoothing "
              f"{transformer['label_smoothing']}, Adam (learning rate {transformer['lr']} after "
              f"{transformer['warmup_steps']} warm-up steps, then ∝ 1/√step; global clipnorm 5); embeddings "
              "shared between the languages when the vocabulary is joint.",
